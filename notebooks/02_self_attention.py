@@ -1,0 +1,354 @@
+# %% [markdown]
+# # 02 · The mathematical trick: four ways to average the past, ending in self-attention
+#
+# In the bigram model of notebook 01 the tokens never look at each other. The simplest way for the
+# token at position `t` to learn about its past is to average the tokens at positions `0..t`. This
+# notebook computes that average four ways, each one a step closer to self-attention, and checks
+# that they agree. By the end, attention is a weighted average whose weights come from the data.
+#
+# Everything here is a small toy tensor on the CPU, so every printed number is the same on every
+# machine. As a script: `python notebooks/02_self_attention.py`.
+
+# %%
+import os, platform
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+import matplotlib.pyplot as plt
+
+SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # nothing here is trained, so smoke mode changes nothing
+
+# %% tags=["nbval-ignore-output"]
+print(f"torch {torch.__version__} on {platform.machine()}, every tensor on the CPU, smoke mode: {SMOKE}")
+
+# %% [markdown]
+# ## The toy
+#
+# A batch of `B = 4` sequences, each `T = 8` tokens long, each token a vector of `C = 2` channels.
+# The goal: `x[b, t]` should become the mean of `x[b, :t+1]`, everything up to and including itself,
+# and nothing from the future, because the future is what a language model has to predict.
+
+# %%
+torch.manual_seed(1337)
+B, T, C = 4, 8, 2  # batch, time, channels
+x = torch.randn(B, T, C)
+print(x.shape)
+
+
+# %% [markdown]
+# ## Version 1: two for-loops
+#
+# The obvious way ("bag of words", hence `xbow`): for every batch element and every time step, take
+# the mean over the past. It is correct, and slow: Python touches every `(b, t)` pair.
+
+# %%
+def xbow_loop(x):
+    """Version 1: x[b, t] becomes the mean of x[b, :t+1], with two for-loops."""
+    B, T, C = x.shape
+    xbow = torch.zeros((B, T, C))
+    for b in range(B):
+        for t in range(T):
+            xprev = x[b, :t + 1]  # (t+1, C)
+            xbow[b, t] = torch.mean(xprev, 0)  # (C,)
+    return xbow
+
+
+xbow = xbow_loop(x)
+print(x[0])
+print(xbow[0])
+
+# %% [markdown]
+# The first row of `xbow[0]` equals the first row of `x[0]` (the mean of one thing), the second
+# row is the mean of the first two rows, and so on.
+#
+# ## Version 2: a matrix multiplication
+#
+# The trick: a matrix multiplication `a @ b` computes, for every row of `a`, a weighted sum of the
+# rows of `b`. With `a` all ones, every row of the result is the plain sum of `b`'s rows:
+
+# %%
+torch.manual_seed(42)
+a = torch.ones(3, 3)
+b = torch.randint(0, 10, (3, 2)).float()
+c = a @ b
+print('a=', a, '--', 'b=', b, '--', 'c=', c, sep='\n')
+
+# %% [markdown]
+# Keep only the lower triangle of `a` (`torch.tril`) and row `t` of the result sums only the rows
+# `0..t` of `b`: a running sum, the past and never the future.
+
+# %%
+a = torch.tril(torch.ones(3, 3))
+c = a @ b
+print('a=', a, '--', 'b=', b, '--', 'c=', c, sep='\n')
+
+# %% [markdown]
+# Divide each row of `a` by its sum and the running sum becomes a running mean:
+
+# %%
+a = torch.tril(torch.ones(3, 3))
+a = a / torch.sum(a, 1, keepdim=True)
+c = a @ b
+print('a=', a, '--', 'b=', b, '--', 'c=', c, sep='\n')
+
+
+# %% [markdown]
+# That is version 1 in one line. The weights `wei` are `(T, T)` and `x` is `(B, T, C)`: PyTorch
+# broadcasts the matrix multiplication over the batch, treating `wei` as `(1, T, T)` and repeating it
+# for each of the `B` sequences, so `(T, T) @ (B, T, C) → (B, T, C)`.
+#
+# The two versions add up the same numbers in a different order, so in float32 they differ by a few
+# times 1e-8, which is more than `allclose`'s default `atol=1e-8` admits. We compare with
+# `atol=1e-6` throughout (the lecture's bare `allclose` printed `True` only by luck of rounding).
+
+# %%
+def xbow_matmul(x):
+    """Version 2: the running mean as one matrix multiplication with a normalised lower triangle."""
+    B, T, C = x.shape
+    wei = torch.tril(torch.ones(T, T))  # (T, T)
+    wei = wei / wei.sum(1, keepdim=True)  # (T, T) each row sums to 1
+    return wei @ x  # (T, T) @ (B, T, C) -> (B, T, C)
+
+
+xbow2 = xbow_matmul(x)
+print("largest difference below 1e-6:", (xbow - xbow2).abs().max().item() < 1e-6)
+print(torch.allclose(xbow, xbow2, atol=1e-6))
+assert torch.allclose(xbow, xbow2, atol=1e-6)
+
+
+# %% [markdown]
+# ## Version 3: softmax over a mask
+#
+# The same weights again, written the way attention writes them. Start from *affinities* of zero
+# between every pair of positions, set the ones to the future to −∞ (`masked_fill`), and take a
+# softmax along each row: `exp(−∞) = 0`, and the remaining equal entries share the row evenly.
+#
+# Why bother? Because the zeros need not stay zeros. If the affinities are computed from the data,
+# each token can decide how much it cares about each token in its past, while the mask still
+# guarantees that the future cannot be seen.
+
+# %%
+def xbow_softmax(x):
+    """Version 3: the running mean as a softmax over masked, all-zero affinities."""
+    B, T, C = x.shape
+    tril = torch.tril(torch.ones(T, T))  # (T, T)
+    wei = torch.zeros((T, T))  # (T, T) affinities: equal for now
+    wei = wei.masked_fill(tril == 0, float('-inf'))  # (T, T) no looking ahead
+    wei = F.softmax(wei, dim=-1)  # (T, T) each row sums to 1
+    return wei @ x  # (B, T, C)
+
+
+xbow3 = xbow_softmax(x)
+print(torch.allclose(xbow, xbow3, atol=1e-6), torch.allclose(xbow2, xbow3, atol=1e-6))
+assert torch.allclose(xbow, xbow3, atol=1e-6) and torch.allclose(xbow2, xbow3, atol=1e-6)
+
+# %% [markdown]
+# ## Version 4: self-attention
+#
+# Now the affinities come from the data. Every token emits two vectors: a **query** ("what am I
+# looking for?") and a **key** ("what do I contain?"). The affinity of token `t` for token `s` is the
+# dot product of `t`'s query with `s`'s key. What a token hands over, when attended to, is a third
+# vector, its **value**. Each is a linear map of the token, learned during training.
+#
+# The dot products are scaled by `head_size**-0.5` (the section on scaling below says why). The
+# mask and the softmax are version 3's. We use a bigger toy, `C = 32` channels and a head of size 16.
+
+# %%
+def self_attention(x, key, query, value, causal=True):
+    """Version 4: one head of self-attention; returns out (B, T, head_size) and its weights (B, T, T)."""
+    B, T, C = x.shape
+    k = key(x)  # (B, T, head_size)
+    q = query(x)  # (B, T, head_size)
+    wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, hs) @ (B, hs, T) -> (B, T, T)
+    if causal:
+        tril = torch.tril(torch.ones(T, T))  # (T, T)
+        wei = wei.masked_fill(tril == 0, float('-inf'))  # (B, T, T)
+    wei = F.softmax(wei, dim=-1)  # (B, T, T)
+    v = value(x)  # (B, T, head_size)
+    out = wei @ v  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
+    return out, wei
+
+
+# %%
+torch.manual_seed(1337)
+B, T, C = 4, 8, 32  # batch, time, channels
+x = torch.randn(B, T, C)
+head_size = 16
+key = nn.Linear(C, head_size, bias=False)
+query = nn.Linear(C, head_size, bias=False)
+value = nn.Linear(C, head_size, bias=False)
+with torch.no_grad():
+    out, wei = self_attention(x, key, query, value)
+print(out.shape)
+assert out.shape == (B, T, head_size)
+
+# %% [markdown]
+# The weights of the first sequence are no longer uniform: each row is a different distribution over
+# the past. Still, every row sums to 1 and everything above the diagonal (the future) is exactly 0.
+
+# %%
+torch.set_printoptions(precision=4, sci_mode=False)
+print(wei[0])
+assert torch.allclose(wei.sum(-1), torch.ones(B, T))  # each row is a distribution
+assert torch.all(wei.triu(diagonal=1) == 0)  # nothing from the future
+assert not torch.allclose(wei[0], torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1)[:, None])
+
+
+# %% [markdown]
+# ## The four weight matrices, side by side
+#
+# Versions 1 to 3 are linear maps of `x` with no parameters, so their weights can be read off by
+# feeding them the identity matrix: row `t` of the result is exactly the weight row `t` puts on each
+# position. The three pictures are the same lower triangle of 1, 1/2, 1/3, …; the fourth is the
+# head's, and depends on the data.
+
+# %%
+def weights_of(average, T):
+    """The (T, T) weights of a parameter-free averaging function, read off from the identity."""
+    return average(torch.eye(T)[None])[0]  # (1, T, T) -> (T, T)
+
+
+weights = {f'version {i}': weights_of(f, T) for i, f in enumerate([xbow_loop, xbow_matmul, xbow_softmax], 1)}
+weights['version 4: self-attention'] = wei[0]
+assert torch.allclose(weights['version 1'], weights['version 2'], atol=1e-6)
+assert torch.allclose(weights['version 1'], weights['version 3'], atol=1e-6)
+assert torch.allclose(weights['version 1'], torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1)[:, None])
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.4), constrained_layout=True)
+for ax, (title, w) in zip(axes, weights.items()):
+    image = ax.imshow(w, cmap='viridis', vmin=0, vmax=1)
+    _ = ax.set(title=title, xlabel='key position (attended to)', ylabel='query position')
+_ = fig.colorbar(image, ax=axes, shrink=0.8, label='weight')
+plt.show()
+
+# %% [markdown]
+# ## Notes on attention
+#
+# **Attention is communication.** Picture the tokens as nodes of a directed graph: each node
+# aggregates a weighted sum of the values of the nodes that point to it. In a causal language model,
+# token `t` is pointed to by itself and every token before it. Attention works on any such graph.
+#
+# **It has no notion of space.** Attention acts on a *set* of vectors. The lecture's model adds
+# position embeddings because nothing else tells a head where a token stands. Without the mask,
+# shuffling the tokens just shuffles the outputs; with it, the last token sees its past as an
+# unordered bag: shuffling the tokens before it leaves its output unchanged.
+
+# %%
+torch.manual_seed(0)
+perm = torch.randperm(T)
+with torch.no_grad():
+    encoder_out, _ = self_attention(x, key, query, value, causal=False)
+    shuffled_out, _ = self_attention(x[:, perm], key, query, value, causal=False)
+    print(torch.allclose(shuffled_out, encoder_out[:, perm], atol=1e-6))  # shuffled in, shuffled out
+    past = torch.cat([torch.randperm(T - 1), torch.tensor([T - 1])])  # shuffle all but the last
+    last, _ = self_attention(x[:, past], key, query, value)
+    print(torch.allclose(last[:, -1], out[:, -1], atol=1e-6))  # the last token cannot tell
+assert torch.allclose(shuffled_out, encoder_out[:, perm], atol=1e-6)
+assert torch.allclose(last[:, -1], out[:, -1], atol=1e-6)
+
+# %% [markdown]
+# **Batch elements never talk.** Every matrix multiplication above is batched: sequence `b` only ever
+# meets itself. Replacing the second sequence of the batch leaves the first one's output unchanged.
+
+# %%
+x_other = x.clone()
+x_other[1] = torch.randn(T, C)
+with torch.no_grad():
+    out_other, _ = self_attention(x_other, key, query, value)
+print(torch.equal(out_other[0], out[0]), torch.equal(out_other[1], out[1]))
+assert torch.equal(out_other[0], out[0]) and not torch.equal(out_other[1], out[1])
+
+# %% [markdown]
+# **Decoder or encoder.** The mask makes this a *decoder* block: the future cannot leak into the
+# past, which is what a model that generates text needs. An *encoder* block (sentiment analysis,
+# say) deletes the single `masked_fill` line and lets every token see every other. Change the last
+# three tokens, and with the mask the first five outputs stay put; without it they all move.
+
+# %%
+x_future = x.clone()
+x_future[:, 5:] = torch.randn(B, T - 5, C)
+with torch.no_grad():
+    decoder, _ = self_attention(x_future, key, query, value, causal=True)
+    encoder, _ = self_attention(x_future, key, query, value, causal=False)
+print('decoder, past unchanged:', torch.allclose(decoder[:, :5], out[:, :5]))
+print('encoder, past unchanged:', torch.allclose(encoder[:, :5], encoder_out[:, :5]))
+assert torch.allclose(decoder[:, :5], out[:, :5])
+assert not torch.allclose(encoder[:, :5], encoder_out[:, :5])
+
+# %% [markdown]
+# **Self- or cross-attention.** Here keys, queries and values all come from the same `x`: that is
+# *self*-attention. In *cross*-attention the queries come from `x` while the keys and values come
+# from another source, for example the encoder's output in a translation model. A GPT is a decoder
+# only, so it uses self-attention throughout.
+
+# %% [markdown]
+# ## Why scale by √head_size
+#
+# If `q` and `k` have independent entries of variance 1, each entry of `q @ kᵀ` is a sum of
+# `head_size` products of variance 1, so its variance is about `head_size`. Multiplying by
+# `head_size**-0.5` brings it back to about 1.
+
+# %%
+torch.manual_seed(1337)
+k = torch.randn(B, T, head_size)  # (B, T, hs)
+q = torch.randn(B, T, head_size)  # (B, T, hs)
+unscaled = q @ k.transpose(-2, -1)  # (B, T, T)
+scaled = unscaled * head_size**-0.5  # (B, T, T)
+print(f"var(k) {k.var():.4f}, var(q) {q.var():.4f}")
+print(f"var(q @ kᵀ) {unscaled.var():.4f} (head_size = {head_size}), scaled {scaled.var():.4f}")
+assert 0.5 * head_size < unscaled.var() < 1.5 * head_size and 0.5 < scaled.var() < 1.5
+
+# %% [markdown]
+# It matters because the weights go through a softmax, especially at initialisation. Softmax of
+# small numbers is a soft blend; softmax of large numbers is nearly one-hot, so each token would
+# listen to a single other token, and its gradients would vanish.
+
+# %%
+logits = torch.tensor([0.1, -0.2, 0.3, -0.2, 0.5])
+soft, sharp = torch.softmax(logits, dim=-1), torch.softmax(logits * 8, dim=-1)
+print(soft)
+print(sharp)
+assert sharp.max() > 0.75 and soft.max() < 0.3  # one-hot-ish against a blend
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.8), sharey=True, constrained_layout=True)
+for ax, probs, title in zip(axes, [soft, sharp], ['softmax(logits)', 'softmax(logits × 8)']):
+    _ = ax.bar(range(len(probs)), probs)
+    _ = ax.set(title=title, xlabel='position', ylim=(0, 1))
+_ = axes[0].set_ylabel('probability')
+plt.show()
+
+# %% [markdown]
+# **The lecture's slip.** Its `gpt.py` scaled by `C**-0.5`, where `C` is the embedding width
+# `n_embd`, not the head size. With the lecture's 6 heads of 64 over 384 channels the scaled
+# affinities then have a variance of about 64/384 = 1/6 instead of 1: softer attention than intended.
+
+# %%
+n_embd, n_head = 384, 6
+hs = n_embd // n_head
+torch.manual_seed(1337)
+q, k = torch.randn(B, T, hs), torch.randn(B, T, hs)
+print(f"scaled by head_size**-0.5: var {(q @ k.transpose(-2, -1) * hs**-0.5).var():.3f}")
+print(f"scaled by C**-0.5:         var {(q @ k.transpose(-2, -1) * n_embd**-0.5).var():.3f}")
+
+# %% [markdown]
+# ## Summary
+#
+# - Averaging the past can be done with loops, with a matrix multiplication by a normalised lower
+#   triangle, or with a softmax over masked affinities; all three give the same weights.
+# - Self-attention is the third form with affinities computed from the data: `q @ kᵀ`, scaled by
+#   `head_size**-0.5`, masked, softmaxed, then applied to the values.
+# - A head knows nothing of position or of other batch elements, and with the causal mask nothing
+#   of the future; each of these was checked above.
+#
+# Notebook 03 puts this head into the bigram model and builds the whole Transformer around it.
+#
+# ## Exercises
+#
+# 1. Make `T` 16 and `head_size` 64. Does the unscaled variance follow `head_size`? How one-hot are
+#    the rows of an unscaled `wei`?
+# 2. Write cross-attention: queries from `x`, keys and values from another tensor `y` of shape
+#    `(B, T2, C)`. What shape is `wei`, and why is there no mask?
+# 3. The lecture's exercise: run several heads at once by giving the head dimension its own axis,
+#    `(B, n_head, T, head_size)`, instead of a Python loop over heads. (Notebook 05 does this.)
