@@ -2,7 +2,8 @@
 
 The notebooks are the code under test; there is no second copy. `load("01_bigram")` parses
 notebooks/01_bigram.py and runs only its imports, function and class definitions, and
-constant assignments (UPPER_CASE names), plus any assignment whose names are listed in `keep`.
+constant assignments (UPPER_CASE names), methods attached to a class (`Model.generate = generate`),
+plus any assignment whose names are listed in `keep`.
 Globals the definitions read (block_size, train_data, device, ...) are passed as keywords.
 """
 import ast
@@ -24,6 +25,12 @@ def _names(node):
     return names
 
 
+def _attaches_a_method(node):
+    """`Class.name = function`: a method defined in its own cell and attached to a class."""
+    return (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Name)
+            and isinstance(node.targets[0], ast.Attribute) and isinstance(node.targets[0].value, ast.Name))
+
+
 def load(notebook, keep=(), **globals_):
     """Namespace of notebooks/<notebook>.py's definitions (see the module docstring)."""
     path = NOTEBOOKS / f"{notebook}.py"
@@ -31,6 +38,8 @@ def load(notebook, keep=(), **globals_):
     body = []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+            body.append(node)
+        elif _attaches_a_method(node):
             body.append(node)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             names = _names(node)

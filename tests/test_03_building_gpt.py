@@ -1,0 +1,136 @@
+"""Notebook 03's own code: every module keeps its shapes, every attention model is causal,
+the hand-written LayerNorm matches PyTorch's, generation crops its context, training learns."""
+import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings, strategies as st
+
+from notebook_code import load
+
+HYPER = ("n_embd", "block_size", "n_head", "n_layer", "dropout")
+nb = load("03_building_gpt", keep=HYPER, vocab_size=65, device="cpu", batch_size=4, learning_rate=1e-3)
+C, T, V = nb["n_embd"], nb["block_size"], 65
+
+
+def bodies():
+    """The body of every step of the ladder, built by the notebook's own classes."""
+    hs = C // nb["n_head"]
+    return {
+        "1 embeddings": None,
+        "2 one head": nb["Head"](C),
+        "3 multi-head": nb["MultiHeadAttention"](nb["n_head"], hs),
+        "4 feed-forward": nn.Sequential(nb["MultiHeadAttention"](nb["n_head"], hs), nb["FeedForward"](C)),
+        "5 blocks": nn.Sequential(*[nb["Block"](C, nb["n_head"]) for _ in range(nb["n_layer"])]),
+        "5b plain blocks": nn.Sequential(*[nb["PlainBlock"](C, nb["n_head"]) for _ in range(nb["n_layer"])]),
+    }
+
+
+def models():
+    torch.manual_seed(0)
+    built = {name: nb["BigramLanguageModel"](body=body) for name, body in bodies().items()}
+    built["6 transformer"] = nb["transformer"]()
+    return built
+
+
+def test_hyperparameters_are_the_lecture_small_config():
+    assert (C, T, nb["n_head"], nb["n_layer"], nb["dropout"]) == (32, 8, 4, 3, 0.0)
+
+
+@pytest.mark.parametrize("B,t", [(1, 1), (3, 5), (2, 8)])
+def test_every_module_keeps_its_shape(B, t):
+    torch.manual_seed(0)
+    x = torch.randn(B, t, C)
+    assert nb["Head"](16)(x).shape == (B, t, 16)
+    assert nb["MultiHeadAttention"](4, 8)(x).shape == (B, t, C)
+    assert nb["FeedForward"](C)(x).shape == (B, t, C)
+    for block in ("Block", "PlainBlock", "PreNormBlock"):
+        assert nb[block](C, 4)(x).shape == (B, t, C)
+    assert nb["LayerNorm1d"](C)(x).shape == (B, t, C)
+    idx = torch.randint(0, V, (B, t))
+    for name, model in models().items():
+        logits, loss = model(idx)
+        assert logits.shape == (B, t, V) and loss is None, name
+        assert model(idx, idx)[1].shape == (), name
+
+
+@pytest.mark.parametrize("name", list(models()))
+def test_every_model_is_causal(name):
+    """Changing the tokens after position t leaves the logits at positions <= t unchanged."""
+    model = models()[name].eval()
+    torch.manual_seed(1)
+    idx = torch.randint(0, V, (4, T))
+    for t in range(T - 1):
+        changed = idx.clone()
+        changed[:, t + 1:] = (changed[:, t + 1:] + 1 + torch.randint(0, V - 1, changed[:, t + 1:].shape)) % V
+        with torch.no_grad():
+            before, after = model(idx)[0], model(changed)[0]
+        assert torch.allclose(before[:, :t + 1], after[:, :t + 1], atol=1e-5), (name, t)
+        if name != "1 embeddings":  # attention lets later positions see the change
+            assert not torch.equal(before[:, t + 1:], after[:, t + 1:]), (name, t)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(2, 40), st.floats(0.1, 10), st.integers(0, 2**31 - 1))
+def test_layernorm1d_matches_nn_layernorm(B, t, dim, scale, seed):
+    torch.manual_seed(seed)
+    x = torch.randn(B, t, dim) * scale + 3
+    ours, theirs = nb["LayerNorm1d"](dim), nn.LayerNorm(dim)
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters()):  # gamma/weight, beta/bias
+            p.copy_(torch.randn(dim))
+            q.copy_(p)
+    assert torch.allclose(ours(x), theirs(x), atol=1e-4)
+
+
+def test_generate_crops_a_context_longer_than_block_size():
+    for name, model in models().items():
+        idx = torch.randint(0, V, (2, 3 * T))
+        out = model.generate(idx, max_new_tokens=2 * T)
+        assert out.shape == (2, 5 * T), name
+        assert torch.equal(out[:, :3 * T], idx) and out.max() < V and out.min() >= 0
+        assert model.training  # the mode is restored
+
+
+@pytest.mark.parametrize("name", ["2 one head", "5 blocks", "6 transformer"])
+def test_training_steps_lower_the_loss_on_a_fixed_batch(name):
+    model = models()[name]
+    torch.manual_seed(2)
+    x, y = torch.randint(0, V, (8, T)), torch.randint(0, V, (8, T))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    first = model(x, y)[1].item()
+    for _ in range(20):
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    assert model(x, y)[1].item() < first - 0.5
+
+
+def test_train_and_split_loss_on_a_tiny_text():
+    """The notebook's train() runs the shared budget and scores whole splits in block_size chunks."""
+    torch.manual_seed(0)
+    data = torch.randint(0, V, (1000,))
+    ns = dict(nb)
+    nb.update(train_data=data[:900], val_data=data[900:], max_iters=30, eval_batch=7)
+    try:
+        model = nb["Bigram"]()
+        manual = [model(data[900:][i:i + T][None], data[900:][i + 1:i + T + 1][None])[1].item()
+                  for i in range(0, 99 // T * T, T)]
+        assert nb["split_loss"](model, data[900:]) == pytest.approx(sum(manual) / len(manual), rel=1e-5)
+        result = nb["train"](model)
+        assert set(result) == {"train", "val", "seconds", "curve"} and result["curve"][-1][0] == 30
+        assert result["train"] < manual[0] + 1 and model.training
+    finally:
+        nb.clear()
+        nb.update(ns)
+
+
+def test_dropout_is_off_unless_asked_for():
+    model = nb["transformer"]()
+    assert all(m.p == 0.0 for m in model.modules() if isinstance(m, nn.Dropout))
+    nb["dropout"] = 0.2
+    try:
+        model = nb["transformer"]()
+    finally:
+        nb["dropout"] = 0.0
+    assert all(m.p == 0.2 for m in model.modules() if isinstance(m, nn.Dropout))
