@@ -597,7 +597,7 @@ def attention_maps(model, idx):
     return torch.stack(maps)  # (n_layer, n_head, T, T)
 
 
-# %%
+# %% tags=["nbval-ignore-output"]
 prompt = "ROMEO:\nBut soft" if set("ROMEO:\nBut soft") <= set(chars) else ''.join(chars[:12])
 maps = attention_maps(model, torch.tensor([encode(prompt)], device=device)).mean(1).cpu()  # (n_layer, T, T)
 labels = [repr(c)[1:-1] for c in prompt]
