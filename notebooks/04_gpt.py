@@ -515,7 +515,7 @@ print(f"{sum(p.numel() for p in model.parameters()):,} parameters, starting at s
 # %% tags=["nbval-ignore-output"]
 history = []  # (step, train estimate, val estimate)
 t0 = time.time()
-bar = tqdm(range(start, max_iters), initial=start, total=max_iters, mininterval=2, file=sys.stdout)
+bar = tqdm(range(start, max_iters), initial=start, total=max_iters, mininterval=10, file=sys.stdout)
 for it in bar:
     xb, yb = get_batch('train')
     logits, loss = model(xb, yb)
@@ -575,7 +575,7 @@ print(sample(model, chars, "\n" if "\n" in chars else chars[0], 400, temperature
 try:
     encoder_for(sorted(set("abc ")))[0]("a cab — ça")
 except SystemExit as e:
-    print(e)
+    print(f"refused, as it should be: {e}")
 
 # %% [markdown]
 # ## Where the model looks

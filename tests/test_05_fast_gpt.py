@@ -90,6 +90,15 @@ def test_train_fast_lowers_the_loss():
     assert model.training
 
 
+def test_train_fast_stops_once_the_target_is_reached():
+    nb["train_data"] = nb["val_data"] = torch.tensor(list(range(13)) * 40)
+    nb["block_size"] = 8
+    c = config(block_size=8, n_embd=32, n_head=2, n_layer=1)
+    model, log = nb["train_fast"](c, 16, 400, 3e-3, 5, eval_every=10, target=1.0)
+    assert log[-1][0] < 400 and log[-1][0] % 10 == 0  # stopped early, at a check
+    assert nb["split_loss"](model, nb["val_data"]) <= 1.0
+
+
 def test_split_loss_of_the_fast_model_is_the_mean_chunk_loss():
     torch.manual_seed(0)
     model = nb["FastGPT"](config(block_size=8, n_embd=16, n_head=2, n_layer=1))
