@@ -127,6 +127,7 @@ class GPTConfig:
     dropout: float = 0.2
 
 
+# %%
 class Head(nn.Module):
     """One head of causal self-attention."""
 
@@ -168,6 +169,7 @@ class MultiHeadAttention(nn.Module):
         return self.dropout(self.proj(out))  # (B, T, C)
 
 
+# %%
 class FeedForward(nn.Module):
     """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
 
@@ -184,6 +186,7 @@ class FeedForward(nn.Module):
         return self.net(x)  # (B, T, C)
 
 
+# %%
 class Block(nn.Module):
     """Transformer block: communication (attention) followed by computation, each pre-normed."""
 
