@@ -9,7 +9,7 @@
 # The notebook is standalone (it downloads its data) and runs as `python notebooks/03_building_gpt.py`.
 
 # %%
-import hashlib, math, os, pathlib, platform, time, urllib.request
+import hashlib, os, pathlib, platform, time, urllib.request
 import torch
 import torch.nn as nn
 from torch.nn import functional as F

@@ -238,9 +238,11 @@ def load_checkpoint(path):
         raise SystemExit(f"error: no checkpoint at {path}; train one first (python notebooks/04_gpt.py --out DIR) or fix the path")
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        missing = {'model', 'optimizer', 'config', 'chars', 'step'} - set(ckpt)
+        if missing:
+            raise KeyError(f"it has no {', '.join(sorted(missing))}")
         model = GPTLanguageModel(GPTConfig(**ckpt['config']))
         model.load_state_dict(ckpt['model'])
-        ckpt['chars'], ckpt['step']
     except Exception as e:
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise SystemExit(f"error: {path} is not a usable checkpoint of this notebook ({reason}); "

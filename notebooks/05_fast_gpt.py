@@ -11,7 +11,7 @@
 # `python notebooks/05_fast_gpt.py --bench` to time the lecture's model against the fast one.
 
 # %%
-import argparse, contextlib, hashlib, math, os, pathlib, platform, sys, time, urllib.request
+import argparse, hashlib, math, os, pathlib, platform, sys, time, urllib.request
 from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
@@ -696,7 +696,7 @@ if target is not None:
 fig, ax = plt.subplots(figsize=(6, 3.5))
 if log:
     _ = ax.plot([t for _, t, _ in log], [l for _, _, l in log], label='training loss (one batch)')
-    _ = ax.axhline(val, color='tab:orange', linestyle='--', label=f'whole-split val loss at the end')
+    _ = ax.axhline(val, color='tab:orange', linestyle='--', label='whole-split val loss at the end')
 _ = ax.set(xlabel='seconds of training', ylabel='loss', title='The fast GPT against the clock')
 _ = ax.legend()
 plt.show()

@@ -1,3 +1,4 @@
+import os
 import pathlib
 import sys
 
@@ -14,7 +15,6 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def shakespeare():
     """Tiny Shakespeare, through notebook 01's own loader (datasets/, or a verified download)."""
     ns = load("01_bigram")
-    import os
     old = os.getcwd()
     os.chdir(ROOT)
     try:
