@@ -5,18 +5,116 @@
 # token at position `t` to learn about its past is to average the tokens at positions `0..t`. This
 # notebook computes that average four ways, each one a step closer to self-attention, and checks
 # that they agree. By the end, attention is a weighted average whose weights come from the data.
+# It follows **0:42:13 to 1:19:11 of the video**.
 #
 # Everything here is a small toy tensor on the CPU, so every printed number is the same on every
 # machine. As a script: `python notebooks/02_self_attention.py`.
 
 # %%
-import os, platform
+import os, pathlib, platform, sys, tempfile
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
+import matplotlib
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # as a script, figures are saved as PNG files instead of opening windows
 import matplotlib.pyplot as plt
 
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # nothing here is trained, so smoke mode changes nothing
+IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
+RUN_NAME = "02_self_attention"                  # as a script, figures go to runs/02_self_attention/
+
+# %% [markdown]
+# The next two cells are plumbing every notebook carries so that it stands alone (folders, figures,
+# and the check that compares your attention with PyTorch's); they are folded in Jupyter and Colab.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: folders, figures and checks (the same in every notebook)
+def course_root():
+    """The course checkout (holding notebooks/ and datasets/), else the working folder (a notebook on its own)."""
+    here = pathlib.Path.cwd()
+    script = globals().get("__file__")
+    for folder in ([pathlib.Path(script).resolve().parent.parent] if script else []) + [here, here.parent]:
+        if (folder / "notebooks").is_dir() and (folder / "datasets").is_dir():
+            return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
+    return pathlib.Path(".")
+
+
+SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
+
+
+def runs_folder():
+    """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
+    if SMOKE:
+        if not SCRATCH:
+            SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
+        return pathlib.Path(SCRATCH[0].name)
+    return course_root() / "runs" / RUN_NAME
+
+
+def show(fig, name, folder=None):
+    """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
+    if IN_NOTEBOOK:
+        plt.show()
+        return
+    folder = pathlib.Path(folder or runs_folder())
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    print(f"figure saved: {folder / f'{name}.png'}")
+
+
+class CheckFailed(AssertionError):
+    """A check of the code above failed; the message says what is wrong and its likely cause."""
+
+
+def check(ok, message):
+    """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
+    if not ok:
+        raise CheckFailed(message)
+
+
+class Passed(str):
+    """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
+
+    def __repr__(self):
+        return str(self)
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: the attention oracle (the same in notebooks 02-05)
+def attention_diagnosis(out, q, k, v, n_embd):
+    """None if out is causal attention of q, k, v (B, ..., T, hs) scaled by head_size**-0.5, computed by
+    PyTorch's own F.scaled_dot_product_attention; else the likely mistake, in one sentence."""
+    sdpa, T, hs = F.scaled_dot_product_attention, q.shape[-2], q.shape[-1]
+    if out.shape != v.shape:
+        return f"the output has shape {tuple(out.shape)}, not (B, T, head_size) = {tuple(v.shape)}"
+    if torch.allclose(out, sdpa(q, k, v, is_causal=True), atol=1e-5):
+        return None
+    tril = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    scores = (q @ k.transpose(-2, -1) * hs**-0.5).masked_fill(~tril, float('-inf'))
+    suspects = {
+        "there is no causal mask, so every position sees the future: masked_fill the scores where tril == 0":
+            sdpa(q, k, v),
+        "the mask lets each position see one step into the future: mask where torch.tril(ones(T, T)) == 0":
+            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).tril(1)),
+        f"the scores are scaled by C**-0.5 with C = n_embd = {n_embd} (the lecture's slip), not by head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=n_embd**-0.5),
+        "the scores are not scaled: multiply q @ k.transpose(-2, -1) by head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=1.0),
+        "the softmax runs over the wrong dimension: use dim=-1, so that each query's row sums to 1":
+            F.softmax(scores, dim=-2) @ v,
+        "the weights multiply the keys, not the values: out = wei @ v with v = value(x)":
+            sdpa(q, k, k, is_causal=True),
+        "queries and keys are swapped in the scores: compute q @ k.transpose(-2, -1)":
+            sdpa(k, q, v, is_causal=True),
+    }
+    for mistake, result in suspects.items():
+        if torch.allclose(out, result, atol=1e-5):
+            return mistake
+    return ("it differs from PyTorch's attention in a way this check cannot name: compare it line by line with "
+            "the head above (scores, scale, mask, softmax over dim=-1, weights times v)")
+
 
 # %% tags=["nbval-ignore-output"]
 print(f"torch {torch.__version__} on {platform.machine()}, every tensor on the CPU, smoke mode: {SMOKE}")
@@ -36,7 +134,7 @@ print(x.shape)
 
 
 # %% [markdown]
-# ## Version 1: two for-loops
+# ## Version 1: two for-loops [▶ 0:42:13](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=2533s)
 #
 # The obvious way ("bag of words", hence `xbow`): for every batch element and every time step, take
 # the mean over the past. It is correct, and slow: Python touches every `(b, t)` pair.
@@ -61,10 +159,10 @@ print(xbow[0])
 # The first row of `xbow[0]` equals the first row of `x[0]` (the mean of one thing), the second
 # row is the mean of the first two rows, and so on.
 #
-# ## Version 2: a matrix multiplication
+# ## The trick: a matrix multiplication [▶ 0:47:11](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=2831s)
 #
-# The trick: a matrix multiplication `a @ b` computes, for every row of `a`, a weighted sum of the
-# rows of `b`. With `a` all ones, every row of the result is the plain sum of `b`'s rows:
+# A matrix multiplication `a @ b` computes, for every row of `a`, a weighted sum of the rows of
+# `b`. With `a` all ones, every row of the result is the plain sum of `b`'s rows:
 
 # %%
 torch.manual_seed(42)
@@ -93,13 +191,11 @@ print('a=', a, '--', 'b=', b, '--', 'c=', c, sep='\n')
 
 
 # %% [markdown]
+# ## Version 2: the running mean as one matrix multiplication [▶ 0:51:54](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3114s)
+#
 # That is version 1 in one line. The weights `wei` are `(T, T)` and `x` is `(B, T, C)`: PyTorch
 # broadcasts the matrix multiplication over the batch, treating `wei` as `(1, T, T)` and repeating it
 # for each of the `B` sequences, so `(T, T) @ (B, T, C) → (B, T, C)`.
-#
-# The two versions add up the same numbers in a different order, so in float32 they differ by a few
-# times 1e-8, which is more than `allclose`'s default `atol=1e-8` admits. We compare with
-# `atol=1e-6` throughout (the lecture's bare `allclose` printed `True` only by luck of rounding).
 
 # %%
 def xbow_matmul(x):
@@ -111,21 +207,39 @@ def xbow_matmul(x):
 
 
 xbow2 = xbow_matmul(x)
-print("largest difference below 1e-6:", (xbow - xbow2).abs().max().item() < 1e-6)
-print(torch.allclose(xbow, xbow2, atol=1e-6))
-assert torch.allclose(xbow, xbow2, atol=1e-6)
-
+print("allclose with the defaults:", torch.allclose(xbow, xbow2))
 
 # %% [markdown]
-# ## Version 3: softmax over a mask
+# The lecture's `torch.allclose(xbow, xbow2)` printed `True`; here it prints `False`. The two
+# versions add the same numbers in a different order, so in float32 they differ by a few times
+# 1e-8. `allclose(a, b)` accepts a difference up to `atol + rtol·|b|`, with `atol = 1e-8` and
+# `rtol = 1e-5`: generous for large entries, but for an entry close to zero the allowance is only
+# about `atol`. The cell below finds the entry that fails:
+
+# %%
+allowed = 1e-8 + 1e-5 * xbow2.abs()  # allclose's tolerance, entry by entry
+worst = ((xbow - xbow2).abs() - allowed).argmax()  # the entry that exceeds it most
+b_, t_, c_ = torch.unravel_index(worst, xbow2.shape)
+print(f"entry {tuple(int(i) for i in (b_, t_, c_))}: value {xbow2[b_, t_, c_]:.5f}, "
+      f"difference {(xbow - xbow2).abs()[b_, t_, c_]:.1e}, allowed {allowed[b_, t_, c_]:.1e}")
+print("allclose with atol=1e-6:", torch.allclose(xbow, xbow2, atol=1e-6))
+assert torch.allclose(xbow, xbow2, atol=1e-6)
+
+# %% [markdown]
+# So we compare with `atol=1e-6` throughout: far below anything that matters, far above float32's
+# rounding. The lecture's `True` was luck of the rounding on its machine.
+#
+# ## Version 3: softmax over a mask [▶ 0:54:42](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3282s)
 #
 # The same weights again, written the way attention writes them. Start from *affinities* of zero
 # between every pair of positions, set the ones to the future to −∞ (`masked_fill`), and take a
 # softmax along each row: `exp(−∞) = 0`, and the remaining equal entries share the row evenly.
 #
 # Why bother? Because the zeros need not stay zeros. If the affinities are computed from the data,
-# each token can decide how much it cares about each token in its past, while the mask still
-# guarantees that the future cannot be seen.
+# each token can decide how much it cares about each token in its past, while the mask guarantees
+# that tokens from the future cannot communicate with the present. (The video says "past" at this
+# point; its own list of corrections fixes it to "future",
+# [▶ 0:57:00](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3420s).)
 
 # %%
 def xbow_softmax(x):
@@ -143,23 +257,26 @@ print(torch.allclose(xbow, xbow3, atol=1e-6), torch.allclose(xbow2, xbow3, atol=
 assert torch.allclose(xbow, xbow3, atol=1e-6) and torch.allclose(xbow2, xbow3, atol=1e-6)
 
 # %% [markdown]
-# ## Version 4: self-attention
+# ## Version 4: self-attention [▶ 1:02:00](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3720s)
 #
 # Now the affinities come from the data. Every token emits two vectors: a **query** ("what am I
 # looking for?") and a **key** ("what do I contain?"). The affinity of token `t` for token `s` is the
 # dot product of `t`'s query with `s`'s key. What a token hands over, when attended to, is a third
-# vector, its **value**. Each is a linear map of the token, learned during training.
+# vector, its **value**. Each is a linear map of the token, learned during training. The mask and the
+# softmax are version 3's. We use a bigger toy, `C = 32` channels and a head of size 16.
 #
-# The dot products are scaled by `head_size**-0.5` (the section on scaling below says why). The
-# mask and the softmax are version 3's. We use a bigger toy, `C = 32` channels and a head of size 16.
+# The lecture first writes it without any scaling of the dot products; `scaled=False` reproduces
+# that. The course scales them by `head_size**-0.5` (the section on scaling below says why).
 
 # %%
-def self_attention(x, key, query, value, causal=True):
+def self_attention(x, key, query, value, causal=True, scaled=True):
     """Version 4: one head of self-attention; returns out (B, T, head_size) and its weights (B, T, T)."""
     B, T, C = x.shape
     k = key(x)  # (B, T, head_size)
     q = query(x)  # (B, T, head_size)
-    wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, hs) @ (B, hs, T) -> (B, T, T)
+    wei = q @ k.transpose(-2, -1)  # (B, T, hs) @ (B, hs, T) -> (B, T, T)
+    if scaled:
+        wei = wei * k.shape[-1]**-0.5  # (B, T, T)
     if causal:
         tril = torch.tril(torch.ones(T, T))  # (T, T)
         wei = wei.masked_fill(tril == 0, float('-inf'))  # (B, T, T)
@@ -169,6 +286,10 @@ def self_attention(x, key, query, value, causal=True):
     return out, wei
 
 
+# %% [markdown]
+# First the video's numbers: with the lecture's seed and without scaling, the second token of the
+# first sequence puts 0.1574 of its attention on the first token and 0.8426 on itself.
+
 # %%
 torch.manual_seed(1337)
 B, T, C = 4, 8, 32  # batch, time, channels
@@ -177,17 +298,44 @@ head_size = 16
 key = nn.Linear(C, head_size, bias=False)
 query = nn.Linear(C, head_size, bias=False)
 value = nn.Linear(C, head_size, bias=False)
+torch.set_printoptions(precision=4, sci_mode=False)
 with torch.no_grad():
+    _, wei_unscaled = self_attention(x, key, query, value, scaled=False)
     out, wei = self_attention(x, key, query, value)
-print(out.shape)
+print("unscaled, as in the video:", wei_unscaled[0, 1, :2])
+print("scaled by head_size**-0.5:", wei[0, 1, :2])
+assert torch.allclose(wei_unscaled[0, 1, :2], torch.tensor([0.1574, 0.8426]), atol=1e-4)
 assert out.shape == (B, T, head_size)
+
+# %% [markdown]
+# **Check.** A learner's head can go wrong in many small ways. `check_self_attention` builds a head
+# of size 8 (not 32, so that scaling by `C` would show) and compares yours with PyTorch's own
+# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on the same queries, keys and values. If
+# they differ, it names the likely mistake: no mask, a mask shifted by one, the wrong scale, the
+# softmax over the wrong axis, keys used as values, or queries and keys swapped.
+
+# %%
+def check_self_attention(self_attention):
+    """Check self_attention(x, key, query, value) -> (out, wei) against PyTorch's attention."""
+    torch.manual_seed(0)
+    C, hs = 32, 8
+    x = torch.randn(2, 8, C)  # (B, T, C)
+    key, query, value = (nn.Linear(C, hs, bias=False) for _ in range(3))
+    with torch.no_grad():
+        out, _ = self_attention(x, key, query, value)
+        q, k, v = query(x), key(x), value(x)  # (B, T, hs) each
+    mistake = attention_diagnosis(out, q, k, v, C)
+    check(mistake is None, f"self_attention is not causal self-attention: {mistake}")
+    return Passed("self_attention: passed (equals F.scaled_dot_product_attention)")
+
+
+check_self_attention(self_attention)
 
 # %% [markdown]
 # The weights of the first sequence are no longer uniform: each row is a different distribution over
 # the past. Still, every row sums to 1 and everything above the diagonal (the future) is exactly 0.
 
 # %%
-torch.set_printoptions(precision=4, sci_mode=False)
 print(wei[0])
 assert torch.allclose(wei.sum(-1), torch.ones(B, T))  # each row is a distribution
 assert torch.all(wei.triu(diagonal=1) == 0)  # nothing from the future
@@ -220,36 +368,39 @@ for ax, (title, w) in zip(axes, weights.items()):
     image = ax.imshow(w, cmap='viridis', vmin=0, vmax=1)
     _ = ax.set(title=title, xlabel='key position (attended to)', ylabel='query position')
 _ = fig.colorbar(image, ax=axes, shrink=0.8, label='weight')
-plt.show()
+show(fig, 'four_versions')
 
 # %% [markdown]
 # ## Notes on attention
 #
-# **Attention is communication.** Picture the tokens as nodes of a directed graph: each node
-# aggregates a weighted sum of the values of the nodes that point to it. In a causal language model,
-# token `t` is pointed to by itself and every token before it. Attention works on any such graph.
+# **Attention is communication** ([▶ 1:11:38](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4298s)).
+# Picture the tokens as nodes of a directed graph: each node aggregates a weighted sum of the values
+# of the nodes that point to it. In a causal language model, token `t` is pointed to by itself and
+# every token before it. Attention works on any such graph.
 #
-# **It has no notion of space.** Attention acts on a *set* of vectors. The lecture's model adds
-# position embeddings because nothing else tells a head where a token stands. Without the mask,
-# shuffling the tokens just shuffles the outputs; with it, the last token sees its past as an
-# unordered bag: shuffling the tokens before it leaves its output unchanged.
+# **It has no notion of space** ([▶ 1:12:46](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4366s)).
+# Attention acts on a *set* of vectors: nothing in it knows where a token stands. (That is why the
+# model of notebook 03 adds to every token a learned vector for its position, a *position
+# embedding*.) Without the mask, shuffling the tokens just shuffles the outputs; with it, the last
+# token sees its past as an unordered bag: shuffling the tokens before it leaves its output unchanged.
 
 # %%
 torch.manual_seed(0)
 perm = torch.randperm(T)
 with torch.no_grad():
-    encoder_out, _ = self_attention(x, key, query, value, causal=False)
+    unmasked_out, _ = self_attention(x, key, query, value, causal=False)
     shuffled_out, _ = self_attention(x[:, perm], key, query, value, causal=False)
-    print(torch.allclose(shuffled_out, encoder_out[:, perm], atol=1e-6))  # shuffled in, shuffled out
+    print(torch.allclose(shuffled_out, unmasked_out[:, perm], atol=1e-6))  # shuffled in, shuffled out
     past = torch.cat([torch.randperm(T - 1), torch.tensor([T - 1])])  # shuffle all but the last
     last, _ = self_attention(x[:, past], key, query, value)
     print(torch.allclose(last[:, -1], out[:, -1], atol=1e-6))  # the last token cannot tell
-assert torch.allclose(shuffled_out, encoder_out[:, perm], atol=1e-6)
+assert torch.allclose(shuffled_out, unmasked_out[:, perm], atol=1e-6)
 assert torch.allclose(last[:, -1], out[:, -1], atol=1e-6)
 
 # %% [markdown]
-# **Batch elements never talk.** Every matrix multiplication above is batched: sequence `b` only ever
-# meets itself. Replacing the second sequence of the batch leaves the first one's output unchanged.
+# **Batch elements never talk** ([▶ 1:13:40](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4420s)).
+# Every matrix multiplication above is batched: sequence `b` only ever meets itself. Replacing the
+# second sequence of the batch leaves the first one's output unchanged.
 
 # %%
 x_other = x.clone()
@@ -260,10 +411,11 @@ print(torch.equal(out_other[0], out[0]), torch.equal(out_other[1], out[1]))
 assert torch.equal(out_other[0], out[0]) and not torch.equal(out_other[1], out[1])
 
 # %% [markdown]
-# **Decoder or encoder.** The mask makes this a *decoder* block: the future cannot leak into the
-# past, which is what a model that generates text needs. An *encoder* block (sentiment analysis,
-# say) deletes the single `masked_fill` line and lets every token see every other. Change the last
-# three tokens, and with the mask the first five outputs stay put; without it they all move.
+# **Decoder or encoder** ([▶ 1:14:14](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4454s)). The
+# mask makes this a *decoder* block: the future cannot leak into the past, which is what a model that
+# generates text needs. An *encoder* block (sentiment analysis, say) deletes the single `masked_fill`
+# line and lets every token see every other. Change the last three tokens, and with the mask the
+# first five outputs stay put; without it they all move.
 
 # %%
 x_future = x.clone()
@@ -272,37 +424,39 @@ with torch.no_grad():
     decoder, _ = self_attention(x_future, key, query, value, causal=True)
     encoder, _ = self_attention(x_future, key, query, value, causal=False)
 print('decoder, past unchanged:', torch.allclose(decoder[:, :5], out[:, :5]))
-print('encoder, past unchanged:', torch.allclose(encoder[:, :5], encoder_out[:, :5]))
+print('encoder, past unchanged:', torch.allclose(encoder[:, :5], unmasked_out[:, :5]))
 assert torch.allclose(decoder[:, :5], out[:, :5])
-assert not torch.allclose(encoder[:, :5], encoder_out[:, :5])
+assert not torch.allclose(encoder[:, :5], unmasked_out[:, :5])
 
 # %% [markdown]
-# **Self- or cross-attention.** Here keys, queries and values all come from the same `x`: that is
-# *self*-attention. In *cross*-attention the queries come from `x` while the keys and values come
-# from another source, for example the encoder's output in a translation model. A GPT is a decoder
-# only, so it uses self-attention throughout.
+# **Self- or cross-attention** ([▶ 1:15:39](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4539s)).
+# Here keys, queries and values all come from the same `x`: that is *self*-attention. In *cross*-
+# attention the queries come from `x` while the keys and values come from another source, for
+# example the encoder's output in a translation model. A GPT is a decoder only, so it uses
+# self-attention throughout (notebook 03 builds a cross-attention head at the end).
 
 # %% [markdown]
-# ## Why scale by √head_size
+# ## Why scale by √head_size [▶ 1:16:56](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4616s)
 #
 # If `q` and `k` have independent entries of variance 1, each entry of `q @ kᵀ` is a sum of
 # `head_size` products of variance 1, so its variance is about `head_size`. Multiplying by
-# `head_size**-0.5` brings it back to about 1.
+# `head_size**-0.5` brings it back to about 1. (A larger toy, 16 sequences of 64 tokens, makes the
+# sample variances close to their expected values.)
 
 # %%
 torch.manual_seed(1337)
-k = torch.randn(B, T, head_size)  # (B, T, hs)
-q = torch.randn(B, T, head_size)  # (B, T, hs)
+k = torch.randn(16, 64, head_size)  # (B, T, hs)
+q = torch.randn(16, 64, head_size)  # (B, T, hs)
 unscaled = q @ k.transpose(-2, -1)  # (B, T, T)
 scaled = unscaled * head_size**-0.5  # (B, T, T)
 print(f"var(k) {k.var():.4f}, var(q) {q.var():.4f}")
 print(f"var(q @ kᵀ) {unscaled.var():.4f} (head_size = {head_size}), scaled {scaled.var():.4f}")
-assert 0.5 * head_size < unscaled.var() < 1.5 * head_size and 0.5 < scaled.var() < 1.5
+assert 0.9 * head_size < unscaled.var() < 1.1 * head_size and 0.9 < scaled.var() < 1.1
 
 # %% [markdown]
 # It matters because the weights go through a softmax, especially at initialisation. Softmax of
 # small numbers is a soft blend; softmax of large numbers is nearly one-hot, so each token would
-# listen to a single other token, and its gradients would vanish.
+# listen to a single other token.
 
 # %%
 logits = torch.tensor([0.1, -0.2, 0.3, -0.2, 0.5])
@@ -317,28 +471,46 @@ for ax, probs, title in zip(axes, [soft, sharp], ['softmax(logits)', 'softmax(lo
     _ = ax.bar(range(len(probs)), probs)
     _ = ax.set(title=title, xlabel='position', ylim=(0, 1))
 _ = axes[0].set_ylabel('probability')
-plt.show()
+show(fig, 'softmax_sharpness')
+
+# %% [markdown]
+# And a nearly one-hot softmax passes almost no gradient back to its inputs: the derivative of
+# softmax is `diag(p) − p pᵀ`, whose entries are small when `p` is close to one-hot. Here is the
+# largest entry of that Jacobian for the blended row and for the sharp one, and for a row scaled
+# like unscaled attention with `head_size = 64` (its logits 8 times larger, as above):
+
+# %%
+jacobian = lambda z: torch.autograd.functional.jacobian(lambda t: torch.softmax(t, dim=-1), z)  # (5, 5)
+for name, z in [('blend', logits), ('× 8 (unscaled, head_size 64)', logits * 8), ('× 30', logits * 30)]:
+    print(f"{name:<30} largest gradient of softmax {jacobian(z).abs().max():.4f}")
+assert jacobian(logits * 30).abs().max() < jacobian(logits * 8).abs().max() < jacobian(logits).abs().max()
 
 # %% [markdown]
 # **The lecture's slip.** Its `gpt.py` scaled by `C**-0.5`, where `C` is the embedding width
-# `n_embd`, not the head size. With the lecture's 6 heads of 64 over 384 channels the scaled
-# affinities then have a variance of about 64/384 = 1/6 instead of 1: softer attention than intended.
+# `n_embd`, not the head size (the video's own list of corrections says so,
+# [▶ 1:20:05](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4805s)). With the lecture's 6 heads of
+# 64 over 384 channels the scaled affinities then have a variance of about 64/384 = 1/6 instead of
+# 1: softer attention than intended.
 
 # %%
 n_embd, n_head = 384, 6
 hs = n_embd // n_head
 torch.manual_seed(1337)
-q, k = torch.randn(B, T, hs), torch.randn(B, T, hs)
-print(f"scaled by head_size**-0.5: var {(q @ k.transpose(-2, -1) * hs**-0.5).var():.3f}")
-print(f"scaled by C**-0.5:         var {(q @ k.transpose(-2, -1) * n_embd**-0.5).var():.3f}")
+q, k = torch.randn(16, 64, hs), torch.randn(16, 64, hs)
+by_head, by_c = (q @ k.transpose(-2, -1) * hs**-0.5).var(), (q @ k.transpose(-2, -1) * n_embd**-0.5).var()
+print(f"scaled by head_size**-0.5: var {by_head:.3f}")
+print(f"scaled by C**-0.5:         var {by_c:.3f} (ratio {by_c / by_head:.3f}, 1/6 = {1 / 6:.3f})")
+assert 0.9 < by_head < 1.1 and abs(by_c / by_head - 1 / 6) < 1e-6
 
 # %% [markdown]
 # ## Summary
 #
 # - Averaging the past can be done with loops, with a matrix multiplication by a normalised lower
-#   triangle, or with a softmax over masked affinities; all three give the same weights.
+#   triangle, or with a softmax over masked affinities; all three give the same weights (to float32
+#   rounding, which needs `atol` above `allclose`'s default).
 # - Self-attention is the third form with affinities computed from the data: `q @ kᵀ`, scaled by
-#   `head_size**-0.5`, masked, softmaxed, then applied to the values.
+#   `head_size**-0.5`, masked, softmaxed, then applied to the values; a check compares it with
+#   PyTorch's own attention and names the usual mistakes.
 # - A head knows nothing of position or of other batch elements, and with the causal mask nothing
 #   of the future; each of these was checked above.
 #
@@ -349,6 +521,6 @@ print(f"scaled by C**-0.5:         var {(q @ k.transpose(-2, -1) * n_embd**-0.5)
 # 1. Make `T` 16 and `head_size` 64. Does the unscaled variance follow `head_size`? How one-hot are
 #    the rows of an unscaled `wei`?
 # 2. Write cross-attention: queries from `x`, keys and values from another tensor `y` of shape
-#    `(B, T2, C)`. What shape is `wei`, and why is there no mask?
+#    `(B, T2, C)`. What shape is `wei`, and why is there no mask? (Notebook 03 ends with one.)
 # 3. The lecture's exercise: run several heads at once by giving the head dimension its own axis,
-#    `(B, n_head, T, head_size)`, instead of a Python loop over heads. (Notebook 05 does this.)
+#    `(B, n_head, T, head_size)`, instead of a Python loop over heads. (Notebook 06 checks yours.)

@@ -1,17 +1,16 @@
-"""Notebook 04's own code and its command line: the lecture's parameter count, causality,
-sampling, atomic checkpoints, resuming, and a one-line error for every bad input."""
+"""Notebook 04's own code: the lecture's parameter count, causality, sampling, atomic checkpoints,
+the output folder's checks and lock (the command line itself is tested in test_04_cli.py)."""
+import errno
 import hashlib
 import os
-import subprocess
-import sys
+import socket
 
 import pytest
 import torch
 
-from notebook_code import NOTEBOOKS, load
+from notebook_code import load
 
 nb = load("04_gpt")
-SCRIPT = str(NOTEBOOKS / "04_gpt.py")
 TINY = dict(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0)
 
 
@@ -88,9 +87,10 @@ def test_checkpoints_round_trip_and_survive_an_interrupted_save(tmp_path, monkey
     model = tiny_model()
     optimizer = torch.optim.AdamW(model.parameters())
     path = tmp_path / "ckpt.pt"
-    nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 7)
+    nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 7, {"batch_size": 4})
     ckpt, loaded = nb["load_checkpoint"](path)
     assert ckpt["step"] == 7 and ckpt["chars"] == "\n abcdefgh!" and loaded.config == model.config
+    assert ckpt["settings"] == {"batch_size": 4}
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     before = hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -100,7 +100,7 @@ def test_checkpoints_round_trip_and_survive_an_interrupted_save(tmp_path, monkey
 
     monkeypatch.setattr(torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 8)
+        nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 8, {})
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
 
@@ -110,7 +110,7 @@ def test_bad_checkpoints_are_one_line(tmp_path, damage):
     path = tmp_path / "ckpt.pt"
     if damage != "missing":
         model = tiny_model()
-        nb["save_checkpoint"](path, model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", 1)
+        nb["save_checkpoint"](path, model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", 1, {})
         if damage == "truncated":
             path.write_bytes(path.read_bytes()[:2000])
         elif damage == "not a checkpoint":
@@ -123,84 +123,85 @@ def test_bad_checkpoints_are_one_line(tmp_path, damage):
     assert message.startswith("error: ") and "\n" not in message and str(path) in message
 
 
-# The command line, run as a learner would (smoke mode: a tiny model).
 
-def run(*argv, cwd):
-    env = {**os.environ, "COURSE_SMOKE": "1"}
-    env.pop("COURSE_DATA", None)
-    return subprocess.run([sys.executable, SCRIPT, *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
-
-
-def one_line_error(result):
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+def test_stream_draws_exactly_what_generate_draws():
+    model, chars = tiny_model(), "\n abcdefgh!"
+    torch.manual_seed(5)
+    streamed = "".join(nb["stream"](model, chars, "bad", 40, temperature=0.9, top_k=4))
+    torch.manual_seed(5)
+    encode, decode = nb["encoder_for"](chars)
+    idx = model.generate(torch.tensor([encode("bad")]), 40, temperature=0.9, top_k=4)
+    assert streamed == decode(idx[0].tolist())
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """Train 30 steps on a small custom text, then resume to 50."""
-    folder = tmp_path_factory.mktemp("cli")
-    words = "the cat sat on the mat and the dog ran to the log while a bird sang\n".split(" ")
-    torch.manual_seed(0)
-    text = " ".join(words[i] for i in torch.randint(0, len(words), (1200,)).tolist())
-    (folder / "small.txt").write_text(text, encoding="utf-8")
-    first = run("--data", "small.txt", "--max-iters", "30", "--out", "run", cwd=folder)
-    assert first.returncode == 0, first.stderr
-    step_after_first = torch.load(folder / "run" / "ckpt.pt", weights_only=True)["step"]
-    resumed = run("--data", "small.txt", "--max-iters", "50", "--out", "run", "--resume", cwd=folder)
-    assert resumed.returncode == 0, resumed.stderr
-    return folder, text, first, step_after_first, resumed
+def save(path, step=1, **kw):
+    model = tiny_model()
+    nb["save_checkpoint"](path, model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", step, {}, **kw)
 
 
-def test_cli_trains_writes_a_checkpoint_and_resumes(small_run):
-    folder, text, first, step_after_first, resumed = small_run
-    assert step_after_first == 30 and "smoke mode: True" in first.stdout
-    ckpt = torch.load(folder / "run" / "ckpt.pt", weights_only=True)
-    assert ckpt["step"] == 50 and ckpt["chars"] == "".join(sorted(set(text)))
-    assert "starting at step 30 of 50" in resumed.stdout
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_checkpoints_get_the_users_file_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        save(tmp_path / "ckpt.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ckpt.pt").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-def test_cli_samples_n_characters_of_the_vocabulary(small_run):
-    folder, text = small_run[:2]
-    result = run("--sample", "--ckpt", "run/ckpt.pt", "--prompt", "the cat", "--num-chars", "60",
-                 "--temperature", "0.8", "--top-k", "5", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout[:-1]  # print's newline
-    assert out.startswith("the cat") and len(out) == len("the cat") + 60 and set(out) <= set(text)
+def test_keep_previous_renames_the_old_checkpoint_only_when_the_new_one_is_written(tmp_path):
+    save(tmp_path / "ckpt.pt", step=3)
+    save(tmp_path / "ckpt.pt", step=4, keep_previous=True)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("ckpt-")]
+    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["step"] == 3
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == 4
 
 
-def test_cli_errors_are_one_line_and_lose_nothing(small_run):
-    folder = small_run[0]
-    ckpt = folder / "run" / "ckpt.pt"
-    before = hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    assert "never saw: 'QZ'" in one_line_error(run("--sample", "--ckpt", "run/ckpt.pt", "--prompt", "Zebra Q", cwd=folder))
-    assert "no checkpoint at" in one_line_error(run("--sample", "--ckpt", "nope.pt", cwd=folder))
-    assert "no text file at" in one_line_error(run("--data", "missing.txt", cwd=folder))
-    (folder / "empty.txt").write_text("")
-    assert "has no text" in one_line_error(run("--data", "empty.txt", cwd=folder))
-    (folder / "short.txt").write_text("a short text, far too short for a block\n" * 3)
-    assert "fewer than block_size + 1" in one_line_error(run("--data", "short.txt", "--out", "short", cwd=folder))
-    (folder / "other.txt").write_text("ABCDEFG HIJKLMNOP\n" * 200)
-    assert "another vocabulary" in one_line_error(run("--data", "other.txt", "--out", "run", "--resume", cwd=folder))
-    (folder / "trunc.pt").write_bytes(ckpt.read_bytes()[:3000])
-    assert "not a usable checkpoint" in one_line_error(run("--sample", "--ckpt", "trunc.pt", cwd=folder))
-    assert hashlib.sha256(ckpt.read_bytes()).hexdigest() == before  # nothing already written is lost
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_is_needed(tmp_path, monkeypatch):
+    save(tmp_path / "ckpt.pt", step=3)
+    before = hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest()
+
+    def full(obj, f):
+        open(f, "wb").write(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(SystemExit) as e:
+        save(tmp_path / "ckpt.pt", step=4, keep_previous=True)
+    message = str(e.value.code)
+    assert message.startswith("error: no space left on the disk of") and "MB" in message and "previous checkpoint is kept" in message
+    assert hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
 
 
-def test_cli_fresh_run_keeps_the_earlier_checkpoint(small_run):
-    folder = small_run[0]
-    result = run("--data", "small.txt", "--max-iters", "2", "--out", "run", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    kept = [p for p in (folder / "run").iterdir() if p.name.startswith("ckpt-")]
-    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["step"] == 50
+def test_prepare_out_dir_locks_and_refuses_what_cannot_work(tmp_path, monkeypatch):
+    nb["prepare_out_dir"](tmp_path / "a", ckpt_bytes=1000)
+    assert (tmp_path / "a" / ".lock").read_text() == f"{os.getpid()} {socket.gethostname()}"
+    nb["prepare_out_dir"](tmp_path / "a", ckpt_bytes=1000)  # the same process again (a notebook cell re-run)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".lock").write_text(f"1 {socket.gethostname()}")
+    with pytest.raises(SystemExit, match="another run .process 1 on"):
+        nb["prepare_out_dir"](tmp_path / "b", ckpt_bytes=1000)
+    monkeypatch.setattr(nb["shutil"], "disk_usage", lambda p: type("U", (), {"free": 5_000_000})())
+    with pytest.raises(SystemExit, match="only 5 MB free in .*a checkpoint needs about 20 MB"):
+        nb["prepare_out_dir"](tmp_path / "c", ckpt_bytes=20_000_000)
+    monkeypatch.undo()
+
+    def denied(path, *a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(nb["os"], "open", denied)
+    with pytest.raises(SystemExit, match="cannot write to .*d .Permission denied.; give a folder you can write to"):
+        nb["prepare_out_dir"](tmp_path / "d", ckpt_bytes=1000)
 
 
-def test_cli_help_documents_every_flag():
-    result = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0
-    for flag in ["--data", "--max-iters", "--device", "--out", "--resume", "--seed", "--sample", "--ckpt",
-                 "--prompt", "--num-chars", "--temperature", "--top-k", "--block-size"]:
-        assert flag in result.stdout
+def test_the_lecture_config_fits_a_t4():
+    memory = nb["activation_bytes"](nb["GPTConfig"](), batch_size=64) + 16 * 10_788_929
+    assert 2e9 < memory < 15e9
+
+
+@pytest.mark.parametrize("name,minutes", [("Tesla T4", 36), ("NVIDIA A100-SXM4-40GB", 15), ("NVIDIA H100 80GB HBM3", 4),
+                                          ("NVIDIA GeForce RTX 3090", None)])
+def test_time_estimates_only_for_known_gpus(name, minutes):
+    estimate = nb["lecture_minutes"](name)
+    assert (estimate is None) if minutes is None else round(estimate) == minutes

@@ -1,14 +1,19 @@
-"""The data loader of every notebook that reads text: the right text, or one clear line."""
+"""The plumbing every notebook carries (data loader, folders, device): the right text, or one clear line."""
 import hashlib
 import os
 import subprocess
 import sys
 
+import sys
+
 import pytest
+import torch
 
 from notebook_code import NOTEBOOKS, ROOT, load, source_of
 
-LOADER = ("DATA_URL", "DATA_SHA256", "dataset_folder", "fetch_shakespeare", "read_text", "load_text")
+LOADER = ("DATA_URL", "DATA_SHA256", "fetch_shakespeare", "read_text", "load_text", "check_split_sizes")
+PLUMBING = ("course_root", "SCRATCH", "runs_folder", "show", "CheckFailed", "check")
+DEVICE = ("pick_device", "describe_device")
 READERS = sorted(p.stem for p in NOTEBOOKS.glob("*.py") if "def load_text(" in p.read_text())
 
 
@@ -23,11 +28,12 @@ def nb(request):
     return load(request.param)
 
 
-def test_every_notebook_carries_the_same_loader():
+def test_every_notebook_carries_the_same_plumbing():
     """Each notebook is standalone, so each has its own copy; the copies must not drift."""
     assert READERS and READERS[0] == "01_bigram"
-    for notebook in READERS[1:]:
-        for name in LOADER:
+    for notebook in sorted(p.stem for p in NOTEBOOKS.glob("*.py")):
+        names = PLUMBING + (LOADER + DEVICE if notebook in READERS else ())
+        for name in names:
             assert source_of(notebook, name) == source_of("01_bigram", name), (notebook, name)
 
 
@@ -43,6 +49,60 @@ def test_own_text_from_course_data(nb, tmp_path, monkeypatch):
     own.write_text("To be, or not to be — ça va\n", encoding="utf-8")
     monkeypatch.setenv("COURSE_DATA", str(own))
     assert nb["load_text"]() == "To be, or not to be — ça va\n"
+    own.write_bytes(b"\xef\xbb\xbf" + own.read_bytes())  # a byte-order mark, as some editors write
+    assert nb["load_text"]() == "To be, or not to be — ça va\n"
+
+
+def test_the_error_names_what_the_learner_used(nb, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path / "nope.txt"))
+    with pytest.raises(SystemExit, match="fix the path given to COURSE_DATA, or unset it"):
+        nb["load_text"]()
+    with pytest.raises(SystemExit, match="fix the path given to --data$"):
+        nb["load_text"](tmp_path / "nope.txt")
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(SystemExit, match="point --data at a file with text"):
+        nb["load_text"](tmp_path / "empty.txt", flag="--data")
+
+
+def test_an_unreadable_file_is_one_line(nb, tmp_path, monkeypatch):
+    (tmp_path / "locked.txt").write_text("text")
+    monkeypatch.setattr(nb["pathlib"].Path, "read_bytes", lambda self: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with pytest.raises(SystemExit) as excinfo:
+        nb["read_text"](tmp_path / "locked.txt")
+    assert "cannot read" in one_line_error(excinfo) and "Permission denied" in str(excinfo.value.code)
+
+
+def test_a_split_too_short_for_one_block_is_one_line(nb):
+    nb["check_split_sizes"](torch.zeros(20), torch.zeros(9), 8)
+    with pytest.raises(SystemExit) as excinfo:
+        nb["check_split_sizes"](torch.zeros(20), torch.zeros(8), 8, flag="--block-size")
+    assert "validation split has 8 characters" in one_line_error(excinfo) and "smaller --block-size" in str(excinfo.value.code)
+
+
+def test_the_course_root_is_one_place_whatever_the_working_folder(nb, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert nb["course_root"]().resolve() == ROOT
+    monkeypatch.chdir(ROOT / "notebooks")  # Jupyter and nbval run a notebook here
+    assert str(nb["course_root"]()) == ".." and nb["course_root"]().resolve() == ROOT
+    monkeypatch.chdir(tmp_path)  # a script started from elsewhere finds its checkout through __file__
+    assert nb["course_root"]() == ROOT
+    nb["__file__"] = str(tmp_path / "copied_notebook.py")  # a notebook on its own (Colab): its working folder
+    assert str(nb["course_root"]()) == "."
+
+
+def test_asking_for_a_missing_device_is_one_line(nb):
+    assert nb["pick_device"]("cpu") == "cpu" and nb["pick_device"]() in ("cuda", "mps", "cpu")
+    for device in ("cuda", "mps"):
+        if not (torch.cuda.is_available() if device == "cuda" else torch.backends.mps.is_available()):
+            with pytest.raises(SystemExit) as excinfo:
+                nb["pick_device"](device)
+            assert f"--device {device}" in one_line_error(excinfo)
+
+
+def test_colab_without_a_gpu_is_told_how_to_get_one(nb, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "google.colab", object())
+    line = nb["describe_device"]("cpu")
+    assert "Runtime → Change runtime type" in capsys.readouterr().out and line.startswith("device: cpu")
 
 
 @pytest.mark.parametrize("content,expected", [
@@ -69,6 +129,7 @@ def test_wrong_checksum_stops_and_keeps_the_file(nb, tmp_path):
 
 def test_no_file_and_no_network_is_one_line(nb, tmp_path, monkeypatch):
     nb["DATA_URL"] = "http://127.0.0.1:9/input.txt"  # nothing listens on the discard port
+    nb["__file__"] = str(tmp_path / "alone.py")  # a notebook on its own: datasets/ in its working folder
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("COURSE_DATA", raising=False)
     with pytest.raises(SystemExit) as excinfo:

@@ -1,0 +1,270 @@
+"""Notebook 04 as a command line, run as a learner runs it: every bad input is one line on stderr, a
+non-zero exit, and no lost work; two runs never share a folder; Ctrl-C saves and says how to go on."""
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from notebook_code import NOTEBOOKS
+from script_runner import one_line_error, run_script, smoke_env, spawn_script
+
+SCRIPT = NOTEBOOKS / "04_gpt.py"
+
+
+RUNS = {}  # the module's first training run and its resumption
+
+
+def run(*argv, cwd, **kw):
+    return run_script(SCRIPT, *argv, cwd=cwd, **kw)
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A small text, a run of 30 steps, resumed to 50: what the bad inputs below must not damage."""
+    folder = tmp_path_factory.mktemp("cli04")
+    words = "the cat sat on the mat and the dog ran to the log while a bird sang\n".split(" ")
+    torch.manual_seed(0)
+    text = " ".join(words[i] for i in torch.randint(0, len(words), (1200,)).tolist())
+    (folder / "small.txt").write_text(text, encoding="utf-8")
+    first = run("--data", "small.txt", "--max-iters", "30", "--out", "run", cwd=folder)
+    assert first.returncode == 0, first.stderr
+    assert (folder / "run" / "ckpt.pt").exists(), (first.stdout[-2000:], sorted(p.name for p in folder.rglob("*")))
+    assert torch.load(folder / "run" / "ckpt.pt", weights_only=True)["step"] == 30
+    resumed = run("--data", "small.txt", "--max-iters", "50", "--out", "run", "--resume", cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr
+    RUNS.update(first=first, resumed=resumed)
+    return folder
+
+
+def test_trains_writes_a_checkpoint_and_resumes(folder):
+    ckpt = torch.load(folder / "run" / "ckpt.pt", weights_only=True)
+    text = (folder / "small.txt").read_text()
+    assert ckpt["step"] == 50 and ckpt["chars"] == "".join(sorted(set(text)))
+    assert ckpt["settings"]["batch_size"] == 8 and ckpt["settings"]["max_iters"] == 50  # smoke mode's tiny size
+    assert "starting at step 30 of 50" in RUNS['resumed'].stdout
+    assert "smoke mode: True" in RUNS['first'].stdout
+
+
+def test_a_script_on_its_own_text_prints_that_text_and_no_notebook_demo(folder):
+    out = RUNS['first'].stdout
+    vocab = len(set((folder / "small.txt").read_text()))
+    assert f"vocab_size = {vocab}" in out and "parameters, vocab_size" in out
+    assert "10,788,929" not in out and "ROMEO" not in out and "refused, as it should be" not in out
+    assert "0%|" not in out  # no progress bar garbling the step lines when output is not a terminal
+    assert any(line.startswith("step 20: train loss") for line in out.splitlines())
+
+
+def test_figures_are_saved_beside_the_checkpoint(folder):
+    for name in ("loss.png", "attention.png"):
+        assert (folder / "run" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figure saved: run/{name}" in RUNS['first'].stdout
+
+
+def test_checkpoints_have_the_users_file_mode(folder):
+    assert (folder / "run" / "ckpt.pt").stat().st_mode & 0o777 == 0o666 & ~0o022  # the tests' umask is 022
+
+
+def test_samples_stream_n_characters_of_the_vocabulary(folder):
+    result = run("--sample", "--ckpt", "run/ckpt.pt", "--prompt", "the cat", "--num-chars", "60",
+                 "--temperature", "0.8", "--top-k", "5", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout[:-1]  # the final newline
+    assert out.startswith("the cat") and len(out) == len("the cat") + 60
+    assert set(out) <= set((folder / "small.txt").read_text())
+
+
+BAD_FLAGS = [
+    (["--max-iters", "0"], "--max-iters must be at least 1 (got 0)"),
+    (["--max-iters", "-5"], "--max-iters must be at least 1"),
+    (["--block-size", "0"], "--block-size must be at least 1"),
+    (["--block-size", "-3"], "--block-size must be at least 1"),
+    (["--block-size", "100000"], "fewer than block_size + 1"),
+    (["--seed", "-1"], "--seed must be between 0 and 2**64 - 1"),
+    (["--seed", str(2**64)], "--seed must be between 0 and 2**64 - 1"),
+    (["--temperature", "0"], "--temperature must be a positive finite number (got 0.0)"),
+    (["--temperature", "nan"], "--temperature must be a positive finite number"),
+    (["--temperature", "-1"], "--temperature must be a positive finite number"),
+    (["--temperature", "inf"], "--temperature must be a positive finite number"),
+    (["--top-k", "0"], "--top-k must be at least 1"),
+    (["--num-chars", "-1"], "--num-chars must be at least 0"),
+    (["--learning-rate", "0"], "--learning-rate must be a positive finite number"),
+    (["--learning-rate", "nan"], "--learning-rate must be a positive finite number"),
+    (["--learning-rate", "inf"], "--learning-rate must be a positive finite number"),
+    (["--dropout", "1"], "--dropout must be at least 0 and below 1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--eval-interval", "0"], "--eval-interval must be at least 1"),
+    (["--eval-iters", "0"], "--eval-iters must be at least 1"),
+    (["--n-layer", "0"], "--n-layer must be at least 1"),
+    (["--n-embd", "30", "--n-head", "4"], "--n-embd 30 must be divisible by --n-head 4"),
+    (["--n-head", "3"], "n_embd 32 must be divisible by n_head 3"),
+    (["--max-iters", "abc"], "argument --max-iters: invalid int value: 'abc'"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+    (["--ckpt", "run/ckpt.pt"], "--ckpt only applies with --sample"),
+    (["--prompt", "Zebra"], "the prompt has characters the model never saw: 'Z'"),
+    (["--sample"], "--sample needs --ckpt PATH"),
+    (["--sample", "--ckpt", "run/ckpt.pt", "--data", "small.txt"], "--data does not apply with --sample"),
+    (["--sample", "--ckpt", "run/ckpt.pt", "--max-iters", "5"], "--max-iters does not apply with --sample"),
+    (["--sample", "--ckpt", "run/ckpt.pt", "--prompt", ""], "the prompt is empty"),
+    (["--sample", "--ckpt", "run/ckpt.pt", "--prompt", "Zebra Q"], "never saw: 'QZ'"),
+    (["--sample", "--ckpt", "nope.pt"], "no checkpoint at nope.pt"),
+    (["--resume", "--block-size", "8"], "--block-size cannot change on --resume"),
+    (["--resume", "--n-embd", "64"], "--n-embd cannot change on --resume"),
+    (["--resume", "--max-iters", "20"], "already at step 50; give --max-iters above 50"),
+    (["--resume", "--max-iters", "50"], "already at step 50; give --max-iters above 50"),
+    (["--resume", "--batch-size", "16", "--max-iters", "60"], "--batch-size 16 (the checkpoint's: 8)"),
+]
+
+
+@pytest.mark.parametrize("argv,expected", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
+def test_bad_input_is_one_line_and_loses_nothing(folder, argv, expected):
+    before = {p.name: digest(p) for p in (folder / "run").iterdir()}
+    needs = [] if "--sample" in argv else ["--data", "small.txt", "--out", "run"]
+    result = run(*needs, *argv, cwd=folder)
+    assert expected in one_line_error(result)
+    assert {p.name: digest(p) for p in (folder / "run").iterdir()} == before  # nothing written, nothing lost
+    assert result.returncode == (2 if "see --help" in result.stderr else 1)
+
+
+@pytest.mark.parametrize("device", ["cuda", "mps"])
+def test_a_missing_device_is_one_line_and_moves_no_checkpoint(folder, device):
+    if device == "cuda" and torch.cuda.is_available() or device == "mps" and torch.backends.mps.is_available():
+        pytest.skip(f"this machine has {device}")
+    before = {p.name: digest(p) for p in (folder / "run").iterdir()}
+    result = run("--data", "small.txt", "--out", "run", "--device", device, cwd=folder)
+    assert f"--device {device}: PyTorch finds no" in one_line_error(result)
+    assert {p.name: digest(p) for p in (folder / "run").iterdir()} == before  # ckpt.pt was not moved aside
+
+
+def test_bad_data_names_the_flag_or_the_variable_used(folder):
+    assert "fix the path given to --data" in one_line_error(run("--data", "missing.txt", cwd=folder))
+    env = smoke_env(COURSE_DATA=str(folder / "missing.txt"))
+    assert "fix the path given to COURSE_DATA" in one_line_error(run("--out", "x", cwd=folder, env=env))
+    (folder / "empty.txt").write_text("")
+    assert "point --data at a file with text" in one_line_error(run("--data", "empty.txt", cwd=folder))
+    (folder / "short.txt").write_text("a short text, far too short for a block\n" * 3)
+    assert "or a smaller --block-size" in one_line_error(run("--data", "short.txt", "--out", "short", cwd=folder))
+    (folder / "other.txt").write_text("ABCDEFG HIJKLMNOP\n" * 200)
+    assert "another vocabulary" in one_line_error(run("--data", "other.txt", "--out", "run", "--resume", "--max-iters", "60", cwd=folder))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_vocabulary(folder, tmp_path):
+    (tmp_path / "bom.txt").write_bytes("\ufeff".encode() + (folder / "small.txt").read_bytes())
+    result = run("--data", "bom.txt", "--max-iters", "2", "--out", "bom", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "\ufeff" not in torch.load(tmp_path / "bom" / "ckpt.pt", weights_only=True)["chars"]
+
+
+def test_out_must_be_a_writable_folder(folder):
+    (folder / "a_file").write_text("not a folder")
+    assert "--out a_file is a file, not a folder" in one_line_error(run("--data", "small.txt", "--out", "a_file", cwd=folder))
+    assert "cannot write to a_file/sub" in one_line_error(run("--data", "small.txt", "--out", "a_file/sub", cwd=folder))
+    assert (folder / "a_file").read_text() == "not a folder"
+
+
+def test_a_fresh_run_keeps_the_earlier_checkpoint_only_when_it_replaces_it(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    assert run("--data", "small.txt", "--max-iters", "4", "--eval-interval", "2", "--out", "r", cwd=tmp_path).returncode == 0
+    (tmp_path / "r" / "ckpt.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # left by a killed save
+    result = run("--data", "small.txt", "--max-iters", "2", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "removed ckpt.pt.abc123.tmp" in result.stdout
+    kept = [p for p in (tmp_path / "r").iterdir() if p.name.startswith("ckpt-")]
+    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["step"] == 4
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 2
+    assert not list((tmp_path / "r").glob("*.tmp")) and not (tmp_path / "r" / ".lock").exists()
+
+
+def test_a_stale_lock_of_a_dead_run_is_taken_over(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / ".lock").write_text(f"{dead.pid} {socket.gethostname()}")
+    result = run("--data", "small.txt", "--max-iters", "2", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+def test_a_lock_held_by_a_live_run_is_refused(folder, tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / ".lock").write_text(f"1 {socket.gethostname()}")  # process 1 is always alive
+    result = run("--data", str(folder / "small.txt"), "--out", "r", cwd=tmp_path)
+    assert "another run (process 1 on" in one_line_error(result) and "writing to r" in result.stderr
+    assert (tmp_path / "r" / ".lock").read_text().startswith("1 ")
+
+
+def wait_for(predicate, timeout=120):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_two_runs_into_one_folder_then_ctrl_c(folder, tmp_path):
+    """A second run is refused while the first trains; Ctrl-C then saves the first and says how to go on."""
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    first = spawn_script(SCRIPT, "--data", "small.txt", "--max-iters", "1000000", "--eval-interval", "1000000",
+                         "--out", "r", cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: (tmp_path / "r" / ".lock").exists()), "the first run never took its lock"
+        second = run("--data", "small.txt", "--max-iters", "5", "--out", "r", cwd=tmp_path)
+        assert f"process {first.pid} on" in one_line_error(second)
+        time.sleep(3)  # let it train some steps
+        first.send_signal(signal.SIGINT)
+        out, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    step = int(err.split("interrupted at step ")[1].split(",")[0])
+    assert step > 0 and f"--out r --resume" in err
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == step
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+def test_ctrl_c_during_a_long_sample_keeps_what_was_printed(folder):
+    proc = spawn_script(SCRIPT, "--sample", "--ckpt", "run/ckpt.pt", "--prompt", "the", "--num-chars", "10000000",
+                        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.read(50).startswith("the")  # characters stream out as they are made
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().startswith("interrupted after ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_smoke_mode_without_out_leaves_nothing_behind(folder, tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = spawn_script(SCRIPT, "--data", str(folder / "small.txt"), "--max-iters", "2", cwd=tmp_path,
+                        env=smoke_env(TMPDIR=str(scratch)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    left = [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")]  # torch's own cache may stay
+    assert left == [] and not (tmp_path / "runs").exists()
+
+
+def test_help_groups_every_flag():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    for group in ("data:", "model (", "training:", "sampling ("):
+        assert group in result.stdout
+    for flag in ["--data", "--size", "--n-layer", "--n-head", "--n-embd", "--block-size", "--dropout", "--device",
+                 "--max-iters", "--batch-size", "--learning-rate", "--eval-interval", "--eval-iters", "--seed", "--out",
+                 "--resume", "--sample", "--ckpt", "--prompt", "--num-chars", "--temperature", "--top-k"]:
+        assert flag in result.stdout
