@@ -1,12 +1,13 @@
-"""Measure the optimizer settings of notebook 05's CPU race, one change at a time.
+"""Measure notebook 05's CPU race one change at a time: whole-split val loss and seconds per run.
 
-    python dev/race_ablations.py
+    python dev/race_ablations.py                 # every row of RUNS
+    python dev/race_ablations.py 3 5             # rows 3 and 5 only (counting from 0)
 
-Runs notebook 05's own train_fast and split_loss (loaded from the .py without running the
-notebook) with its CPU race config, changing one setting per run, and prints the whole-split
-validation loss and the seconds of each. About two minutes a run on a 2-core CPU.
+Runs notebook 05's own train_fast and split_loss (loaded from the .py without running the notebook)
+on a CPU, with two threads; each row changes one thing against the first. Timing needs a quiet
+machine (nothing else computing). About two minutes a row. Appends to dev/results/race_ablations.json.
 """
-import os
+import json
 import pathlib
 import sys
 import time
@@ -17,26 +18,38 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests")
 from notebook_code import ROOT, load  # noqa: E402
 
 KEEP = ("text", "chars", "stoi", "itos", "encode", "decode", "data", "n", "train_data", "val_data")
-BASE = dict(batch_size=32, iters=1000, peak_lr=2e-3, warmup=50, cosine=True, weight_decay=0.1, clip=1.0)
-RUNS = [("warmup + cosine, peak lr 2e-3, weight decay 0.1, clip 1.0", {}),
-        ("peak learning rate 1e-3", {"peak_lr": 1e-3}),
-        ("peak learning rate 3e-3", {"peak_lr": 3e-3}),
-        ("constant learning rate (no warmup, no decay)", {"cosine": False, "warmup": 0}),
-        ("no weight decay", {"weight_decay": 0.0}),
-        ("no gradient clipping (the notebook's CPU race)", {"clip": None})]
+SIZES = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0)
+BASE = dict(batch_size=32, iters=1000, peak_lr=2e-3, warmup=50, cosine=True, weight_decay=0.1, clip=None,
+            fused=True, compile=False)
+RUNS = [("eager, 1,000 steps (the race before torch.compile)", {}, {}),
+        ("torch.compile, 1,000 steps", {"compile": True}, {}),
+        ("torch.compile, 1,300 steps", {"compile": True, "iters": 1300}, {}),
+        ("torch.compile, 1,300 steps, peak lr 3e-3", {"compile": True, "iters": 1300, "peak_lr": 3e-3}, {}),
+        ("torch.compile, 1,300 steps, clip 1.0", {"compile": True, "iters": 1300, "clip": 1.0}, {}),
+        ("torch.compile, 1,300 steps, no weight decay", {"compile": True, "iters": 1300, "weight_decay": 0.0}, {}),
+        ("torch.compile, 900 steps of batch 48", {"compile": True, "iters": 900, "batch_size": 48}, {}),
+        ("torch.compile, 1,300 steps, 6 layers x 96", {"compile": True, "iters": 1300}, {"n_layer": 6, "n_embd": 96}),
+        ("torch.compile, 1,300 steps, 3 layers x 160", {"compile": True, "iters": 1300}, {"n_layer": 3, "n_embd": 160}),
+        ("torch.compile, 1,300 steps, block 48", {"compile": True, "iters": 1300}, {"block_size": 48})]
 
 
 def main():
-    os.chdir(ROOT)
-    ns = load("05_fast_gpt", keep=KEEP, device="cpu", amp_dtype=None)
-    race = ns["GPTConfig"](vocab_size=len(ns["chars"]), block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0)
-    ns["block_size"] = race.block_size
-    for label, change in RUNS[int(sys.argv[1]) if len(sys.argv) > 1 else 0:]:
-        settings = dict(config=race, **BASE) | change
+    ns = load("05_fast_gpt", keep=KEEP, device="cpu", amp_dtype=None, text=(ROOT / "datasets" / "tinyshakespeare.txt").read_text())
+    chosen = [int(a) for a in sys.argv[1:]] or range(len(RUNS))
+    out_file = ROOT / "dev" / "results" / "race_ablations.json"
+    results = json.loads(out_file.read_text()) if out_file.exists() else {}
+    for i in chosen:
+        label, change, sizes = RUNS[i]
+        config = ns["GPTConfig"](vocab_size=len(ns["chars"]), **{**SIZES, **sizes})
+        ns["block_size"] = config.block_size
+        settings = {**BASE, **change}
+        model, log, compile_seconds = ns["train_fast"](config, **settings)
         t0 = time.perf_counter()
-        model, _ = ns["train_fast"](**settings)
         val = ns["split_loss"](model, ns["val_data"])
-        print(f"{label:<62} val {val:.4f}  {time.perf_counter() - t0:5.1f} s", flush=True)
+        seconds = log[-1][1] + time.perf_counter() - t0
+        print(f"{i}: {label:<50} val {val:.4f}  {seconds:5.1f} s (+ {compile_seconds:.1f} s compiling)", flush=True)
+        results[label] = {"val": val, "seconds": seconds, "compile_seconds": compile_seconds}
+        out_file.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -31,10 +31,17 @@ def _attaches_a_method(node):
             and isinstance(node.targets[0], ast.Attribute) and isinstance(node.targets[0].value, ast.Name))
 
 
-def load(notebook, keep=(), **globals_):
-    """Namespace of notebooks/<notebook>.py's definitions (see the module docstring)."""
+def load(notebook, keep=(), replace=(), **globals_):
+    """Namespace of notebooks/<notebook>.py's definitions (see the module docstring).
+
+    replace: (old, new) pairs applied to the source first, each old text occurring exactly once:
+    the tests use it to make a learner's mistake in the notebook's own code."""
     path = NOTEBOOKS / f"{notebook}.py"
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    source = path.read_text(encoding="utf-8")
+    for old, new in replace:
+        assert source.count(old) == 1, f"{old!r} occurs {source.count(old)} times in {path.name}, not once"
+        source = source.replace(old, new)
+    tree = ast.parse(source, filename=str(path))
     body = []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):

@@ -31,9 +31,8 @@ def test_split_is_ninety_ten(nb):
 
 @pytest.mark.parametrize("batch_size,block_size", [(1, 1), (4, 8), (32, 8), (7, 64)])
 def test_get_batch_shapes_and_targets_one_step_on(nb, batch_size, block_size):
-    nb.update(batch_size=batch_size, block_size=block_size)
     for split in ("train", "val"):
-        x, y = nb["get_batch"](split)
+        x, y = nb["get_batch"](split, batch_size, block_size)
         assert x.shape == y.shape == (batch_size, block_size)
         assert x.dtype == y.dtype == torch.long
         assert torch.equal(x[:, 1:], y[:, :-1])
@@ -43,22 +42,21 @@ def test_get_batch_takes_contiguous_chunks_of_the_right_split(nb):
     """With the integers 0..99 as 'text', a chunk is a run of consecutive numbers."""
     saved = nb["train_data"], nb["val_data"]
     try:
-        nb.update(train_data=torch.arange(100), val_data=torch.arange(1000, 1020), batch_size=64, block_size=5)
+        nb.update(train_data=torch.arange(100), val_data=torch.arange(1000, 1020))
         for split, low, high in (("train", 0, 100), ("val", 1000, 1020)):
             torch.manual_seed(0)
-            x, y = nb["get_batch"](split)
+            x, y = nb["get_batch"](split, 64, 5)
             assert torch.equal(y, x + 1)
             assert torch.equal(x[:, 1:], x[:, :-1] + 1)
             assert x.min() >= low and y.max() < high
             assert y.max() == high - 1 or x.min() > low  # offsets reach the end of the split
     finally:
         nb["train_data"], nb["val_data"] = saved
-        nb.update(batch_size=4, block_size=8)
 
 
 def test_initial_loss_is_about_ln_vocab_size(nb):
     torch.manual_seed(1337)
-    x, y = nb["get_batch"]("train")
+    x, y = nb["get_batch"]("train", 4, 8)
     model = nb["BigramLanguageModel"](65)
     logits, loss = model(x, y)
     assert logits.shape == (4, 8, 65)
@@ -76,10 +74,7 @@ def test_a_short_training_run_lowers_the_validation_loss(nb):
     before = nb["estimate_loss"](model)["val"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(300):
-        _, loss = model(*nb["get_batch"]("train"))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        nb["train_step"](model, optimizer, *nb["get_batch"]("train", 32, 8))
     after = nb["estimate_loss"](model)["val"]
     nb.update(batch_size=4, eval_iters=20)
     assert after < before - 1.0, (before, after)

@@ -117,7 +117,7 @@ def test_train_and_split_loss_on_a_tiny_text():
         manual = [model(data[900:][i:i + T][None], data[900:][i + 1:i + T + 1][None])[1].item()
                   for i in range(0, 99 // T * T, T)]
         assert nb["split_loss"](model, data[900:]) == pytest.approx(sum(manual) / len(manual), rel=1e-5)
-        result = nb["train"](model)
+        result = nb["train"](model, "a tiny test")
         assert set(result) == {"train", "val", "seconds", "curve"} and result["curve"][-1][0] == 30
         assert result["train"] < manual[0] + 1 and model.training
     finally:
@@ -134,3 +134,58 @@ def test_dropout_is_off_unless_asked_for():
     finally:
         nb["dropout"] = 0.0
     assert all(m.p == 0.2 for m in model.modules() if isinstance(m, nn.Dropout))
+
+
+def test_every_step_sees_the_same_batches_even_with_dropout():
+    """Batches come from their own generator, so a model that draws random numbers (dropout) sees the same data."""
+    seen, saved = {}, dict(nb)
+    train_data, val_data = torch.randint(0, V, (500,)), torch.randint(0, V, (100,))
+    for name, rate in (("plain", 0.0), ("dropout", 0.5)):
+        nb["dropout"] = rate
+        try:
+            model = nb["transformer"]()
+        finally:
+            nb["dropout"] = 0.0
+        batches, original = [], nb["get_batch"]
+        nb["get_batch"] = lambda split, g=None: batches.append(original(split, g)) or batches[-1]
+        nb.update(train_data=train_data, val_data=val_data, max_iters=5, eval_batch=64)
+        try:
+            nb["train"](model, name)
+        finally:
+            nb.clear()
+            nb.update(saved)
+        seen[name] = batches
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(seen["plain"], seen["dropout"])) and len(seen["plain"]) == 5
+
+
+# The ladder's claims, evaluated against whole-split val losses measured with three seeds on the CPU
+# (python dev/bands.py 03): they must hold for every seed, or the notebook would fail for a learner
+# whose machine rounds differently.
+MEASURED = {}  # filled from dev/results/bands.json when it holds the ladder
+
+
+def measured_ladders():
+    import json
+    from notebook_code import ROOT
+    bands = json.loads((ROOT / "dev" / "results" / "bands.json").read_text())
+    return {seed: {step: r["val"] for step, r in runs.items()} for seed, runs in bands["03"].items()}
+
+
+def test_the_ladders_claims_hold_for_every_measured_seed():
+    ladders = measured_ladders()
+    assert len(ladders) >= 3
+    for seed, val in ladders.items():
+        failed = [claim for claim, holds in nb["ladder_claims"](val) if not holds]
+        assert not failed, (seed, failed)
+
+
+def test_the_ladders_claims_can_fail():
+    val = next(iter(measured_ladders().values()))
+    broken = {**val, "5b blocks, no residual": val["5 blocks + residual"]}  # as if residuals did not matter
+    assert not dict(nb["ladder_claims"](broken))["without residuals the same blocks train much worse"]
+
+
+def test_the_expected_bands_cover_every_measured_seed():
+    for seed, val in measured_ladders().items():
+        for step, (low, high) in nb["EXPECTED_VAL"].items():
+            assert low <= round(val[step], 2) <= high, (seed, step, val[step])

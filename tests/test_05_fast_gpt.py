@@ -1,22 +1,29 @@
-"""Notebook 05's own code: the fast attention and model compute the lecture's function, the
-training pieces behave, and the benchmark command runs."""
-import os
-import subprocess
-import sys
+"""Notebook 05's own code: the fast attention and model compute the lecture's function, the training
+pieces behave, and every branch that a GPU takes is exercised on the CPU (autocast in bfloat16 and
+float16, the gradient scaler, fused AdamW, torch.compile, evaluation under autocast, checkpoints
+made on a GPU), or at least built with the device mocked."""
+import shutil
 
 import pytest
 import torch
 
-from notebook_code import NOTEBOOKS, load, source_of
+from notebook_code import load, source_of
 
 nb = load("05_fast_gpt", device="cpu", amp_dtype=None)
 LECTURE = ["GPTConfig", "Head", "MultiHeadAttention", "FeedForward", "Block", "GPTLanguageModel", "generate"]
 CONFIGS = [dict(block_size=8, n_embd=16, n_head=1, n_layer=1), dict(block_size=16, n_embd=64, n_head=4, n_layer=2),
            dict(block_size=32, n_embd=48, n_head=6, n_layer=3)]
+TINY = dict(block_size=16, n_embd=32, n_head=2, n_layer=2)  # smoke mode's race size: torch.compile's cache is shared
+PATTERN = torch.tensor(list(range(13)) * 40)
 
 
 def config(**sizes):
     return nb["GPTConfig"](**{"vocab_size": 13, "dropout": 0.0, **sizes})
+
+
+@pytest.fixture(autouse=True)
+def on_the_cpu():
+    nb.update(device="cpu", train_data=PATTERN, val_data=PATTERN, block_size=8)
 
 
 def test_the_lecture_model_is_notebook_04s():
@@ -34,6 +41,7 @@ def test_batched_heads_and_sdpa_equal_multi_head_attention(sizes):
         attn = nb["copy_heads"](mha, nb["CausalSelfAttention"](c, flash=flash))
         assert torch.allclose(attn(x), mha(x), atol=1e-5), flash
         assert attn(x[:, :5]).shape == (3, 5, c.n_embd)  # shorter than block_size
+        assert nb["check_causal_self_attention"](attn).startswith("CausalSelfAttention: passed")
 
 
 @pytest.mark.parametrize("sizes", CONFIGS)
@@ -50,12 +58,7 @@ def test_fast_model_loss_equals_the_lecture_models_with_copied_weights(sizes):
 
 
 def test_fast_model_is_causal():
-    fast = nb["FastGPT"](config(block_size=16, n_embd=32, n_head=4, n_layer=2)).eval()
-    idx = torch.randint(0, 13, (2, 16))
-    changed = idx.clone()
-    changed[:, 9:] = (changed[:, 9:] + 1) % 13
-    with torch.no_grad():
-        assert torch.allclose(fast(idx)[0][:, :9], fast(changed)[0][:, :9], atol=1e-6)
+    assert nb["check_model"](nb["FastGPT"](config(block_size=16, n_embd=32, n_head=4, n_layer=2))).endswith("communicating)")
 
 
 @pytest.mark.parametrize("B,T", [(1, 1), (5, 8), (64, 3)])
@@ -73,28 +76,28 @@ def test_learning_rate_schedule():
     assert nb["lr_at"](100, 1e-3, 10, 100) == pytest.approx(1e-4)  # a tenth of the peak at the end
 
 
-def test_weight_decay_only_on_matrices():
+def test_weight_decay_on_every_matrix_embeddings_included():
     model = nb["FastGPT"](config(block_size=8, n_embd=16, n_head=2, n_layer=1))
     decay, no_decay = nb["configure_optimizer"](model, 1e-3).param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert any(p is model.token_embedding_table.weight for p in decay["params"])
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
 
-def test_train_fast_lowers_the_loss():
+def train(steps=60, **kw):
     torch.manual_seed(0)
-    pattern = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] * 40)
-    nb["train_data"] = pattern
-    model, log = nb["train_fast"](config(block_size=8, n_embd=32, n_head=2, n_layer=1), 16, 60, 3e-3, 5)
-    assert len(log) == 20 and log[-1][2] < 0.5 * log[0][2]
+    return nb["train_fast"](config(block_size=8, n_embd=32, n_head=2, n_layer=1), 16, steps, 3e-3, 5, **kw)
+
+
+def test_train_fast_lowers_the_loss():
+    model, log, compile_seconds = train()
+    assert len(log) == 20 and log[-1][2] < 0.5 * log[0][2] and compile_seconds < 1
     assert model.training
 
 
 def test_train_fast_stops_once_the_target_is_reached():
-    nb["train_data"] = nb["val_data"] = torch.tensor(list(range(13)) * 40)
-    nb["block_size"] = 8
-    c = config(block_size=8, n_embd=32, n_head=2, n_layer=1)
-    model, log = nb["train_fast"](c, 16, 400, 3e-3, 5, eval_every=10, target=1.0)
+    model, log, _ = train(400, eval_every=10, target=1.0)
     assert log[-1][0] < 400 and log[-1][0] % 10 == 0  # stopped early, at a check
     assert nb["split_loss"](model, nb["val_data"]) <= 1.0
 
@@ -103,19 +106,83 @@ def test_split_loss_of_the_fast_model_is_the_mean_chunk_loss():
     torch.manual_seed(0)
     model = nb["FastGPT"](config(block_size=8, n_embd=16, n_head=2, n_layer=1))
     data = torch.randint(0, 13, (81,))
-    nb["block_size"] = 8
     x, y = data[:80].view(10, 8), data[1:81].view(10, 8)
     with torch.no_grad():
         expected = model.eval()(x, y)[1].item()
     assert nb["split_loss"](model, data, batch=3) == pytest.approx(expected, rel=1e-5)
+    assert nb["split_loss_lecture_style"](model, data, batch=3) == pytest.approx(expected, rel=1e-5)
 
 
-def test_bench_runs_in_smoke_mode(tmp_path):
-    env = {**os.environ, "COURSE_SMOKE": "1"}
-    result = subprocess.run([sys.executable, str(NOTEBOOKS / "05_fast_gpt.py"), "--bench"], cwd=NOTEBOOKS,
-                            env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert any(l.startswith("lecture (04)") and "tokens/s" in l for l in lines)
-    assert any(l.startswith("+ scaled_dot_product_attention") for l in lines)
-    assert "vs lecture:" in lines[-1] and "race:" not in result.stdout  # it stopped after the benchmark
+# The branches a GPU takes, run on the CPU.
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_mixed_precision_race_trains_on_the_cpu(dtype):
+    """bfloat16 autocast; float16 autocast with the gradient scaler (GradScaler('cpu')) and clipping."""
+    model, log, _ = train(amp_dtype=dtype, clip=1.0)
+    assert all(torch.isfinite(torch.tensor(l)) for _, _, l in log) and log[-1][2] < 0.5 * log[0][2]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay in float32
+
+
+def test_fused_adamw_takes_the_same_steps_as_the_plain_one():
+    _, plain, _ = train(20)
+    _, fused, _ = train(20, fused=True)
+    assert [round(l, 3) for _, _, l in plain] == [round(l, 3) for _, _, l in fused]
+
+
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="no C++ compiler")
+def test_torch_compile_trains_like_eager_and_spends_its_compile_time_before_the_clock():
+    torch.manual_seed(0)
+    c = config(**TINY)
+    eager = nb["train_fast"](c, 8, 10, 1e-3, 5)
+    compiled = nb["train_fast"](c, 8, 10, 1e-3, 5, compile=True)
+    assert [round(l, 3) for _, _, l in eager[1]] == [round(l, 3) for _, _, l in compiled[1]]
+    assert compiled[2] > 0 and compiled[1][-1][1] < compiled[2] + 60  # compile time is reported apart
+
+
+def test_the_whole_split_under_autocast_is_close_to_float32():
+    torch.manual_seed(0)
+    model = nb["FastGPT"](config(block_size=8, n_embd=32, n_head=2, n_layer=1))
+    exact = nb["split_loss"](model, PATTERN)
+    assert nb["split_loss"](model, PATTERN, amp_dtype=torch.bfloat16) == pytest.approx(exact, abs=0.02)
+
+
+@pytest.mark.parametrize("capability,expected", [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_mixed_precision_by_compute_capability(monkeypatch, capability, expected):
+    """A T4 (7.5) emulates bfloat16, so it gets float16 and a scaler; an A100 (8.0) and an H100 (9.0) bfloat16."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 reports, emulation included
+    assert nb["amp_dtype_for"]("cuda") == expected
+    assert nb["amp_dtype_for"]("cpu") is None and nb["amp_dtype_for"]("mps") is None
+
+
+@pytest.mark.parametrize("name,tflops", [("NVIDIA H100 80GB HBM3", 989), ("NVIDIA H100 PCIe", 756), ("NVIDIA H100 NVL", 835),
+                                         ("NVIDIA L4", 121), ("NVIDIA L40S", 362), ("Tesla T4", 65),
+                                         ("NVIDIA A100-SXM4-80GB", 312), ("NVIDIA GeForce RTX 4090", None), ("cpu", None)])
+def test_peak_flops_by_exact_name(name, tflops):
+    assert nb["peak_flops"](name) == (tflops * 1e12 if tflops else None)
+
+
+def test_the_gpu_race_and_benchmark_are_built_with_the_device_mocked():
+    """What the CUDA path builds: the lecture-sized race model, its fused optimizer, float16 scaler and autocast."""
+    sizes, batch, iters, lr, warmup, target, clip, every = nb["RACES"]["cuda"]
+    model = nb["FastGPT"](nb["GPTConfig"](vocab_size=65, **sizes))
+    assert sum(p.numel() for p in model.parameters()) == 10_788_929  # the lecture's model, made fast
+    assert nb["configure_optimizer"](model, lr, fused=True).defaults["fused"]
+    with pytest.warns(UserWarning):
+        assert not torch.amp.GradScaler("cuda", enabled=True).is_enabled()  # CUDA absent: disabled, not an error
+    assert (batch, iters, target, clip, every) == (64, 3000, 1.48, 1.0, 100)
+    assert nb["flops_per_token"](model.config, 10_788_929) == 6 * 10_788_929 + 12 * 6 * 384 * 256
+
+
+def test_a_checkpoint_made_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
+    """Notebook 04 loads checkpoints with map_location='cpu'; here one is written as if its tensors were on CUDA."""
+    nb04 = load("04_gpt")
+    torch.manual_seed(0)
+    model = nb04["GPTLanguageModel"](nb04["GPTConfig"](vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0))
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    nb04["save_checkpoint"](tmp_path / "ckpt.pt", model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", 3, {})
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(tmp_path / "ckpt.pt", weights_only=True)  # what a plain load does on a machine without CUDA
+    ckpt, loaded = nb04["load_checkpoint"](tmp_path / "ckpt.pt")
+    assert ckpt["step"] == 3 and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))

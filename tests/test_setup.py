@@ -14,7 +14,17 @@ def test_requirements_cover_the_course_and_admit_the_ci_torch():
     reqs = {re.split(r"[<>=~! ]", l)[0].lower(): l for l in (ROOT / "requirements.txt").read_text().splitlines()
             if l and not l.startswith("#")}
     assert {"torch", "numpy", "matplotlib", "jupyter", "jupytext", "nbval", "pytest"} <= set(reqs)
-    assert reqs["torch"] == "torch>=2.2,<3"  # 2.13.0, which CI installs first, satisfies it
+    assert reqs["torch"] == "torch>=2.4,<3"  # 2.13.0, which CI installs first, satisfies it
+
+
+def test_the_torch_floor_covers_what_the_notebooks_call():
+    """Fused AdamW on a CPU needs torch 2.4; the notebooks use it (05), so the floor must not be lower."""
+    import torch
+    sources = "".join(p.read_text() for p in (ROOT / "notebooks").glob("*.py"))
+    assert "fused=" in sources and "GradScaler('cpu'" in sources and "unravel_index" in sources
+    floor = tuple(int(x) for x in re.search(r"torch>=(\d+)\.(\d+)", (ROOT / "requirements.txt").read_text()).groups())
+    assert floor >= (2, 4)
+    assert tuple(int(x) for x in torch.__version__.split(".")[:2]) >= floor
 
 
 def test_ci_runs_the_readme_test_command():

@@ -1,0 +1,40 @@
+"""Every measured number a notebook's prose quotes comes from that notebook's stored outputs.
+
+A number with three or more decimals (4.8786, 0.1574) or with thousands separators (1,115,394) in a
+markdown cell must appear in the text the notebook's cells printed, unless it is listed below as a
+fact from elsewhere, with where it comes from."""
+import json
+import re
+
+import pytest
+
+from notebook_code import NOTEBOOKS
+
+FROM_ELSEWHERE = {  # notebook: {number: where it comes from}
+    "01_bigram": {"40,000": "the file's line count, asserted in the data cell", "20,000": "the size of the BPE sample, set in code",
+                  "50,257": "GPT-2's vocabulary size (Radford et al., 2019)"},
+    "02_self_attention": {},
+    "03_building_gpt": {"4,000": "the budget, set in code", "35,000": "a text size, set in code"},
+    "04_gpt": {"35,000": "the text size of the dropout comparison, set in code", "31,500": "90% of 35,000",
+               "2,500": "the small configuration's steps, set in code"},
+    "05_fast_gpt": {},
+}
+NUMBER = re.compile(r"(?<![\w.])(\d+\.\d{3,}|\d{1,3}(?:,\d{3})+)(?![\w])")
+
+
+def stored(notebook):
+    nb = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+    text = lambda s: s if isinstance(s, str) else "".join(s)
+    prose = [text(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    outputs = "".join(text(o.get("text", "")) + text(o.get("data", {}).get("text/plain", ""))
+                      for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", []))
+    return prose, outputs
+
+
+@pytest.mark.parametrize("notebook", sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))
+def test_numbers_in_the_prose_come_from_the_outputs(notebook):
+    prose, outputs = stored(notebook)
+    allowed = FROM_ELSEWHERE.get(notebook, {})
+    missing = sorted({n for cell in prose for n in NUMBER.findall(re.sub(r"\(https?://[^)]*\)", "", cell))
+                      if n not in outputs and n.replace(",", "") not in outputs and n not in allowed})
+    assert not missing, f"numbers in {notebook}'s prose that no output shows: {missing}"

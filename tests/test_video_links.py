@@ -1,0 +1,71 @@
+"""Watch and run side by side: every chapter of the lecture is linked from the notebook section that
+teaches it, once, in order, and the video's own corrections are linked where they apply."""
+import json
+import re
+
+import pytest
+
+from notebook_code import NOTEBOOKS, ROOT
+
+VIDEO = "https://www.youtube.com/watch?v=kCc8FmEb1nY"
+CHAPTERS = {  # start (h:mm:ss) -> seconds, from the video's own chapter list (the first, the intro, is not taught)
+    "0:07:52": 472, "0:09:28": 568, "0:14:27": 867, "0:22:11": 1331, "0:34:53": 2093, "0:38:00": 2280,
+    "0:42:13": 2533, "0:47:11": 2831, "0:51:54": 3114, "0:54:42": 3282, "0:58:26": 3506, "1:00:18": 3618,
+    "1:02:00": 3720, "1:11:38": 4298, "1:12:46": 4366, "1:13:40": 4420, "1:14:14": 4454, "1:15:39": 4539,
+    "1:16:56": 4616, "1:19:11": 4751, "1:21:59": 4919, "1:24:25": 5065, "1:26:48": 5208, "1:32:51": 5571,
+    "1:37:49": 5869, "1:42:39": 6159, "1:46:22": 6382, "1:48:53": 6533, "1:54:32": 6872,
+}
+CORRECTIONS = {"0:57:00": 3420, "1:20:05": 4805}
+LINK = re.compile(r"\[▶ (\d:\d\d:\d\d)\]\(" + re.escape(VIDEO) + r"&t=(\d+)s\)")
+
+
+def markdown(notebook):
+    cells = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text(encoding="utf-8"))["cells"]
+    return [("".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in cells if c["cell_type"] == "markdown"]
+
+
+NOTEBOOK_NAMES = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+LINKS = {nb: [m.groups() for cell in markdown(nb) for m in LINK.finditer(cell)] for nb in NOTEBOOK_NAMES}
+
+
+def seconds(hms):
+    h, m, s = map(int, hms.split(":"))
+    return 3600 * h + 60 * m + s
+
+
+def test_every_link_points_at_the_moment_it_names():
+    for nb, links in LINKS.items():
+        for label, t in links:
+            assert seconds(label) == int(t), (nb, label, t)
+
+
+def test_every_chapter_is_linked_exactly_once():
+    linked = [label for links in LINKS.values() for label, _ in links if label in CHAPTERS]
+    assert sorted(linked) == sorted(CHAPTERS), set(CHAPTERS).symmetric_difference(linked)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOK_NAMES)
+def test_a_notebooks_chapters_come_in_the_videos_order(notebook):
+    times = [int(t) for label, t in LINKS[notebook] if label in CHAPTERS]
+    assert times == sorted(times)
+
+
+def test_the_videos_own_corrections_are_linked():
+    linked = {label for links in LINKS.values() for label, _ in links}
+    assert set(CORRECTIONS) <= linked
+
+
+@pytest.mark.parametrize("notebook", [n for n in NOTEBOOK_NAMES if n[:2] in ("01", "02", "03", "04", "05")])
+def test_each_lecture_notebook_says_which_span_of_the_video_it_covers(notebook):
+    opening = markdown(notebook)[0]
+    assert re.search(r"\*\*\d:\d\d:\d\d to \d:\d\d:\d\d", opening), opening[:300]
+
+
+def test_the_readme_table_gives_the_spans():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    header = next(l for l in readme.splitlines() if l.startswith("| notebook |"))
+    assert "video" in header
+    for notebook in NOTEBOOK_NAMES:
+        if notebook[:2] in ("01", "02", "03", "04", "05"):
+            row = next(l for l in readme.splitlines() if l.startswith(f"| [`{notebook}`]"))
+            assert re.search(r"\d:\d\d:\d\d.\d:\d\d:\d\d", row), row
