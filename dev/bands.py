@@ -3,6 +3,7 @@
     python dev/bands.py 01 [SEED ...]     # notebook 01's bigram (default seeds 1337 0 1 2)
     python dev/bands.py 03 [SEED ...]     # every step of notebook 03's ladder (default seeds 1337 1 2)
     python dev/bands.py 04 [SEED ...]     # notebook 04's small configuration (default seeds 1337 1 2)
+    python dev/bands.py 05 [SEED ...]     # notebook 05's CPU race (default seeds 1337 1 2; it times, too: run it alone)
 
 Each run uses the notebook's own definitions (loaded from its .py without running the notebook),
 its default CPU configuration and tiny Shakespeare, and prints the whole-split losses per seed; the
@@ -10,6 +11,7 @@ seed 1337 row must equal the notebook's stored output. Results are appended to d
 """
 import argparse
 import json
+import os
 import pathlib
 import sys
 import tempfile
@@ -91,7 +93,19 @@ def small_gpt(seed):
     return {"train": ns["split_loss"](model, ns["train_data"]), "val": ns["split_loss"](model, ns["val_data"])}
 
 
-RUNS = {"01": (bigram, [1337, 0, 1, 2]), "03": (ladder, [1337, 1, 2]), "04": (small_gpt, [1337, 1, 2])}
+def race(seed):
+    ns = load("05_fast_gpt", keep=SPLIT, text=TEXT, device="cpu", amp_dtype=None)
+    sizes, batch, iters, lr, warmup, target, clip, every = ns["RACES"]["cpu"]
+    config = ns["GPTConfig"](vocab_size=len(ns["chars"]), **sizes)
+    ns["block_size"] = config.block_size
+    model, log, _ = ns["train_fast"](config, batch, iters, lr, warmup, seed=seed, clip=clip, fused=True)
+    t0 = time.perf_counter()
+    val = ns["split_loss"](model, ns["val_data"])
+    return {"val": val, "seconds": log[-1][1] + time.perf_counter() - t0}
+
+
+RUNS = {"01": (bigram, [1337, 0, 1, 2]), "03": (ladder, [1337, 1, 2]), "04": (small_gpt, [1337, 1, 2]),
+        "05": (race, [1337, 1, 2])}
 
 
 def main():
@@ -111,5 +125,5 @@ def main():
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))  # 2, as the notebooks use; 1 beside other work
     main()

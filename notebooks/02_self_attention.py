@@ -82,7 +82,7 @@ class Passed(str):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the attention oracle (the same in notebooks 02-05)
+#@title Plumbing: the attention oracle (the same in every notebook that carries it)
 def attention_diagnosis(out, q, k, v, n_embd):
     """None if out is causal attention of q, k, v (B, ..., T, hs) scaled by head_size**-0.5, computed by
     PyTorch's own F.scaled_dot_product_attention; else the likely mistake, in one sentence."""

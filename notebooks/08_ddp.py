@@ -1,0 +1,987 @@
+# %% [markdown]
+# # 08 · Training on several processes: DistributedDataParallel and torchrun
+#
+# The lecture trains on one GPU, and so does every notebook so far. This notebook goes beyond the
+# lecture: nanoGPT's `train.py` (the lecture walks through the nanoGPT repository from
+# [at 1:46:22](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6382s)) also trains one model on several
+# GPUs, and on several machines, with PyTorch's `DistributedDataParallel` (DDP), launched by `torchrun`.
+# Here we take notebook 05's fast model and its race, show with numbers what DDP computes (one step on
+# a batch that is the union of every process's batch), build the training script, run it with two
+# processes on the CPU, and prove that two processes train the weights that one process trains on
+# their batches combined, equal up to float rounding.
+#
+# Standalone (it downloads its data) and a script:
+#
+# ```
+# python notebooks/08_ddp.py                                          # what the notebook does
+# python notebooks/08_ddp.py --race                                   # notebook 05's race, one process
+# torchrun --standalone --nproc_per_node=2 notebooks/08_ddp.py --race  # the same race on 2 processes
+# ```
+
+# %%
+import argparse, hashlib, math, os, pathlib, platform, subprocess, sys, tempfile, time, urllib.request
+from dataclasses import asdict, dataclass
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+import matplotlib
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # as a script, figures are saved as PNG files instead of opening windows
+import matplotlib.pyplot as plt
+
+SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: tiny sizes and few steps
+IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
+RUN_NAME = "08_ddp"                             # as a script, figures go to runs/08_ddp/
+
+# %% [markdown]
+# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
+# the device, the data, the checks, the command line); they are folded in Jupyter and Colab.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: folders, figures and checks (the same in every notebook)
+def course_root():
+    """The course checkout (holding notebooks/ and datasets/), else the working folder (a notebook on its own)."""
+    here = pathlib.Path.cwd()
+    script = globals().get("__file__")
+    for folder in ([pathlib.Path(script).resolve().parent.parent] if script else []) + [here, here.parent]:
+        if (folder / "notebooks").is_dir() and (folder / "datasets").is_dir():
+            return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
+    return pathlib.Path(".")
+
+
+SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
+
+
+def runs_folder():
+    """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
+    if SMOKE:
+        if not SCRATCH:
+            SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
+        return pathlib.Path(SCRATCH[0].name)
+    return course_root() / "runs" / RUN_NAME
+
+
+def show(fig, name, folder=None):
+    """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
+    if IN_NOTEBOOK:
+        plt.show()
+        return
+    folder = pathlib.Path(folder or runs_folder())
+    folder.mkdir(parents=True, exist_ok=True)
+    fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    print(f"figure saved: {folder / f'{name}.png'}")
+
+
+class CheckFailed(AssertionError):
+    """A check of the code above failed; the message says what is wrong and its likely cause."""
+
+
+def check(ok, message):
+    """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
+    if not ok:
+        raise CheckFailed(message)
+
+
+class Passed(str):
+    """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
+
+    def __repr__(self):
+        return str(self)
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: the device (the same in every notebook)
+def pick_device(name="auto"):
+    """The device asked for (if this machine has it), or the fastest there is: CUDA, then Apple's MPS, then the CPU."""
+    found = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if name == "auto":
+        return next(d for d, ok in found.items() if ok)
+    if not found.get(name, False):
+        raise SystemExit(f"error: --device {name}: PyTorch finds no {name.upper()} device on this machine; "
+                         "use --device auto (the fastest there is) or --device cpu")
+    return name
+
+
+def describe_device(device):
+    """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
+    if device != "cuda" and "google.colab" in sys.modules:
+        print("No GPU found. On Colab choose Runtime → Change runtime type → T4 GPU, then Runtime → Run all "
+              "(or carry on: the notebook is sized for the CPU too).")
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
+    return f"device: {device} ({name}), torch {torch.__version__}, smoke mode: {SMOKE}"
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
+DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+def fetch_shakespeare(folder):
+    """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
+    path = pathlib.Path(folder) / "tinyshakespeare.txt"
+    if not path.exists():
+        print(f"downloading tiny Shakespeare to {path}")
+        part = path.with_name(path.name + ".part")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            urllib.request.urlretrieve(DATA_URL, part)
+        except OSError as e:
+            part.unlink(missing_ok=True)
+            raise SystemExit(f"error: could not download {DATA_URL} ({e}); copy that file to {path} "
+                             "by hand, or set COURSE_DATA to a UTF-8 text file of your own") from None
+        digest = hashlib.sha256(part.read_bytes()).hexdigest()
+        if digest != DATA_SHA256:
+            part.unlink()
+            raise SystemExit(f"error: the download from {DATA_URL} has sha256 {digest[:16]}, expected "
+                             f"{DATA_SHA256[:16]}; run again later, or copy the right file to {path} by hand")
+        part.replace(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != DATA_SHA256:
+        raise SystemExit(f"error: {path} has sha256 {digest[:16]}, expected {DATA_SHA256[:16]}; "
+                         "delete it and run again to download a fresh copy")
+    return path
+
+
+def read_text(path, source="COURSE_DATA"):
+    """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise SystemExit(f"error: no text file at {path}; fix the path given to {source}"
+                         + (", or unset it to use tiny Shakespeare" if source == "COURSE_DATA" else ""))
+    try:
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"error: {path} (from {source}) is not UTF-8 text (byte {e.start}); save it as UTF-8 and run again") from None
+    except OSError as e:
+        raise SystemExit(f"error: cannot read {path} (from {source}): {e.strerror}; check its permissions") from None
+    if not text.strip():
+        raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
+    return text
+
+
+def load_text(path=None, flag="--data"):
+    """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (downloaded once, verified)."""
+    if path:
+        return read_text(path, flag)
+    if os.environ.get("COURSE_DATA"):
+        return read_text(os.environ["COURSE_DATA"], "COURSE_DATA")
+    return read_text(fetch_shakespeare(course_root() / "datasets"), "the download")
+
+
+def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
+    """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
+    for split, d in (("training", train_data), ("validation", val_data)):
+        if len(d) < block_size + 1:
+            need = math.ceil((block_size + 1) / 0.1)
+            raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
+                             f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: the batch check (the same in every notebook that carries it)
+def check_batch(x, y, data, batch_size, block_size):
+    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, rows are chunks of data."""
+    check(x.shape == y.shape == (batch_size, block_size), f"get_batch should return two ({batch_size}, "
+          f"{block_size}) tensors, got {tuple(x.shape)} and {tuple(y.shape)}: stack batch_size chunks of block_size")
+    check(x.dtype == y.dtype == torch.long, f"get_batch returns {x.dtype} and {y.dtype}: keep the data as torch.long")
+    check(not torch.equal(x, y), "the targets equal the inputs: take y = data[i+1:i+block_size+1], one step on")
+    check(torch.equal(x[:, 1:], y[:, :-1]), "the targets are not the inputs shifted by one: "
+          "x = data[i:i+block_size] needs y = data[i+1:i+block_size+1]")
+    x, y, data = x.cpu(), y.cpu(), data.cpu()
+    starts = (data[:len(data) - block_size] == x[0, 0]).nonzero().flatten()  # where the first row could begin
+    found = [i for i in starts.tolist() if torch.equal(data[i:i + block_size], x[0])]
+    check(any(torch.equal(data[i + 1:i + block_size + 1], y[0]) for i in found),
+          "the first row is not a chunk of the training split followed by its next character")
+    return Passed("get_batch: passed")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: command-line checks (the same in every notebook that carries it)
+class Parser(argparse.ArgumentParser):
+    """argparse, except that a mistake on the command line is one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}; see --help\n")
+
+
+def check_flags(args, rules):
+    """Stop with one line at the first flag that was given and breaks its rule: {name: (test, 'what it must be')}."""
+    for name, (ok, must) in rules.items():
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            raise SystemExit(f"error: --{name.replace('_', '-')} must be {must} (got {value})")
+
+
+def positive(v):
+    return v >= 1
+
+
+def finite(v):
+    return math.isfinite(v) and v > 0
+
+
+# %% [markdown]
+# ## What DistributedDataParallel does
+#
+# `torchrun --nproc_per_node=2 script.py` starts the same script twice. Each copy is a **process**
+# with a **rank** (0, 1, …) out of a **world size** (2), and each holds a full **replica** of the
+# model. Every step, each process draws its *own* batch, runs forward and backward on it, and
+# then the processes **all-reduce** their gradients: each one sends its gradients to the others and
+# receives theirs, and every process ends up holding the same average. Same weights, same gradient,
+# same optimizer: every replica takes the same step, so the replicas never drift apart, although no
+# weight is ever sent after the start.
+#
+# ```
+#  rank 0                                rank 1
+#  batch 0 from generator(seed + 0)      batch 1 from generator(seed + 1)
+#  forward, backward -> g0               forward, backward -> g1
+#        \________ all-reduce: g = (g0 + g1) / 2 ________/
+#  AdamW step with g                     AdamW step with g      (the same step)
+# ```
+#
+# Because the loss is a mean over the batch, the mean of two batches' gradients is the gradient of
+# the mean over both batches together: **one step of W processes with batch B each is one step of
+# one process with batch B × W**. The learning rate and the number of steps mean what they meant
+# with one process; each step just sees W times as many sequences.
+
+# %% [markdown]
+# ## The command line
+#
+# With no flag, the script does what the notebook does. `--race` trains notebook 05's race (sized for
+# the device, changed by the flags), with as many processes as `torchrun` starts, or one with plain
+# `python`. A flag out of range, or one that does not apply, stops with one line.
+
+# %%
+def parse_args(argv=None):
+    """The command-line flags; argv=[] gives the defaults (None: sized for the device)."""
+    p = Parser(prog="08_ddp.py", description="Train the fast GPT with DistributedDataParallel, on as many "
+               "processes as torchrun starts (one with plain python).")
+    g = p.add_argument_group("what to run (default: everything the notebook does)")
+    g.add_argument("--race", action="store_true", help="only train notebook 05's race on this process (and the others torchrun started)")
+    g.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="where to run (default: the fastest there is)")
+    g.add_argument("--out", help="folder where rank 0 saves ckpt.pt (the weights, the config and the log)")
+    g = p.add_argument_group("model (default: notebook 05's race for the device)")
+    g.add_argument("--n-layer", type=int, help="blocks")
+    g.add_argument("--n-head", type=int, help="attention heads per block (must divide --n-embd)")
+    g.add_argument("--n-embd", type=int, help="channels of every token vector")
+    g.add_argument("--block-size", type=int, help="context length in characters")
+    g = p.add_argument_group("training (default: notebook 05's race for the device)")
+    g.add_argument("--max-iters", type=int, help="training steps")
+    g.add_argument("--batch-size", type=int, help="sequences per step in each process")
+    g.add_argument("--learning-rate", type=float, help="peak learning rate of the schedule")
+    g.add_argument("--warmup", type=int, help="steps of linear warmup before the cosine decay")
+    g.add_argument("--seed", type=int, default=1337, help="random seed; rank r draws its batches with seed + r (default: 1337)")
+    return p.parse_args(argv)
+
+
+args = parse_args([] if IN_NOTEBOOK else None)
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: every flag of this notebook checked before anything runs
+RULES = {"n_layer": (positive, "at least 1"), "n_head": (positive, "at least 1"), "n_embd": (positive, "at least 1"),
+         "block_size": (positive, "at least 1"), "max_iters": (positive, "at least 1"),
+         "batch_size": (positive, "at least 1"), "learning_rate": (finite, "a positive finite number"),
+         "warmup": (lambda v: v >= 0, "at least 0"), "seed": (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1")}
+
+
+def check_args(args):
+    """Stop with one line if a flag is out of range or does not apply to what was asked."""
+    check_flags(args, RULES)
+    if "RANK" in os.environ and not args.race:
+        raise SystemExit("error: under torchrun this script only trains: add --race (plain python runs the notebook)")
+    given = [f for f in ("out", "n_layer", "n_head", "n_embd", "block_size", "max_iters", "batch_size",
+                         "learning_rate", "warmup") if getattr(args, f) is not None] + (["device"] if args.device != "auto" else [])
+    if given and not args.race:
+        raise SystemExit(f"error: --{given[0].replace('_', '-')} sets the training of --race: add --race "
+                         "(without it the script does what the notebook does)")
+    if args.n_embd and args.n_head and args.n_embd % args.n_head:
+        raise SystemExit(f"error: --n-embd {args.n_embd} must be divisible by --n-head {args.n_head} (each head gets n_embd / n_head channels)")
+    if args.out and pathlib.Path(args.out).exists() and not pathlib.Path(args.out).is_dir():
+        raise SystemExit(f"error: --out {args.out} is a file, not a folder; give a folder for ckpt.pt")
+
+
+check_args(args)
+
+# %% [markdown]
+# **The processes.** `torchrun` tells each copy of the script who it is through environment variables:
+# `RANK` (0 … world size − 1, over all machines), `LOCAL_RANK` (its number on this machine, which
+# picks its GPU), `WORLD_SIZE`, `LOCAL_WORLD_SIZE`, and `MASTER_ADDR`/`MASTER_PORT`, where the
+# processes meet. With plain `python` none is set and the script is rank 0 of 1. Rank 0 is the
+# **master process** (nanoGPT's name): it alone prints, evaluates and saves; the other processes run
+# the same cells with their output thrown away, so that nothing appears twice.
+
+# %%
+def process_env():
+    """(rank, local rank, world size, processes on this machine) as torchrun sets them; (0, 0, 1, 1) without it."""
+    get = lambda name, default: int(os.environ.get(name, default))
+    return get("RANK", 0), get("LOCAL_RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_WORLD_SIZE", 1)
+
+
+ddp_rank, ddp_local_rank, ddp_world_size, local_world_size = process_env()
+master_process = ddp_rank == 0  # prints, evaluates and saves
+if not master_process:
+    sys.stdout = open(os.devnull, "w")  # the same cells run silently on the other ranks (errors still show)
+print(f"rank {ddp_rank} of world size {ddp_world_size} ({local_world_size} on this machine)")
+
+# %% [markdown]
+# ## The data, as in the other notebooks
+
+# %%
+text = load_text()
+chars = sorted(set(text))
+stoi = {ch: i for i, ch in enumerate(chars)}
+itos = {i: ch for i, ch in enumerate(chars)}
+encode = lambda s: [stoi[c] for c in s]           # string -> list of integers
+decode = lambda l: ''.join([itos[i] for i in l])  # list of integers -> string
+data = torch.tensor(encode(text), dtype=torch.long)
+n = int(0.9 * len(data))  # first 90% will be train, rest val
+train_data, val_data = data[:n], data[n:]
+print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_data):,}, val {len(val_data):,}")
+
+# %% [markdown]
+# ## The fast model, exactly as notebook 05 built it
+#
+# Copies of notebook 05's cells (a test checks that the copies never drift apart, and notebooks 04
+# and 05 check each piece): the lecture's model, then the fast model with batched heads and
+# `scaled_dot_product_attention`.
+
+# %%
+@dataclass
+class GPTConfig:
+    """Sizes of the model; the defaults are the lecture's final configuration."""
+    vocab_size: int = 65
+    block_size: int = 256  # maximum context length
+    n_embd: int = 384      # channels of every token vector
+    n_head: int = 6        # heads per attention layer
+    n_layer: int = 6       # blocks
+    dropout: float = 0.2
+
+
+class Head(nn.Module):
+    """One head of causal self-attention."""
+
+    def __init__(self, config, head_size):
+        super().__init__()
+        self.key = nn.Linear(config.n_embd, head_size, bias=False)
+        self.query = nn.Linear(config.n_embd, head_size, bias=False)
+        self.value = nn.Linear(config.n_embd, head_size, bias=False)
+        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)))
+        self.dropout = nn.Dropout(config.dropout)
+
+    def attention(self, x):
+        """The attention weights (B, T, T) of this head for x (B, T, C)."""
+        B, T, C = x.shape
+        k = self.key(x)  # (B, T, hs)
+        q = self.query(x)  # (B, T, hs)
+        wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, T), scaled by head_size, not C
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)
+        return F.softmax(wei, dim=-1)  # (B, T, T)
+
+    def forward(self, x):
+        wei = self.dropout(self.attention(x))  # (B, T, T)
+        return wei @ self.value(x)
+
+
+class MultiHeadAttention(nn.Module):
+    """Several heads of self-attention in parallel, concatenated and projected."""
+
+    def __init__(self, config):
+        super().__init__()
+        head_size = config.n_embd // config.n_head
+        self.heads = nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])
+        self.proj = nn.Linear(head_size * config.n_head, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, C)
+        return self.dropout(self.proj(out))
+
+
+class FeedForward(nn.Module):
+    """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd),  # (B, T, 4C)
+            nn.ReLU(),
+            nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)
+            nn.Dropout(config.dropout),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """Transformer block: communication (attention) followed by computation, each pre-normed."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.sa = MultiHeadAttention(config)
+        self.ffwd = FeedForward(config)
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+
+    def forward(self, x):
+        x = x + self.sa(self.ln1(x))  # (B, T, C)
+        x = x + self.ffwd(self.ln2(x))  # (B, T, C)
+        return x
+
+
+# %%
+class GPTLanguageModel(nn.Module):
+    """A decoder-only Transformer over characters."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
+        self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
+
+    def embed(self, idx):
+        """Token plus position embeddings (B, T, C) of idx (B, T)."""
+        pos = torch.arange(idx.shape[1], device=idx.device)  # (T,)
+        return self.token_embedding_table(idx) + self.position_embedding_table(pos)  # (B, T, C)
+
+    def forward(self, idx, targets=None):
+        x = self.blocks(self.embed(idx))  # (B, T, C)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
+        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        return logits, loss
+
+
+# %%
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
+
+    def __init__(self, config, flash=True):
+        super().__init__()
+        self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if self.flash:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
+        else:
+            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
+            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
+            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
+        return self.dropout(self.proj(y))
+
+
+class FastBlock(Block):
+    """The lecture's Block with CausalSelfAttention in place of MultiHeadAttention."""
+
+    def __init__(self, config, flash=True):
+        super().__init__(config)
+        self.sa = CausalSelfAttention(config, flash)
+
+
+class FastGPT(GPTLanguageModel):
+    """The lecture's GPTLanguageModel built from FastBlocks."""
+
+    def __init__(self, config, flash=True):
+        super().__init__(config)
+        self.blocks = nn.Sequential(*[FastBlock(config, flash) for _ in range(config.n_layer)])
+        self.blocks.apply(self._init_weights)
+
+
+# %% [markdown]
+# And notebook 05's training pieces: mixed precision for the device, waiting for the device, the
+# whole-split loss, the warmup-and-cosine schedule, and AdamW with weight decay on the matrices.
+
+# %%
+def amp_dtype_for(device):
+    """Mixed precision for a device: bfloat16 on GPUs of compute capability 8.0 and up, float16 on older ones, none elsewhere."""
+    if device != 'cuda':
+        return None
+    return torch.bfloat16 if torch.cuda.get_device_capability() >= (8, 0) else torch.float16
+
+
+def sync():
+    """Wait for the device to finish its queued work, so that timings are real."""
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    elif device == 'mps':
+        torch.mps.synchronize()
+
+
+@torch.no_grad()
+def split_loss(model, data, batch=256, amp_dtype=None):
+    """Mean loss of model over a whole split, cut into non-overlapping block_size chunks."""
+    model.eval()
+    n = (len(data) - 1) // block_size * block_size
+    x, y = data[:n].view(-1, block_size), data[1:n + 1].view(-1, block_size)  # (N, T) each
+    total = torch.zeros((), device=device)
+    for xb, yb in zip(x.split(batch), y.split(batch)):
+        with torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            total += model(xb.to(device), yb.to(device))[1].float() * len(xb)
+    model.train()
+    return (total / len(x)).item()
+
+
+def lr_at(it, peak, warmup, total):
+    """Linear warmup to peak, then cosine decay to peak / 10 at step total."""
+    if it < warmup:
+        return peak * (it + 1) / warmup
+    progress = (it - warmup) / max(1, total - warmup)
+    return peak / 10 + 0.5 * (peak - peak / 10) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
+    """AdamW with weight decay on every matrix (embeddings included) and none on biases and LayerNorm gains."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': no_decay, 'weight_decay': 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused or None)
+
+
+# %% [markdown]
+# ## 1. Every process draws its own batches
+#
+# If every process drew the same batch, W processes would compute W copies of one gradient: W times
+# the work for nothing. So each rank draws from its own random generator, seeded with `seed + rank`
+# (nanoGPT seeds each rank with `1337 + rank` the same way). A generator of our own, instead of the
+# global random state, has one more use: one process can replay the batches that every rank drew,
+# which is how we will check the real thing. Otherwise this is notebook 05's `get_batch_on_device`.
+
+# %%
+def get_batch_of_rank(data, batch_size, block_size, generator):
+    """Random (B, T) inputs and targets gathered from data (on the device), the offsets drawn from generator."""
+    ix = torch.randint(len(data) - block_size, (batch_size, 1), device=data.device, generator=generator)  # (B, 1)
+    pos = ix + torch.arange(block_size + 1, device=data.device)  # (B, T+1) positions of each chunk
+    chunk = data[pos]  # (B, T+1)
+    return chunk[:, :-1], chunk[:, 1:]  # (B, T) inputs, (B, T) targets
+
+
+generators = [torch.Generator().manual_seed(1337 + rank) for rank in range(2)]
+x0, y0 = get_batch_of_rank(train_data, 4, 8, generators[0])  # (4, 8) each: rank 0's batch
+x1, y1 = get_batch_of_rank(train_data, 4, 8, generators[1])  # (4, 8) each: rank 1's batch
+again = get_batch_of_rank(train_data, 4, 8, torch.Generator().manual_seed(1337))[0]  # rank 0's, replayed
+print(f"rank 0 starts with {decode(x0[0].tolist())!r}, rank 1 with {decode(x1[0].tolist())!r}")
+check(torch.equal(again, x0) and not torch.equal(x0, x1), "the ranks' batches are not reproducible from seed + rank, "
+      "or two ranks drew the same batch: draw the offsets with generator=generator")
+check_batch(x0, y0, train_data, 4, 8)
+
+# %% [markdown]
+# ## 2. Averaging the gradients is training on the combined batch
+#
+# Write `L_r` for the mean loss of rank r's B sequences. The loss of one process on all W × B
+# sequences is the mean of the means, `L = (L_0 + … + L_{W-1}) / W`, so its gradient is the average
+# of the ranks' gradients. This holds when every rank's batch has the same size B, which is why DDP
+# averages (it divides by the world size) rather than adds. First by hand, in this one process: a
+# replica per "rank", each with its own batch and backward pass, then the all-reduce as a loop.
+
+# %%
+def average_gradients(replicas):
+    """The all-reduce of DDP, by hand: give every replica the mean of all replicas' gradients, parameter by parameter."""
+    for params in zip(*(replica.parameters() for replica in replicas)):  # the same parameter in every replica
+        mean = torch.stack([p.grad for p in params]).mean(dim=0)  # (W, ...) -> (...)
+        for p in params:
+            p.grad = mean.clone()
+
+
+# %% [markdown]
+# **Check.** The check below builds two replicas from the same seed, gives each its own batch, runs
+# the averaging function, and compares every replica's gradient with the gradient of one model on
+# both batches concatenated, `(2B, T)`. It names the usual mistakes: no exchange (the replicas would
+# drift apart), a sum instead of an average, or a second division by the world size (dividing the
+# loss by W yourself, on top of DDP's average).
+
+# %%
+def check_data_parallel(average, world_size=2, batch_size=4, seed=1337):
+    """Check a gradient exchange: replicas on their own batches, after average(replicas), must all hold
+    the gradient of one model on all their batches together."""
+    config = GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)
+    tokens = torch.randint(0, 65, (1000,), generator=torch.Generator().manual_seed(0))
+    batches = [get_batch_of_rank(tokens, batch_size, 8, torch.Generator().manual_seed(seed + r)) for r in range(world_size)]
+    grads = lambda model: torch.cat([p.grad.flatten() for p in model.parameters()])
+    replicas = []
+    for x, y in batches:  # (B, T) each
+        torch.manual_seed(seed)  # the same initial weights in every replica
+        replicas.append(FastGPT(config))
+        replicas[-1](x, y)[1].backward()
+    average(replicas)
+    torch.manual_seed(seed)
+    whole = FastGPT(config)
+    whole(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))[1].backward()  # (W*B, T)
+    want, got = grads(whole), [grads(r) for r in replicas]
+    close = lambda a, b: torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+    check(all(close(g, got[0]) for g in got[1:]), "the replicas hold different gradients after the exchange, so they "
+          "would take different steps and drift apart: every replica must receive the same all-reduced gradient")
+    check(not close(got[0], world_size * want), f"the gradients are {world_size} times those of the combined batch: "
+          "they were summed over the replicas, not averaged (divide the sum by the world size)")
+    check(not close(got[0], want / world_size), f"the gradients are 1/{world_size} of those of the combined batch: "
+          "they were divided by the world size twice (DDP already averages; do not divide the loss by it as well)")
+    check(close(got[0], want), "the exchanged gradients are not the gradient of the combined batch: every replica "
+          "must end with the mean over replicas of each parameter's gradient")
+    return Passed(f"{average.__name__}: passed ({world_size} replicas on their own batches hold the gradient of one "
+                  f"model on all {world_size} x {batch_size} sequences)")
+
+
+check_data_parallel(average_gradients)
+
+# %% [markdown]
+# **Why the check looks at gradients and not at weights.** A sum instead of an average would double
+# the learning rate of plain SGD; AdamW hides it, because it divides each gradient by a running
+# estimate of its own size. One step of each optimizer, with a gradient and with twice that gradient,
+# from the same weights:
+
+# %%
+torch.manual_seed(0)
+w, g = torch.randn(5), torch.randn(5)
+
+
+def step_with(optimizer_class, gradient, **options):
+    """The change of the weights w after one step of optimizer_class with gradient."""
+    p = nn.Parameter(w.clone())
+    p.grad = gradient.clone()
+    optimizer_class([p], **options).step()
+    return p.detach() - w
+
+
+for name, optimizer_class, options in (("SGD", torch.optim.SGD, dict(lr=0.1)),
+                                       ("AdamW", torch.optim.AdamW, dict(lr=1e-3, weight_decay=0.0))):
+    ratio = (step_with(optimizer_class, 2 * g, **options) / step_with(optimizer_class, g, **options)).mean()
+    print(f"{name:<6} step with the summed gradient / step with the averaged one: {ratio:.4f}")
+
+# %% [markdown]
+# So with AdamW a run with summed gradients trains almost the same weights (only AdamW's tiny `eps`,
+# and gradient clipping when it clips one and not the other, see the difference): comparing weights
+# would miss the mistake, while the gradients show it plainly.
+#
+# ## 3. What DDP adds
+#
+# `DDP(model)` does across processes what `average_gradients` did in one:
+#
+# - When it wraps the model, it **broadcasts** rank 0's parameters and buffers to every rank, so all
+#   replicas start equal even if each process initialised its own differently (nanoGPT seeds the model
+#   differently on every rank and relies on this). We seed the model the same way on every rank anyway.
+# - During `loss.backward()`, hooks on the parameters collect the gradients into **buckets** (about
+#   25 MB each) and start the all-reduce of a bucket as soon as all its gradients are ready, while backward computes
+#   the earlier layers: communication overlaps computation. When `backward()` returns, every `.grad`
+#   holds the average over the ranks. The optimizer step is the ordinary one.
+# - The all-reduce runs on a **backend**: **NCCL** between CUDA GPUs (over NVLink, PCIe or InfiniBand),
+#   **Gloo** for CPU tensors (over TCP). Apple's MPS has none, so on a Mac several processes use the CPU.
+#
+# The cost is the traffic. A ring all-reduce sends about 2 (W − 1) / W times the size of the gradients
+# from every process at every step: at most twice their size, however many processes there are. For notebook 05's race on a CPU and on CUDA (its `RACES`),
+# in float32:
+
+# %%
+RACES = {  # device: (model sizes, batch, steps, peak lr, warmup, target val loss, clip, steps between checks)
+    "tiny": (dict(block_size=16, n_embd=32, n_head=2, n_layer=2, dropout=0.0), 8, 30, 1e-3, 5, None, None, None),
+    "cuda": (dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2), 64, 3000, 1e-3, 100, 1.48, 1.0, 100),
+    "cpu": (dict(block_size=64, n_embd=128, n_head=4, n_layer=3, dropout=0.0), 32, 1200, 2e-3, 50, 1.70, None, None),
+}
+for key in ("cpu", "cuda"):
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        params = sum(p.numel() for p in FastGPT(GPTConfig(vocab_size=len(chars), **RACES[key][0])).parameters())
+    for world in (2, 8):
+        print(f"the {key} race's model, {params:,} parameters, {world} processes: "
+              f"{2 * (world - 1) / world * params * 4 / 1e6:5.1f} MB sent by each process per step")
+
+# %% [markdown]
+# ## 4. The training function
+#
+# Notebook 05's `train_fast`, changed where several processes need it:
+#
+# - the model is built from the same seed on every rank and, with more than one process, wrapped in
+#   `DDP` (the forward and backward go through the wrapper; the optimizer and the saved weights use the
+#   model inside);
+# - the batches come from one generator per rank in `ranks`, seeded `seed + rank`: a process of a
+#   torchrun job draws only its own (`ranks=[rank]`); one process given `ranks=[0, 1]` draws both
+#   ranks' batches and concatenates them, `(2B, T)`, which is the single-process reference;
+# - no early stop: every rank must take every step, or the others would wait at the all-reduce forever.
+
+# %%
+def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, world_size=1, ranks=None,
+              weight_decay=0.1, clip=None, amp_dtype=None, fused=False, compile=False):
+    """Train a FastGPT as process rank of world_size on the batches of ranks (default: its own), with the
+    gradients averaged over the processes by DDP when world_size > 1; returns it and a log of (step, seconds, loss)."""
+    torch.manual_seed(seed)  # the same initial weights in every process
+    model = FastGPT(config).to(device)
+    step_model = model if world_size == 1 else DDP(model, device_ids=[torch.cuda.current_device()] if device == 'cuda' else None)
+    step_model = torch.compile(step_model) if compile else step_model
+    optimizer = configure_optimizer(model, peak_lr, weight_decay, fused)
+    scaler = torch.amp.GradScaler(device, enabled=amp_dtype == torch.float16)
+    train_on_device = train_data.to(device)
+    generators = [torch.Generator(device).manual_seed(seed + r) for r in (ranks or [rank])]
+    sync()
+    log, t0 = [], time.perf_counter()
+    for it in range(iters):
+        for group in optimizer.param_groups:
+            group['lr'] = lr_at(it, peak_lr, warmup, iters)
+        batches = [get_batch_of_rank(train_on_device, batch_size, config.block_size, g) for g in generators]
+        x, y = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])  # (len(ranks) * B, T) each
+        with torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            _, loss = step_model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()  # with DDP, the gradients are averaged over the processes here
+        if clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if it == 0 or (it + 1) % max(1, iters // 20) == 0 or it + 1 == iters:
+            log.append((it + 1, time.perf_counter() - t0, loss.item()))  # this process's own batch loss
+    sync()
+    return model, log
+
+
+# %% [markdown]
+# ## 5. The script
+#
+# The device: with several processes on CUDA, `LOCAL_RANK` picks the GPU (`torch.cuda.set_device`),
+# one GPU per process, and the backend is NCCL; elsewhere it is Gloo on the CPU. On a CPU the
+# processes share the cores, so each gets `cores // processes` threads: two processes with all cores
+# each would fight over them. This notebook itself runs on the CPU; `--race` uses the device.
+
+# %% tags=["nbval-ignore-output"]
+device = pick_device(args.device) if args.race else "cpu"
+if device == "mps" and ddp_world_size > 1:  # no backend for Apple's GPU: several processes use the CPU
+    if args.device == "mps":
+        raise SystemExit("error: --device mps: DistributedDataParallel has no backend for Apple's MPS; use --device cpu")
+    device = "cpu"
+if device == "cuda" and ddp_world_size > 1:
+    if ddp_local_rank >= torch.cuda.device_count():
+        raise SystemExit(f"error: local rank {ddp_local_rank} has no GPU: this machine has {torch.cuda.device_count()}; "
+                         "start at most that many processes per machine (--nproc_per_node)")
+    torch.cuda.set_device(ddp_local_rank)  # from here on, 'cuda' means this process's GPU
+if device == "cpu":
+    torch.set_num_threads(max(1, os.cpu_count() // local_world_size))
+backend = "nccl" if device == "cuda" else "gloo"
+print(describe_device(device))
+print(f"{ddp_world_size} process(es), backend {backend}, {torch.get_num_threads()} CPU thread(s) per process")
+if not args.race and torch.cuda.is_available():
+    print(f"this notebook runs its processes on the CPU; to use the {torch.cuda.device_count()} GPU(s): "
+          f"torchrun --standalone --nproc_per_node={torch.cuda.device_count()} notebooks/08_ddp.py --race")
+
+
+# %% [markdown]
+# `--race` trains notebook 05's race for the device: its model size, batch per process, steps, peak
+# learning rate and warmup, changed by the flags; `torch.compile` and mixed precision on CUDA, as in 05.
+
+# %%
+def race_settings(args, device):
+    """train_ddp's keyword arguments for --race (notebook 05's race for the device, changed by the flags), and its target."""
+    sizes, batch, iters, lr, warmup, target, clip, _ = RACES["tiny" if SMOKE else "cuda" if device == "cuda" else "cpu"]
+    given = lambda name, default: default if getattr(args, name, None) is None else getattr(args, name)
+    config = GPTConfig(vocab_size=len(chars), **{k: given(k, v) for k, v in sizes.items()})
+    if config.n_embd % config.n_head:
+        raise SystemExit(f"error: n_embd {config.n_embd} must be divisible by n_head {config.n_head}; change --n-embd or --n-head")
+    check_split_sizes(train_data, val_data, config.block_size, flag="--block-size")
+    return dict(config=config, batch_size=given("batch_size", batch), iters=given("max_iters", iters),
+                peak_lr=given("learning_rate", lr), warmup=given("warmup", warmup), seed=args.seed, clip=clip,
+                amp_dtype=amp_dtype_for(device), fused=device != 'mps', compile=device == 'cuda'), target
+
+
+# %% [markdown]
+# The race itself, which `--race` runs and then stops. Every process joins the **process group**
+# (`init_process_group` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`), trains, and leaves
+# it; rank 0 evaluates the whole validation split and saves. In the notebook this cell does nothing:
+# section 6 runs it through `torchrun`.
+
+# %% tags=["nbval-ignore-output"]
+if args.race:
+    settings, target = race_settings(args, device)
+    if ddp_world_size > 1:
+        dist.init_process_group(backend=backend)  # waits until all WORLD_SIZE processes have joined
+    if args.out and master_process:
+        pathlib.Path(args.out).mkdir(parents=True, exist_ok=True)
+    B, T = settings['batch_size'], settings['config'].block_size
+    print(f"race: {asdict(settings['config'])}, {ddp_world_size} process(es) x batch {B} = {ddp_world_size * B} "
+          f"sequences per step, {settings['iters']} steps, peak lr {settings['peak_lr']}, warmup {settings['warmup']}")
+    model, log = train_ddp(**settings, rank=ddp_rank, world_size=ddp_world_size)
+    (first, t_first, _), (last, seconds, _) = log[0], log[-1]  # the first step compiles and allocates: not timed
+    if master_process:
+        block_size = T  # split_loss cuts the split into chunks of the model's context
+        val = split_loss(model, val_data, amp_dtype=settings['amp_dtype'])
+        tokens_per_second = max(1, last - first) * ddp_world_size * B * T / (seconds - t_first if last > first else seconds)
+        print(f"{settings['iters']} steps in {seconds:.1f} s, {tokens_per_second:,.0f} tokens/s over all processes (after step 1); "
+              f"whole-split val loss {val:.4f}" + (f" (target {target})" if target else ""))
+        if args.out:
+            path = pathlib.Path(args.out) / "ckpt.pt"
+            torch.save({'model': model.state_dict(), 'config': asdict(settings['config']), 'log': log, 'val_loss': val,
+                        'world_size': ddp_world_size, 'batch_size': B, 'tokens_per_second': tokens_per_second}, path)
+            print(f"saved: {path}")
+    if ddp_world_size > 1:
+        dist.destroy_process_group()
+    sys.exit(0)
+
+# %% [markdown]
+# ## 6. Launching: one machine, or several
+#
+# On one machine, `--standalone` lets torchrun pick a free port and meet its own processes there:
+#
+# ```
+# torchrun --standalone --nproc_per_node=8 notebooks/08_ddp.py --race     # 8 GPUs (NCCL)
+# torchrun --standalone --nproc_per_node=2 notebooks/08_ddp.py --race --device cpu   # 2 CPU processes (Gloo)
+# ```
+#
+# On several machines, run the same command on each, telling torchrun how many machines (`--nnodes`)
+# and where they meet. Either by hand, a node rank per machine and machine 0's address:
+#
+# ```
+# torchrun --nnodes=2 --nproc_per_node=8 --node-rank=0 --master-addr=10.0.0.1 --master-port=29500 notebooks/08_ddp.py --race   # on 10.0.0.1
+# torchrun --nnodes=2 --nproc_per_node=8 --node-rank=1 --master-addr=10.0.0.1 --master-port=29500 notebooks/08_ddp.py --race   # on the other
+# ```
+#
+# or with a rendezvous, which numbers the machines itself (the same command on every machine):
+#
+# ```
+# torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=10.0.0.1:29500 --rdzv-id=gpt08 notebooks/08_ddp.py --race
+# ```
+#
+# That is 16 processes, `RANK` 0 … 15, `LOCAL_RANK` 0 … 7 on each machine; the script is unchanged.
+# The machines must reach each other on that port, and every machine needs the data (here each
+# downloads or finds its own `datasets/tinyshakespeare.txt`).
+#
+# **Two processes from this notebook.** The next cells launch `torchrun` on this notebook's own script,
+# `notebooks/08_ddp.py`, with two Gloo processes on the CPU, and read back what rank 0 saved. A
+# notebook opened on its own (on Colab) has no script beside it; it says how to run it from a checkout.
+
+# %%
+def launch_torchrun(nproc, *flags):
+    """Run this notebook's script under torchrun with nproc processes and flags; returns rank 0's printed lines of
+    the race and its checkpoint, or None (with one line saying why) when the script is not beside the notebook."""
+    script = course_root() / "notebooks" / f"{RUN_NAME}.py"
+    if not script.exists():
+        print(f"the script {RUN_NAME}.py is not beside this notebook: in a checkout of the course, run "
+              f"torchrun --standalone --nproc_per_node={nproc} notebooks/{RUN_NAME}.py --race --device cpu")
+        return None
+    out = runs_folder() / f"torchrun-{nproc}"  # where rank 0 saves ckpt.pt
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, os.cpu_count() // nproc))}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                           str(script), "--race", "--device", "cpu", "--out", str(out), *map(str, flags)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"torchrun with {nproc} processes failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    lines = done.stdout.splitlines()
+    race = lines[next(i for i, line in enumerate(lines) if line.startswith("race:")):]
+    return race, torch.load(out / "ckpt.pt", weights_only=True)
+
+
+# %% [markdown]
+# **Check.** After a few steps, the weights that two processes saved must equal those of one process
+# trained on both ranks' batches concatenated, `train_ddp(..., ranks=[0, 1])`, with the same seeds and
+# learning rate, up to float rounding (the sums run in another order). For contrast, one process on
+# rank 0's batches alone ends clearly elsewhere. How equal is equal? Rounding differences grow with
+# every step, and AdamW, which divides each gradient by its own size, can turn a difference in the
+# last bits of a nearly zero gradient into a difference of a whole step for that one weight. So the
+# check measures the distance over all weights at once: the distance to the combined reference must
+# be under 1% of the distance to rank 0 alone. A mismatch is named: the weights of rank 0 alone mean
+# the processes shared nothing, or drew the same batches.
+
+# %%
+def check_same_training(trained, combined, alone, world_size):
+    """Check weights trained by world_size processes against one process on all their batches (combined) and on rank 0's (alone)."""
+    distance = lambda a, b: sum(((a[k].float() - b[k].float()) ** 2).sum() for k in b).sqrt().item()  # over all weights
+    near, far = distance(trained, combined), distance(trained, alone)
+    check(far > 0.01 * near, "the weights equal one process on rank 0's batches alone: the processes did not average "
+          "their gradients (wrap the model in DDP), or every rank drew the same batches (seed with seed + rank)")
+    check(near <= 0.01 * far, f"the {world_size}-process weights are not those of one process on the combined batches "
+          f"(distance {near:.1e}, against {far:.1e} from rank 0 alone): check that every rank builds the model from the "
+          "same seed and draws its batches from seed + rank, and that DDP averages the gradients with nothing dividing them again")
+    return Passed(f"{world_size} processes: passed (distance {near:.1e} from one process on the combined batches, "
+                  f"{far:.1e} from one process on rank 0's batches alone)")
+
+
+# %% tags=["nbval-ignore-output"]
+steps = 3 if SMOKE else 5
+ran = launch_torchrun(2, "--max-iters", steps)
+if ran:
+    race_lines, ckpt = ran
+    print("\n".join(race_lines))
+    settings, _ = race_settings(parse_args(["--race", "--max-iters", str(steps)]), "cpu")
+    combined, _ = train_ddp(**settings, ranks=[0, 1])  # one process, batch 2B: rank 0's and rank 1's batches
+    alone, _ = train_ddp(**settings, ranks=[0])  # one process, batch B: rank 0's batches only
+ran and check_same_training(ckpt['model'], combined.state_dict(), alone.state_dict(), ckpt['world_size'])
+
+# %% [markdown]
+# ## 7. Is it faster?
+#
+# Tokens per second of the race's model with one process and with two, the same batch per process
+# and the same number of steps, each run launched by `torchrun` (starting the processes, loading the
+# data and the first step are not timed). On a CPU with few cores (the cell prints how many), do not
+# expect a gain: the two processes share the cores that one process used with all its threads, so each
+# step does twice the work in about twice the time, and the all-reduce adds communication on top. DDP
+# pays off when every process has hardware of its own, one GPU each; that needs a GPU run of the
+# script (`torchrun --standalone --nproc_per_node=N notebooks/08_ddp.py --race` on N GPUs), which
+# this notebook's stored outputs do not include.
+
+# %% tags=["nbval-ignore-output"]
+steps = 3 if SMOKE else 50
+runs = {nproc: launch_torchrun(nproc, "--max-iters", steps) for nproc in (1, 2)}
+if all(runs.values()):
+    speed = {nproc: ckpt['tokens_per_second'] for nproc, (_, ckpt) in runs.items()}
+    for nproc, (_, ckpt) in runs.items():
+        print(f"{nproc} process(es) x batch {ckpt['batch_size']}: {speed[nproc]:,.0f} tokens/s, "
+              f"whole-split val loss {ckpt['val_loss']:.4f} after {steps} steps")
+    print(f"2 processes / 1 process: {speed[2] / speed[1]:.2f}x the tokens per second ({os.cpu_count()} CPU cores)")
+
+# %%
+fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+if all(runs.values()):
+    _ = left.bar([f"{n} process{'es' if n > 1 else ''}" for n in runs], [speed[n] for n in runs], color='tab:green')
+    for nproc, (_, ckpt) in runs.items():
+        _ = right.plot([s for s, _, _ in ckpt['log']], [l for _, _, l in ckpt['log']],
+                       label=f"{nproc} x {ckpt['batch_size']} sequences per step")
+    _ = right.legend()
+_ = left.set(ylabel='tokens per second', title=f'Throughput on {os.cpu_count()} CPU cores')
+_ = right.set(xlabel='step', ylabel="rank 0's batch loss", title='The same steps, more sequences each')
+show(fig, 'processes')
+
+# %% [markdown]
+# On this 2-core CPU, one process trained {{NUMBER: tokens/s with 1 process}} tokens per second and two
+# processes {{NUMBER: tokens/s with 2 processes}}, {{NUMBER: ratio 2 / 1}} times as many. Per step, the
+# run with two processes trains on twice as many sequences at the same learning rate; per second it
+# has no advantage on a CPU this small.
+#
+# ## Summary
+#
+# - Data parallelism keeps one replica of the model per process; each process draws its own batches
+#   (seeded `seed + rank`), and the all-reduce of the gradients during backward gives every replica the
+#   same average gradient, hence the same step. W processes with batch B train exactly as one process
+#   with batch W × B, at the same learning rate and number of steps: checked on gradients in one
+#   process (a sum or a double division is named) and on the weights of a real two-process Gloo run.
+# - `torchrun` starts the processes and sets `RANK`, `LOCAL_RANK`, `WORLD_SIZE` and the meeting point;
+#   `init_process_group` reads them; NCCL on GPUs, Gloo on the CPU; the same command spans machines
+#   with `--nnodes` and a node rank or a c10d rendezvous. Rank 0 alone prints, evaluates and saves.
+# - The price is an all-reduce of every gradient at every step, overlapped with the backward pass;
+#   on a shared 2-core CPU, two processes do not train faster than one.
+#
+# ## Exercises
+#
+# 1. nanoGPT keeps the total batch fixed instead: it divides its gradient-accumulation steps by the
+#    world size, and skips the all-reduce on all but the last micro-step
+#    (`model.require_backward_grad_sync`, or `with model.no_sync():`). Add `--grad-accum` and check that
+#    2 processes × 2 micro-steps train the weights of one process on the same 4 batches.
+# 2. Add notebook 05's early stop to `train_ddp`: rank 0 evaluates every `eval_every` steps and
+#    `dist.broadcast`s whether to stop, so that every rank leaves the loop at the same step.
+# 3. On a machine with several GPUs, time the race with 1, 2, 4 … processes. Does the tokens per second
+#    grow in proportion? At what model size does the all-reduce start to show?
