@@ -1,8 +1,11 @@
 """Run a notebook's script the way a learner runs it from a shell, and look at what it printed.
 
-`run_script(script, *argv, cwd=...)` runs `python script argv...` in a separate process made by
-forking this test process, which has imported torch already: each run then costs a fraction of a
-second instead of about three. The child runs the script as `__main__` with its own argv, working
+`run_script(script, *argv, cwd=...)` runs `python script argv...` in a separate process forked
+from a fork server (multiprocessing's "forkserver"), a process that imported torch once and never
+computes: each run then costs a fraction of a second instead of about three. Forking this test
+process itself is not safe: once torch has computed here, its thread pools hold locks that a forked
+child waits on for ever (seen in CI: a child asleep on a futex after the 03 tests had trained).
+A run that outlives its timeout is killed and its test fails with what it printed. The child runs the script as `__main__` with its own argv, working
 folder and environment, its stdout and stderr going to files; exit codes follow Python's own rules
 (`SystemExit("text")` prints the text on stderr and exits 1; an uncaught exception prints its
 traceback and exits 1), and the script's atexit handlers and finalizers run before it exits.
@@ -13,6 +16,7 @@ wholly independent process: signals, two runs at once, leftovers in the temporar
 import atexit
 import dataclasses
 import io
+import multiprocessing
 import os
 import runpy
 import subprocess
@@ -70,23 +74,44 @@ def _child(script, argv, cwd, env):
     return code
 
 
+_SERVER = multiprocessing.get_context("forkserver")
+_SERVER.set_forkserver_preload(["torch", "numpy", "matplotlib"])
+
+
+def _forked(script, argv, cwd, env, out_path, err_path):
+    code = 1
+    try:
+        for fd, path in ((1, out_path), (2, err_path)):
+            f = os.open(path, os.O_WRONLY | os.O_APPEND)
+            os.dup2(f, fd)
+            os.close(f)
+        code = _child(script, argv, cwd, env)
+    finally:
+        os._exit(code)
+
+
 def run_script(script, *argv, cwd, env=None, timeout=300):
-    """Run script with argv in a forked process; returns Result(returncode, stdout, stderr)."""
+    """Run script with argv in a process forked from the fork server; returns Result(returncode, stdout, stderr)."""
     env = smoke_env() if env is None else env
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.dup2(out.fileno(), 1)
-                os.dup2(err.fileno(), 2)
-                code = _child(script, [str(a) for a in argv], cwd, env)
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        out.seek(0)
-        err.seek(0)
-        return Result(os.waitstatus_to_exitcode(status), out.read().decode(), err.read().decode())
+    with tempfile.TemporaryDirectory() as folder:
+        out_path, err_path = os.path.join(folder, "out"), os.path.join(folder, "err")
+        for path in (out_path, err_path):
+            open(path, "w").close()
+        child = _SERVER.Process(target=_forked, args=(str(script), [str(a) for a in argv], str(cwd), dict(env),
+                                                      out_path, err_path))
+        child.start()
+        child.join(timeout)
+        timed_out = child.is_alive()
+        if timed_out:
+            child.kill()
+            child.join()
+        with open(out_path, errors="replace") as f:
+            out = f.read()
+        with open(err_path, errors="replace") as f:
+            err = f.read()
+        if timed_out:
+            raise TimeoutError(f"{script} {' '.join(map(str, argv))} ran past {timeout} s; it printed:\n{out}\n{err}")
+        return Result(child.exitcode, out, err)
 
 
 def spawn_script(script, *argv, cwd, env=None, **popen):
