@@ -365,6 +365,9 @@ def check_args(args):
     race_only = [f for f in ("max_iters", "batch_size", "learning_rate", "warmup") if getattr(args, f) is not None]
     if args.bench and race_only:
         raise SystemExit(f"error: --{race_only[0].replace('_', '-')} sets the race, which --bench does not run; drop it")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SystemExit("error: notebook 05 trains on one process; under torchrun use notebook 08: "
+                         "torchrun --standalone --nproc_per_node=N notebooks/08_ddp.py --race")
     if args.n_embd and args.n_head and args.n_embd % args.n_head:
         raise SystemExit(f"error: --n-embd {args.n_embd} must be divisible by --n-head {args.n_head} (each head gets n_embd / n_head channels)")
 

@@ -233,7 +233,8 @@ def finite(v):
 # then the processes **all-reduce** their gradients: each one sends its gradients to the others and
 # receives theirs, and every process ends up holding the same average. Same weights, same gradient,
 # same optimizer: every replica takes the same step, so the replicas never drift apart, although no
-# weight is ever sent after the start.
+# weight is sent after the start (only buffers, such as the `tril` masks, are re-sent by rank 0 at
+# each forward pass: DDP's `broadcast_buffers`, on by default, and cheap).
 #
 # ```
 #  rank 0                                rank 1
@@ -592,8 +593,9 @@ check_batch(x0, y0, train_data, 4, 8)
 #
 # Write `L_r` for the mean loss of rank r's B sequences. The loss of one process on all W × B
 # sequences is the mean of the means, `L = (L_0 + … + L_{W-1}) / W`, so its gradient is the average
-# of the ranks' gradients. This holds when every rank's batch has the same size B, which is why DDP
-# averages (it divides by the world size) rather than adds. First by hand, in this one process: a
+# of the ranks' gradients, and that average is what DDP computes (it adds the gradients and divides
+# by the world size). It is exact because every rank's batch has the same size B; with batches of
+# different sizes the mean of the means would weigh the small batch's sequences more. First by hand, in this one process: a
 # replica per "rank", each with its own batch and backward pass, then the all-reduce as a loop.
 
 # %%
@@ -731,6 +733,7 @@ def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, wor
     scaler = torch.amp.GradScaler(device, enabled=amp_dtype == torch.float16)
     train_on_device = train_data.to(device)
     generators = [torch.Generator(device).manual_seed(seed + r) for r in (ranks or [rank])]
+    torch.manual_seed(seed + rank)  # dropout: each rank its own masks, as each has its own batch
     sync()
     log, t0 = [], time.perf_counter()
     for it in range(iters):
@@ -748,7 +751,8 @@ def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, wor
         scaler.step(optimizer)
         scaler.update()
         if it == 0 or (it + 1) % max(1, iters // 20) == 0 or it + 1 == iters:
-            log.append((it + 1, time.perf_counter() - t0, loss.item()))  # this process's own batch loss
+            last = loss.item()  # this process's own batch loss; waits for the device, so read it before the clock
+            log.append((it + 1, time.perf_counter() - t0, last))
     sync()
     return model, log
 
@@ -906,7 +910,7 @@ def check_same_training(trained, combined, alone, world_size):
           "their gradients (wrap the model in DDP), or every rank drew the same batches (seed with seed + rank)")
     check(near <= 0.01 * far, f"the {world_size}-process weights are not those of one process on the combined batches "
           f"(distance {near:.1e}, against {far:.1e} from rank 0 alone): check that every rank builds the model from the "
-          "same seed and draws its batches from seed + rank, and that DDP averages the gradients with nothing dividing them again")
+          "same seed and draws its batches from seed + rank, with the same learning rate and steps as one process")
     return Passed(f"{world_size} processes: passed (distance {near:.1e} from one process on the combined batches, "
                   f"{far:.1e} from one process on rank 0's batches alone)")
 
@@ -957,17 +961,19 @@ _ = right.set(xlabel='step', ylabel="rank 0's batch loss", title='The same steps
 show(fig, 'processes')
 
 # %% [markdown]
-# On this 2-core CPU, one process trained {{NUMBER: tokens/s with 1 process}} tokens per second and two
-# processes {{NUMBER: tokens/s with 2 processes}}, {{NUMBER: ratio 2 / 1}} times as many. Per step, the
-# run with two processes trains on twice as many sequences at the same learning rate; per second it
-# has no advantage on a CPU this small.
+# In the stored run on the 2-core CPU, one process trained 22,528 tokens per second and two processes
+# 20,770, 0.92x as many. Per step, the run with two processes trains on twice as many sequences at
+# the same learning rate; per second it has no advantage on a CPU this small: one process already
+# kept both cores busy with its two threads, two processes of one thread each share the same two
+# cores, and they add the all-reduce on top. Processes pay off when each brings its own device.
 #
 # ## Summary
 #
 # - Data parallelism keeps one replica of the model per process; each process draws its own batches
 #   (seeded `seed + rank`), and the all-reduce of the gradients during backward gives every replica the
 #   same average gradient, hence the same step. W processes with batch B train exactly as one process
-#   with batch W × B, at the same learning rate and number of steps: checked on gradients in one
+#   with batch W × B, at the same learning rate and number of steps (exactly so without dropout, as on
+#   the CPU; with dropout, as on CUDA, each rank draws its own dropout masks too): checked on gradients in one
 #   process (a sum or a double division is named) and on the weights of a real two-process Gloo run.
 # - `torchrun` starts the processes and sets `RANK`, `LOCAL_RANK`, `WORLD_SIZE` and the meeting point;
 #   `init_process_group` reads them; NCCL on GPUs, Gloo on the CPU; the same command spans machines

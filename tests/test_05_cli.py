@@ -65,3 +65,9 @@ def test_a_text_too_short_for_the_model_is_one_line(tmp_path):
     (tmp_path / "short.txt").write_text("a" * 100)
     result = run("--race", cwd=tmp_path, env=smoke_env(COURSE_DATA=str(tmp_path / "short.txt")))
     assert "the validation split has 10 characters" in one_line_error(result)
+
+
+def test_torchrun_on_notebook_05_points_to_notebook_08():
+    # torchrun sets WORLD_SIZE in each copy; two copies racing on their own would each print and save alone
+    line = one_line_error(run("--race", env=smoke_env(WORLD_SIZE="2", RANK="1")))
+    assert "notebooks/08_ddp.py --race" in line

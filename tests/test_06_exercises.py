@@ -70,11 +70,11 @@ MASK = "        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # 
 
 
 @pytest.mark.parametrize("old,new,match", [
-    (SCORES + MASK, SCORES, "BatchedHeadAttentionSolution is not causal: changing positions 8-15"),
+    (SCORES + MASK, SCORES, "there is no causal mask, so every position sees the future"),
     (SCORES, SCORES.replace("k.shape[-1]**-0.5", "C**-0.5"), r"scaled by C\*\*-0.5 with C = n_embd = 64"),
     (SCORES, SCORES.replace("q @ k.transpose(-2, -1)", "k @ q.transpose(-2, -1)"), "queries and keys are swapped"),
     ("wei = self.attn_dropout(F.softmax(wei, dim=-1))  # (B, nh, T, T)",
-     "wei = self.attn_dropout(F.softmax(wei, dim=-2))  # (B, nh, T, T)", "not causal|softmax runs over the wrong dimension"),
+     "wei = self.attn_dropout(F.softmax(wei, dim=-2))  # (B, nh, T, T)", "softmax runs over the wrong dimension"),
     ("return self.dropout(self.proj(y))  # (B, T, C)\n\n\n# %%\ncheck_batched_heads(BatchedHeadAttentionSolution)",
      "return self.dropout(y)  # (B, T, C)\n\n\n# %%\ncheck_batched_heads(BatchedHeadAttentionSolution)",
      "every head computes the right attention, but the layer's output differs"),
@@ -82,6 +82,12 @@ MASK = "        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # 
 def test_batched_heads_check_catches(old, new, match):
     wrong = ns([(old, new)])
     fails(wrong["check_batched_heads"], wrong["BatchedHeadAttentionSolution"], match)
+
+
+def test_batched_heads_check_catches_a_view_without_contiguous():
+    old = "y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): the heads side by side, as torch.cat"
+    wrong = ns([(old, old.replace(".contiguous()", ""))])
+    fails(wrong["check_batched_heads"], wrong["BatchedHeadAttentionSolution"], r"needs \.contiguous\(\) first")
 
 
 def test_batched_heads_check_catches_a_mask_that_is_not_cropped():
@@ -113,6 +119,8 @@ SOLUTION = nb["get_addition_batch_solution"]
     ("y[:, :2 * digits + 1] = -1  # no loss", "y[:, :2 * digits + 2] = -1  # no loss", "the first digit of the answer is masked too"),
     ("x, y = seq[:, :-1], seq[:, 1:].clone()  # (B, T) each, T = 3 * digits + 2",
      "x, y = seq[:, :-1], seq[:, :-1].clone()  # (B, T) each, T = 3 * digits + 2", r"row \d+ reads"),
+    ("x, y = seq[:, :-1], seq[:, 1:].clone()  # (B, T) each, T = 3 * digits + 2",
+     "x, y = seq[:, :-1], seq[:, 1:]  # (B, T) each, T = 3 * digits + 2", "the targets share memory with x"),
     ("digits_of(a, digits), plus, digits_of(b, digits), equals, answer], dim=1)  # (B, 3 * digits + 3)",
      "digits_of(b, digits), plus, digits_of(a, digits), equals, answer], dim=1)  # (B, 3 * digits + 3)",
      "not one of the problems given"),
@@ -370,8 +378,14 @@ def test_the_rope_model_is_causal_sees_order_and_has_no_position_table():
     idx = torch.randint(0, 13, (2, 8))
     with torch.no_grad():
         a, b = model(idx)[0], model(torch.cat([idx[:, :4], (idx[:, 4:] + 1) % 13], 1))[0]
-        ab, ba = model(torch.tensor([[1, 2], [2, 1]]))[0][:, -1]
-    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5) and not torch.allclose(ab, ba)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-5)
+    one_layer = nb["GPTConfig"](vocab_size=13, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)
+    rotary, blind = nb["RoPEGPT"](one_layer).eval(), nb["PositionlessGPT"](one_layer).eval()
+    with torch.no_grad():
+        abc, bac = rotary(torch.tensor([[1, 2, 3], [2, 1, 3]]))[0][:, -1]
+        abc_blind, bac_blind = blind(torch.tensor([[1, 2, 3], [2, 1, 3]]))[0][:, -1]
+    assert not torch.allclose(abc, bac, atol=1e-5)  # RoPE sees the order
+    assert torch.allclose(abc_blind, bac_blind, atol=1e-5)  # one layer without positions cannot: the test can tell
     assert model.generate(torch.zeros((1, 1), dtype=torch.long), 10).shape == (1, 11)  # past block_size too
 
 

@@ -141,3 +141,11 @@ def test_bench_times_both_samplers_and_stops():
 ])
 def test_a_bad_flag_is_one_line(argv, line):
     assert one_line_error(run_script(SCRIPT, *argv, cwd=NOTEBOOKS)) == line
+
+
+def test_the_position_count_tells_a_sampler_that_does_not_use_its_cache():
+    # the notebook checks that within the window generate_cached feeds one position per character
+    torch.manual_seed(0)
+    model, n = nb["FastGPT"](config(**CONFIGS[1])), CONFIGS[1]["block_size"] - 1
+    assert nb["positions_computed"](nb["generate_cached"], model, n) == n
+    assert nb["positions_computed"](nb["generate"], model, n) > n  # recomputing everything: caught
