@@ -1011,6 +1011,7 @@ def train_briefly(config, batch_size, steps, peak_lr, warmup, seed=1337):
     return model, loss.item()
 
 
+# %%
 @torch.no_grad()
 def split_loss(model, data, batch=256, amp_dtype=None):
     """Mean loss of model over a whole split, cut into non-overlapping block_size chunks."""
@@ -1056,10 +1057,10 @@ print(f"the same {num_chars:,} characters both ways: {len(differ) == 0}"
 print(decode(samples[generate_cached][:300].tolist()))
 
 # %% [markdown]
-# In the stored run, over 2,000 characters the cached sampler ran at 1.07x the lecture's speed (265
-# against 248 characters per second): after the first `block_size` characters every step is a
+# In the stored run, over 2,000 characters the cached sampler ran at 1.01x the lecture's speed (317
+# against 314 characters per second): after the first `block_size` characters every step is a
 # prefill of the whole window, as costly as the lecture's step. Within the window (64 characters)
-# it ran at 1.45x its speed. On this small model and a CPU, much of a step is fixed cost (Python, the
+# it ran at 1.68x its speed. On this small model and a CPU, much of a step is fixed cost (Python, the
 # layers' small matrix products, the sampling itself), so even one position instead of a window
 # saves less than the positions counted above suggest.
 #

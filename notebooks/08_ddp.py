@@ -362,6 +362,7 @@ class GPTConfig:
     dropout: float = 0.2
 
 
+# %%
 class Head(nn.Module):
     """One head of causal self-attention."""
 
@@ -387,6 +388,7 @@ class Head(nn.Module):
         return wei @ self.value(x)
 
 
+# %%
 class MultiHeadAttention(nn.Module):
     """Several heads of self-attention in parallel, concatenated and projected."""
 
@@ -402,6 +404,7 @@ class MultiHeadAttention(nn.Module):
         return self.dropout(self.proj(out))
 
 
+# %%
 class FeedForward(nn.Module):
     """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
 
@@ -418,6 +421,7 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+# %%
 class Block(nn.Module):
     """Transformer block: communication (attention) followed by computation, each pre-normed."""
 
@@ -494,6 +498,7 @@ class CausalSelfAttention(nn.Module):
         return self.dropout(self.proj(y))
 
 
+# %%
 class FastBlock(Block):
     """The lecture's Block with CausalSelfAttention in place of MultiHeadAttention."""
 
@@ -531,6 +536,7 @@ def sync():
         torch.mps.synchronize()
 
 
+# %%
 @torch.no_grad()
 def split_loss(model, data, batch=256, amp_dtype=None):
     """Mean loss of model over a whole split, cut into non-overlapping block_size chunks."""
@@ -545,6 +551,7 @@ def split_loss(model, data, batch=256, amp_dtype=None):
     return (total / len(x)).item()
 
 
+# %%
 def lr_at(it, peak, warmup, total):
     """Linear warmup to peak, then cosine decay to peak / 10 at step total."""
     if it < warmup:
@@ -961,8 +968,8 @@ _ = right.set(xlabel='step', ylabel="rank 0's batch loss", title='The same steps
 show(fig, 'processes')
 
 # %% [markdown]
-# In the stored run on the 2-core CPU, one process trained 22,528 tokens per second and two processes
-# 20,770, 0.92x as many. Per step, the run with two processes trains on twice as many sequences at
+# In the stored run on the 2-core CPU, one process trained 24,229 tokens per second and two processes
+# 22,170, 0.92x as many. Per step, the run with two processes trains on twice as many sequences at
 # the same learning rate; per second it has no advantage on a CPU this small: one process already
 # kept both cores busy with its two threads, two processes of one thread each share the same two
 # cores, and they add the all-reduce on top. Processes pay off when each brings its own device.
