@@ -5,9 +5,10 @@ from a fork server (multiprocessing's "forkserver"), a process that imported tor
 computes: each run then costs a fraction of a second instead of about three. Forking this test
 process itself is not safe: once torch has computed here, its thread pools hold locks that a forked
 child waits on for ever (seen in CI: a child asleep on a futex after the 03 tests had trained).
-A run that outlives its timeout is killed and its test fails with what it printed. The child runs the script as `__main__` with its own argv, working
-folder and environment, its stdout and stderr going to files; exit codes follow Python's own rules
-(`SystemExit("text")` prints the text on stderr and exits 1; an uncaught exception prints its
+A run that outlives its timeout is killed and its test fails with what it printed.
+
+The child runs the script as `__main__` with its own argv, working folder and environment, its
+stdout and stderr going to files; exit codes follow Python's own rules (`SystemExit("text")` prints the text on stderr and exits 1; an uncaught exception prints its
 traceback and exits 1), and the script's atexit handlers and finalizers run before it exits.
 
 `spawn_script` starts a fresh interpreter instead (subprocess.Popen), for the tests that must see a
@@ -46,8 +47,6 @@ def _child(script, argv, cwd, env):
     sys.argv = [str(script), *argv]
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), write_through=True)
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
-    for name in [m for m in sys.modules if m == "ipykernel" or m.startswith("ipykernel.")]:
-        del sys.modules[name]  # a script run from a shell has no Jupyter kernel (pytest's nbval imports one)
     atexit._clear()  # only the script's own exit handlers run, not the test process's
     finalizers_before = set(weakref.finalize._registry)
     code = 0

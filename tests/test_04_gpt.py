@@ -205,3 +205,18 @@ def test_the_lecture_config_fits_a_t4():
 def test_time_estimates_only_for_known_gpus(name, minutes):
     estimate = nb["lecture_minutes"](name)
     assert (estimate is None) if minutes is None else round(estimate) == minutes
+
+
+def test_the_learning_rate_grid_trains_every_size_at_every_rate_on_the_same_batches():
+    import argparse
+    torch.manual_seed(0)
+    data = torch.randint(0, 11, (3000,))
+    ns = load("04_gpt", args=argparse.Namespace(seed=3), chars=list("abcdefghijk"), train_data=data[:2500],
+              val_data=data[2500:], device="cpu", block_size=64)
+    sizes = {"one": dict(n_embd=16, n_head=2, n_layer=1), "two": dict(n_embd=16, n_head=2, n_layer=2)}
+    curves = ns["lr_grid"](4, 2, sizes, rates=(1e-3, 1e-3, 1e-2))
+    assert sorted(curves) == sorted([("one", 1e-3), ("one", 1e-2), ("two", 1e-3), ("two", 1e-2)])
+    assert [step for step, _ in curves["one", 1e-2]] == [2, 4]
+    again = ns["lr_grid"](4, 2, {"one": sizes["one"]}, rates=(1e-3,))
+    assert again["one", 1e-3] == curves["one", 1e-3]  # the same seed and batches: the same curve
+    assert curves["one", 1e-2] != curves["one", 1e-3]  # the rate is used
