@@ -8,7 +8,9 @@
 # that predicts the next character from the current one alone. Every later notebook reuses these pieces.
 #
 # The notebook is standalone: on Colab or in a fresh folder it downloads its data itself.
-# As a script: `python notebooks/01_bigram.py`.
+# As a script: `python notebooks/01_bigram.py`. The course's tests run every notebook in *smoke mode*
+# (the environment variable `COURSE_SMOKE=1`): a quick run with fewer training steps that must print
+# the same facts; the stored outputs come from a full run.
 
 # %%
 import collections, hashlib, math, os, pathlib, platform, sys, tempfile, time, urllib.request
@@ -20,7 +22,7 @@ if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")  # as a script, figures are saved as PNG files instead of opening windows
 import matplotlib.pyplot as plt
 
-SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: fewer steps, same printed facts
+SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # smoke mode, set by the tests: fewer steps, same printed facts
 IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 RUN_NAME = "01_bigram"                          # as a script, figures go to runs/01_bigram/
 
@@ -73,6 +75,17 @@ def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
+
+
+def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
+    """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
+    try:
+        return fn(*args, **kwargs)
+    except CheckFailed:
+        raise
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
 
 
 class Passed(str):
@@ -154,12 +167,18 @@ def read_text(path, source="COURSE_DATA"):
 
 
 def load_text(path=None, flag="--data"):
-    """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (downloaded once, verified)."""
+    """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
+    datasets/, else beside the notebook, else downloaded once; always verified)."""
     if path:
         return read_text(path, flag)
     if os.environ.get("COURSE_DATA"):
         return read_text(os.environ["COURSE_DATA"], "COURSE_DATA")
-    return read_text(fetch_shakespeare(course_root() / "datasets"), "the download")
+    folder = course_root() / "datasets"
+    script = globals().get("__file__")
+    beside = [pathlib.Path(".")] + ([pathlib.Path(script).resolve().parent] if script else [])
+    if not (folder / "tinyshakespeare.txt").exists():  # a notebook and its text alone in one folder
+        folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
+    return read_text(fetch_shakespeare(folder), "the download")
 
 
 def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
@@ -169,6 +188,20 @@ def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
             need = math.ceil((block_size + 1) / 0.1)
             raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
                              f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
+
+
+def check_split(text, encode, train_data, val_data, fraction=0.9):
+    """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
+    data = torch.tensor(encode(text), dtype=torch.long)  # (N,) the reference, encoded afresh
+    n = len(train_data)
+    check(n + len(val_data) == len(data), f"the splits hold {n:,} + {len(val_data):,} tokens, not the text's "
+          f"{len(data):,}: cut data once, train_data = data[:n] and val_data = data[n:]")
+    check(abs(n - fraction * len(data)) <= 1, f"the training split is {n / len(data):.1%} of the text, not "
+          f"{fraction:.0%}: n = int({fraction} * len(data)), train_data = data[:n]")
+    check(torch.equal(train_data.cpu(), data[:n]) and torch.equal(val_data.cpu(), data[n:]), "train_data and "
+          "val_data are not the text's head and tail in order: split data[:n] / data[n:] without shuffling "
+          "(validation must be text the model never saw, read in its order)")
+    return Passed(f"split: passed (the first {n:,} tokens train, the last {len(val_data):,} validate)")
 
 
 # %% [markdown]
@@ -215,7 +248,11 @@ decode = lambda l: ''.join([itos[i] for i in l])  # list of integers -> string
 
 print(encode("hii there"))
 print(decode(encode("hii there")))
-check(decode(encode(text[:10_000])) == text[:10_000], "decode(encode(s)) is not s: itos must invert stoi")
+ids = attempt("encode(text[:10_000])", encode, text[:10_000], hint="every character of the text needs a key in stoi")
+check(all(0 <= i < vocab_size for i in ids), f"encode gives indices outside 0 .. vocab_size - 1 = {vocab_size - 1}: "
+      "number the characters from 0, as enumerate(chars) does")
+check(attempt("decode(encode(text[:10_000]))", decode, ids, hint="every index encode gives needs a key in itos: "
+              "build stoi and itos from the same enumerate(chars)") == text[:10_000], "decode(encode(s)) is not s: itos must invert stoi")
 
 # %% [markdown]
 # ### Other tokenizers
@@ -254,8 +291,9 @@ print("the first ten merges:", [pieces[i] for i in list(merges)[:10]])
 # %% [markdown]
 # That is the trade-off. More tokens in the vocabulary make the sequences shorter, so a context of
 # `block_size` tokens covers more text; but every token needs its own row in the embedding table and
-# its own output in `lm_head`, and the model must learn what each one means from fewer examples.
-# GPT-2's tokenizer has 50,257 tokens. With the `tiktoken` package installed and online, this cell
+# its own output in the model's last layer (`lm_head`, the *language-model head*, which turns a
+# token's vector into scores for the next token; notebook 03 adds it), and the model must learn
+# what each one means from fewer examples. GPT-2's tokenizer has 50,257 tokens. With the `tiktoken` package installed and online, this cell
 # counts its tokens for the same text; otherwise it says why it skipped.
 
 # %% tags=["nbval-ignore-output"]
@@ -283,15 +321,17 @@ print(data[:100])
 # ## Train and validation splits
 #
 # The first 90% is for training, the last 10% for validation. The validation text is never trained
-# on, so its loss tells us how well the model generalises rather than how well it memorises.
+# on, so its loss tells us how well the model generalises rather than how well it memorises. The
+# split must keep the text in order: shuffled characters would leak every passage into both halves.
+# `check_split` (folded above) compares both halves with the text encoded afresh.
 
 # %%
 n = int(0.9 * len(data))  # first 90% will be train, rest val
 train_data = data[:n]
 val_data = data[n:]
 print(f"train: {len(train_data):,} tokens, val: {len(val_data):,} tokens")
-assert len(train_data) + len(val_data) == len(data)
 check_split_sizes(train_data, val_data, 8)  # a text too short for one chunk stops here, with one line
+check_split(text, encode, train_data, val_data)  # the text's head and tail, in order
 
 # %% [markdown]
 # ## One chunk holds `block_size` examples [▶ 0:14:27](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=867s)
@@ -343,27 +383,76 @@ print(yb)
 
 # %% [markdown]
 # **Check.** A learner's most common slip here is a target that is not shifted (`data[i:i+block_size]`
-# twice), which trains a model to copy its input. `check_batch` takes a fresh batch and checks its
-# shapes, that the targets are the inputs one step on, and that a row is a real chunk of the split.
+# twice), which trains a model to copy its input. `check_batch` (folded below, like every check's
+# code: unfold it once you have tried) takes a fresh batch and checks its shapes, that the targets
+# are the inputs one step on, that its rows are real chunks of the split, and that they differ. It
+# also calls `get_batch` itself: once with `torch.randint` forced to the two ends of its range (so an
+# offset that runs past the end of the split shows now, not once in a million batches), and three
+# times more, which must not give the same batch.
 
-# %%
-def check_batch(x, y, data, batch_size, block_size):
-    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, rows are chunks of data."""
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: the batch check (the same in every notebook that carries it)
+def check_batch(x, y, data, batch_size, block_size, draw=None):
+    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, every row a chunk of data; with
+    draw (a call of get_batch without arguments), also its offsets at both ends of their range, and fresh draws."""
     check(x.shape == y.shape == (batch_size, block_size), f"get_batch should return two ({batch_size}, "
           f"{block_size}) tensors, got {tuple(x.shape)} and {tuple(y.shape)}: stack batch_size chunks of block_size")
     check(x.dtype == y.dtype == torch.long, f"get_batch returns {x.dtype} and {y.dtype}: keep the data as torch.long")
     check(not torch.equal(x, y), "the targets equal the inputs: take y = data[i+1:i+block_size+1], one step on")
     check(torch.equal(x[:, 1:], y[:, :-1]), "the targets are not the inputs shifted by one: "
           "x = data[i:i+block_size] needs y = data[i+1:i+block_size+1]")
-    x, y, data = x.cpu(), y.cpu(), data.cpu()
-    starts = (data[:len(data) - block_size] == x[0, 0]).nonzero().flatten()  # where the first row could begin
-    found = [i for i in starts.tolist() if torch.equal(data[i:i + block_size], x[0])]
-    check(any(torch.equal(data[i + 1:i + block_size + 1], y[0]) for i in found),
-          "the first row is not a chunk of the training split followed by its next character")
+    data = data.cpu()
+    check_rows(x.cpu(), y.cpu(), data)
+    check(len(x) == 1 or len({tuple(r) for r in x.tolist()}) > 1, "every row of the batch is the same chunk: draw "
+          "batch_size random offsets, ix = torch.randint(len(data) - block_size, (batch_size,))")
+    if draw is not None:
+        with torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
+            torch.manual_seed(0)
+            ends = attempt("get_batch, given the smallest and the largest offsets torch.randint can draw,", at_extremes, draw,
+                           hint="the last chunk needs block_size + 1 characters, so offsets stay below len(data) - block_size")
+            check_rows(ends[0].cpu(), ends[1].cpu(), data, "with offsets at both ends of their range, ")
+            again = [draw()[0].cpu() for _ in range(3)]
+        check(not all(torch.equal(a, again[0]) for a in again), "get_batch gave the same batch three times in a row: "
+              "draw fresh random offsets at every call, ix = torch.randint(len(data) - block_size, (batch_size,))")
     return Passed("get_batch: passed")
 
 
-check_batch(*get_batch('train', batch_size, block_size), train_data, batch_size, block_size)
+def check_rows(x, y, data, when=""):
+    """Every row of x is a chunk of data and the row of y the characters that follow it."""
+    for row in range(min(len(x), 8)):
+        found = torch.arange(len(data) - x.shape[1])  # every start with a next character after the chunk
+        for j, c in enumerate(x[row].tolist()):
+            found = found[data[found + j] == c]
+        check(len(found) > 0, f"{when}row {row} of the batch is not a chunk of the training split: index that "
+              "split, x = data[i:i+block_size]")
+        for j, c in enumerate(y[row].tolist()):
+            found = found[data[found + 1 + j] == c]
+        check(len(found) > 0, f"{when}row {row}'s targets are not the characters that follow its inputs in the "
+              "training split: y = data[i+1:i+block_size+1] (a shift or roll of x loses the character after the chunk)")
+
+
+def at_extremes(draw):
+    """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn."""
+    real = torch.randint
+
+    def ends(*args, size=None, **kwargs):
+        ints = [a for a in args if isinstance(a, int)]
+        size = size if size is not None else next(a for a in args if isinstance(a, (tuple, list, torch.Size)))
+        low, high = (ints[0], ints[1]) if len(ints) > 1 else (kwargs.get("low", 0), ints[0] if ints else kwargs["high"])
+        out = torch.full(tuple(size), low, dtype=kwargs.get("dtype") or torch.long, device=kwargs.get("device"))
+        out.view(-1)[::2] = high - 1
+        return out
+
+    torch.randint = ends
+    try:
+        return draw()
+    finally:
+        torch.randint = real
+
+
+# %%
+check_batch(*attempt("get_batch('train', batch_size, block_size)", get_batch, 'train', batch_size, block_size),
+            train_data, batch_size, block_size, draw=lambda: get_batch('train', batch_size, block_size))
 
 # %% [markdown]
 # That one batch holds `4 × 8 = 32` examples. Here are the eight of its first row:
@@ -429,41 +518,36 @@ class BigramLanguageModel(nn.Module):
 # **Check.** `check_generate` runs `generate` on stand-in models whose next-character distribution we
 # know exactly: one that always continues `3 → 4 → 5 …` (so the samples must follow the *last*
 # position), and one with probabilities 0.5 / 0.3 / 0.2 (so the frequencies must match them, which
-# an `argmax` would not). It also checks the shape, eval mode and that no gradients are kept.
+# an `argmax` would not). It also checks the shape, that the model runs in eval mode without
+# gradients, and that `generate` hands the model back in the mode it found it (training or eval).
+# The folded cell also holds the checks of the training step and of the loss estimate used below.
 
-# %%
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: checks of sampling and training steps (the same in every notebook that carries it)
 class StandIn(nn.Module):
-    """A stand-in model with a known next-token distribution: fixed probs, or 'last token + 1' when probs is None."""
+    """A stand-in model with a known next token: fixed probs, else a function of the whole context it is fed."""
 
-    def __init__(self, vocab_size, probs=None, block_size=None):
+    def __init__(self, vocab_size, probs=None, block_size=None, window=False):
         super().__init__()
-        self.vocab_size, self.probs, self.seen = vocab_size, probs, []
+        self.vocab_size, self.probs, self.window, self.seen = vocab_size, probs, window, []
         self.config = type("Config", (), {"block_size": block_size})()
+
+    def next_token(self, idx):
+        """(B, T) -> (B, T): the token that must follow each position ('token + 1', or a sum over the window)."""
+        return (idx.cumsum(1) + 1 if self.window else idx + 1) % self.vocab_size
 
     def forward(self, idx, targets=None):
         self.seen.append((idx.shape[1], self.training, torch.is_grad_enabled()))
         if self.probs is not None:  # (B, T, C) the same distribution at every position
             return self.probs.log().expand(*idx.shape, self.vocab_size).clone(), None
-        return F.one_hot((idx + 1) % self.vocab_size, self.vocab_size).float() * 100, None  # next = token + 1
+        return F.one_hot(self.next_token(idx), self.vocab_size).float() * 100, None  # (B, T, C) all but certain
 
 
 def check_generate(generate, block_size=None, sampling=False):
     """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
-    chain = StandIn(10, block_size=block_size)
-    out = generate(chain, torch.tensor([[3], [7]]), 5)
-    check(out.shape == (2, 6), f"generate(idx of shape (2, 1), 5) gave {tuple(out.shape)}, not (2, 6): append one token per step")
-    check(out[:, 0].tolist() == [3, 7], "generate changed the prompt: it must only append to idx")
-    check(out.tolist() == [[3, 4, 5, 6, 7, 8], [7, 8, 9, 0, 1, 2]], "the samples do not follow the last "
-          "position: sample from logits[:, -1, :], the prediction after the last token")
-    check(all(not training and not grad for _, training, grad in chain.seen),
-          "generate ran the model in training mode or with gradients: use model.eval() and torch.no_grad()")
-    check(chain.training, "generate left the model in eval mode: put it back with model.train(was_training)")
-    if block_size:
-        chain.seen.clear()
-        generate(chain, torch.zeros((1, 1), dtype=torch.long), 3 * block_size)
-        longest = max(t for t, _, _ in chain.seen)
-        check(longest <= block_size, f"generate fed the model {longest} tokens, more than block_size = {block_size}: "
-              "crop the context to idx[:, -block_size:]")
+    run = lambda model, idx, n, **kw: attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n})", generate,
+                                              model, idx, n, **kw, hint="torch.multinomial needs probabilities, "
+                                              "F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat joins on dim=1")
     probs = torch.tensor([0.5, 0.3, 0.2])
     settings = [({}, probs)]
     if sampling:
@@ -473,15 +557,164 @@ def check_generate(generate, block_size=None, sampling=False):
                      ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))]
     for kwargs, expected in settings:
         torch.manual_seed(0)
-        draws = generate(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)[:, 1]
+        out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
+        check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
+              "append one token per step")
+        draws = out[:, 1]  # (4000,) one sample each
         freq = torch.bincount(draws, minlength=3) / len(draws)
         check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
               f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: "
-              + ("draw with torch.multinomial(softmax(logits), 1), not argmax" if not kwargs else
+              + ("draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax "
+                 "over the last dimension" if not kwargs else
                  "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
+    chain = StandIn(10, block_size=block_size)
+    out = run(chain, torch.tensor([[3], [7]]), 5)
+    check(out.shape == (2, 6), f"generate(idx of shape (2, 1), 5) gave {tuple(out.shape)}, not (2, 6): append one token per step")
+    check(out[:, 0].tolist() == [3, 7], "generate changed the prompt: it must only append to idx")
+    check(out.tolist() == [[3, 4, 5, 6, 7, 8], [7, 8, 9, 0, 1, 2]], "the samples do not follow the last "
+          "position: sample from logits[:, -1, :], the prediction after the last token")
+    modes = [(training, grad) for _, training, grad in chain.seen]
+    check(not any(grad for _, grad in modes), "generate ran the model in training mode or with gradients: "
+          "gradients were on, so decorate it with @torch.no_grad()")
+    check(not modes[0][0], "generate ran the model in training mode or with gradients: it was in training mode from "
+          "the first step, so call model.eval() before the loop")
+    check(not any(training for training, _ in modes), "generate ran the model in training mode or with gradients: it "
+          "put the model back in training mode before it had finished, so restore the mode after the loop, not inside it")
+    check(chain.training, "generate left a model in training mode in eval mode: put it back with model.train(was_training)")
+    run(chain.eval(), torch.tensor([[3]]), 2)
+    check(not chain.training, "generate left a model in eval mode in training mode: restore the mode it found, "
+          "was_training = model.training first, model.train(was_training) last")
+    if block_size:  # past block_size, against a slow reference that feeds the last block_size tokens at every step
+        window, n = StandIn(11, block_size=block_size, window=True), 3 * block_size
+        reference = prompt = torch.tensor([[1, 2], [3, 4]])  # (B, T)
+        out = run(window, prompt, n)
+        longest = max(t for t, _, _ in window.seen)
+        check(longest <= block_size, f"generate fed the model {longest} tokens, more than block_size = {block_size}: "
+              "crop the context to idx[:, -block_size:]")
+        check(out.shape == (2, 2 + n), f"generate(idx of shape (2, 2), {n}) with block_size = {block_size} gave "
+              f"{tuple(out.shape)}, not (2, {2 + n}): return the whole sequence, and crop only what the model is fed "
+              "(idx_cond), never idx itself")
+        for _ in range(n):
+            reference = torch.cat((reference, window.next_token(reference[:, -block_size:])[:, -1:]), dim=1)
+        wrong = [s for s in range(n) if out.shape != reference.shape or not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
+        check(not wrong, f"from new token {wrong[0] + 1 if wrong else 0} on, generate differs from a reference that "
+              f"feeds the model the last block_size = {block_size} tokens: crop to the most recent, idx[:, -block_size:]")
     return Passed("generate: passed")
 
 
+def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
+    """call(*args), and the (training, gradients on) of every forward pass of model during it."""
+    seen = []
+    hook = model.register_forward_pre_hook(lambda module, inputs: seen.append((module.training, torch.is_grad_enabled())))
+    try:
+        attempt(f"{getattr(call, '__name__', 'it')}(model, ...)", call, *args, hint=hint)
+    finally:
+        hook.remove()
+    return seen
+
+
+def check_evaluation(evaluate, model, *args, splits=None):
+    """evaluate(model, *args) must run model in eval mode without gradients and hand it back in training mode, feed
+    it targets one step on, and return means of its losses; with splits (train_data, val_data), measure both."""
+    name, calls, result = getattr(evaluate, "__name__", "the function"), [], []
+    run = lambda *a: result.append(evaluate(*a))
+    run.__name__ = name
+    hook = model.register_forward_hook(lambda m, a, kw, out: calls.append(
+        (a[0], a[1] if len(a) > 1 else kw.get("targets"), out[1] if isinstance(out, tuple) else None)), with_kwargs=True)
+    try:
+        seen = modes_seen(model.train(), run, model, *args)
+    finally:
+        hook.remove()
+    check(seen, f"{name} never called the model")
+    check(not any(training for training, _ in seen), f"{name} ran the model in training mode, so dropout was on "
+          "while measuring: call model.eval() before the loop")
+    check(not any(grad for _, grad in seen), f"{name} ran the model with gradients on, keeping every activation: "
+          "decorate it with @torch.no_grad()")
+    check(model.training, f"{name} left the model in eval mode, so training after it would run without dropout: "
+          "end with model.train()")
+    for x, y, _ in calls:
+        check(y is None or (y.shape == x.shape and torch.equal(x[..., 1:], y[..., :-1])), f"{name} fed the model "
+              "targets that are not its inputs one step on (y[:, :-1] must equal x[:, 1:]): for x = data[i:i+T] the "
+              "targets are y = data[i+1:i+T+1]")
+    losses = [float(loss) for _, _, loss in calls if isinstance(loss, torch.Tensor) and loss.numel() == 1]
+    values = result[0].values() if isinstance(result[0], dict) else [result[0]]
+    for v in [float(v) for v in values if isinstance(v, (int, float, torch.Tensor))] if losses else []:
+        check(min(losses) - 1e-4 <= v <= max(losses) + 1e-4, f"{name} returned {v:.4f}, outside the range of the "
+              f"losses the model gave it ({min(losses):.4f} to {max(losses):.4f}), so it is not their mean: divide "
+              "their sum by the number of losses (or chunks) added up")
+    if splits is not None:
+        sample = [x.cpu() for x, _, _ in calls[::max(1, len(calls) // 8)]]
+        absent = lambda x, data: any(not found_in(r, data.cpu()) for r in x.reshape(-1, x.shape[-1])[:8])
+        for data, other, split in ((splits[1], splits[0], "validation"), (splits[0], splits[1], "training")):
+            check(any(absent(x, other) for x in sample), f"{name} never fed the model a batch of the {split} "
+                  "split: fetch each split's batches with the loop's split, get_batch(split, ...)")
+    return Passed(f"{name}: passed (eval mode and no gradients inside, training mode after)")
+
+
+def found_in(row, data):
+    """Whether the 1-D tensor row occurs in data."""
+    found = torch.arange(len(data) - len(row) + 1)
+    for j, c in enumerate(row.tolist()):
+        found = found[data[found + j] == c]
+    return len(found) > 0
+
+
+def check_train_step(train_step, model, batches, lr=0.1):
+    """train_step(model, optimizer, x, y) with SGD at two learning rates, over several steps, must equal gradient
+    descent by hand from a fresh gradient at every step, and keep the model in training mode."""
+    start, params = {k: v.detach().clone() for k, v in model.state_dict().items()}, list(model.parameters())
+    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    rates, steps = [m.p for m in drops], list(batches) * 2
+    try:
+        for m in drops:
+            m.p = 0.0  # the same forward pass in the learner's step and in ours
+        for rate in (lr, lr / 4):
+            model.load_state_dict(start)
+            first = [p.detach().clone() for p in params]
+            fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
+            for xb, yb in steps:
+                optimizer, stepped, returned = torch.optim.SGD(params, lr=rate), [], []
+                optimizer.register_step_post_hook(lambda *a: stepped.append(1))
+                with torch.no_grad():
+                    before = model(xb, yb)[1].item()
+                run, pre = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params]
+                run.__name__ = "train_step"
+                seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
+                                  hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
+                check(len(stepped) == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), f"train_step called step() of the optimizer it was given {len(stepped)} times, "
+                      "not once: " + ("use the optimizer passed in, not one of its own" if not stepped else
+                                      "call optimizer.step() once per step"))
+                check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
+                      f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
+                      "loss (a tensor or a float), which the training loop records")
+                check(model.training and all(t for t, _ in seen), "train_step ran or left the model in eval mode, so "
+                      "dropout is off while training: leave model.eval() to the loss estimate")
+                saved = [p.detach().clone() for p in params]
+                for weights in (fresh, piled):
+                    with torch.no_grad():
+                        _ = [p.copy_(w) for p, w in zip(params, weights)]
+                    grads = torch.autograd.grad(model(xb, yb)[1], params)
+                    if weights is piled:
+                        total = [t + g for t, g in zip(total, grads)]
+                    weights[:] = [w - rate * g for w, g in zip(weights, total if weights is piled else grads)]
+                with torch.no_grad():
+                    _ = [p.copy_(s) for p, s in zip(params, saved)]
+            check(any(not torch.equal(p, f) for p, f in zip(params, first)),
+                  "the weights did not change: call loss.backward() and then optimizer.step()")
+            worst = max((p - w).abs().max().item() for p, w in zip(params, fresh))
+            accumulating = max((p - w).abs().max().item() for p, w in zip(params, piled)) < 1e-5
+            check(worst < 1e-5, f"after {len(steps)} steps at lr = {rate:g} the weights are off by {worst:.2g} from "
+                  "gradient descent with a fresh gradient at every step: " + (
+                      "the gradients are accumulating; call optimizer.zero_grad() before loss.backward()" if accumulating
+                      else "call optimizer.zero_grad(), loss.backward() and optimizer.step() once each, in that order"))
+    finally:
+        for m, p in zip(drops, rates):
+            m.p = p
+        model.load_state_dict(start)
+    return Passed("train_step: passed")
+
+
+# %%
 check_generate(BigramLanguageModel.generate)
 
 # %% [markdown]
@@ -495,9 +728,13 @@ check_generate(BigramLanguageModel.generate)
 # %%
 torch.manual_seed(1337)
 m = BigramLanguageModel(vocab_size)
-logits, loss = m(xb, yb)
+logits, loss = attempt("m(xb, yb)", m, xb, yb, hint="flatten for the loss: logits.view(B*T, C), targets.view(B*T)")
 print(logits.shape)
 print(f"initial loss {loss.item():.4f}, ln(vocab_size) = {math.log(vocab_size):.4f}")
+check(logits.shape == (*xb.shape, vocab_size), f"the logits have shape {tuple(logits.shape)}, not (B, T, C) = "
+      f"{(*xb.shape, vocab_size)}: return the table's rows, logits = self.token_embedding_table(idx)")
+check(torch.allclose(loss, F.cross_entropy(logits.view(-1, vocab_size), yb.view(-1))), "the loss is not the mean "
+      "cross-entropy of the logits against the targets: F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
 check(math.log(vocab_size) < loss.item() < math.log(vocab_size) + 1.0,
       "the initial loss is not a little above ln(vocab_size): check the cross-entropy of (B*T, C) logits")
 
@@ -527,7 +764,9 @@ print(decode(m.generate(idx, max_new_tokens=100)[0].tolist()))
 # ## Training [▶ 0:34:53](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=2093s)
 #
 # Now pick the fastest device on this machine (CUDA, else Apple's MPS, else the CPU) and train with
-# AdamW. The bigram model is so small that every device gets the same configuration; smoke mode (used
+# AdamW, the optimizer of the lecture: Adam (each weight's step scaled by running averages of its
+# gradient and of its square) with *weight decay*, a small pull of every weight toward zero. The
+# bigram model is so small that every device gets the same configuration; smoke mode (used
 # by the tests) only takes fewer steps. The cell prints the device and config that made the stored
 # outputs below.
 
@@ -545,9 +784,11 @@ print(f"config: batch_size={batch_size} block_size={block_size} max_iters={max_i
 
 # %% [markdown]
 # One optimisation step: compute the loss of a batch, clear the old gradients, backpropagate, and let
-# the optimizer move every weight. `check_train_step` compares two steps of yours with plain gradient
-# descent computed by hand from a *fresh* gradient each time; it fails if gradients pile up across
-# steps (a missing `zero_grad`) or if the weights never move.
+# the optimizer move every weight. `check_train_step` runs four steps of yours with plain gradient
+# descent (SGD) at two learning rates and compares them with the same steps computed by hand from a
+# *fresh* gradient each time; it fails if gradients pile up across steps (a missing `zero_grad`),
+# if the steps come in the wrong order, if the weights never move, if the optimizer it is given does
+# not take exactly one step, if it returns something other than the loss, or if the model leaves training mode.
 
 # %%
 def train_step(model, optimizer, xb, yb):
@@ -559,37 +800,17 @@ def train_step(model, optimizer, xb, yb):
     return loss
 
 
-def check_train_step(train_step, model, batches, lr=0.1):
-    """Two steps of train_step(model, optimizer, x, y) with SGD must equal gradient descent done by hand."""
-    start = [p.detach().clone() for p in model.parameters()]
-    reference = [p.detach().clone() for p in model.parameters()]
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    for xb, yb in batches:
-        train_step(model, optimizer, xb, yb)
-        saved = [p.detach().clone() for p in model.parameters()]
-        with torch.no_grad():  # the same step by hand: a fresh gradient at the reference weights
-            for p, r in zip(model.parameters(), reference):
-                p.copy_(r)
-        grads = torch.autograd.grad(model(xb, yb)[1], list(model.parameters()))
-        with torch.no_grad():
-            for p, r, g, s in zip(model.parameters(), reference, grads, saved):
-                r -= lr * g
-                p.copy_(s)
-    moved = any(not torch.equal(p, s) for p, s in zip(model.parameters(), start))
-    check(moved, "the weights did not change: call loss.backward() and then optimizer.step()")
-    worst = max((p - r).abs().max().item() for p, r in zip(model.parameters(), reference))
-    check(worst < 1e-5, f"after two steps the weights are off by {worst:.2g} from gradient descent with fresh "
-          "gradients: the gradients are accumulating; call optimizer.zero_grad() before loss.backward()")
-    return Passed("train_step: passed")
-
-
 torch.manual_seed(0)
 check_train_step(train_step, BigramLanguageModel(vocab_size), [get_batch('train', 4, 8) for _ in range(2)])
 
 
 # %% [markdown]
 # A loss measured on a single batch is noisy. `estimate_loss` averages it over `eval_iters` batches of
-# each split, in `eval()` mode and without gradients.
+# each split, in `eval()` mode and without gradients, and then puts the model back into training
+# mode: a model left in eval mode would train on without dropout (a silent slip, once the model
+# has dropout). `check_evaluation` watches every call of the model to check all three, and more: the
+# targets it feeds are the inputs one step on, what it returns is a mean of the losses it saw, and
+# both splits were measured.
 
 # %%
 @torch.no_grad()
@@ -607,6 +828,8 @@ def estimate_loss(model):
     model.train()
     return out
 
+
+check_evaluation(estimate_loss, BigramLanguageModel(vocab_size).to(device), splits=(train_data, val_data))
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(1337)
@@ -658,6 +881,7 @@ def split_loss(model, data):
     return loss.item()
 
 
+check_evaluation(split_loss, BigramLanguageModel(vocab_size).to(device), val_data[:1000])
 EXPECTED_VAL = (2.48, 2.50)  # whole-split val of a correct default run on tiny Shakespeare (seeds 1337, 0, 1, 2)
 final = {'train': split_loss(model, train_data), 'val': split_loss(model, val_data)}
 print(f"whole-split loss after {max_iters} steps: train {final['train']:.4f}, val {final['val']:.4f}")

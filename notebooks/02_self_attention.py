@@ -8,7 +8,8 @@
 # It follows **0:42:13 to 1:19:11 of the video**.
 #
 # Everything here is a small toy tensor on the CPU, so every printed number is the same on every
-# machine. As a script: `python notebooks/02_self_attention.py`.
+# machine, and the tests' quick *smoke mode* (`COURSE_SMOKE=1`, fewer training steps elsewhere)
+# changes nothing here. As a script: `python notebooks/02_self_attention.py`.
 
 # %%
 import os, pathlib, platform, sys, tempfile
@@ -74,6 +75,17 @@ def check(ok, message):
         raise CheckFailed(message)
 
 
+def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
+    """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
+    try:
+        return fn(*args, **kwargs)
+    except CheckFailed:
+        raise
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
+
+
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
 
@@ -89,28 +101,51 @@ def attention_diagnosis(out, q, k, v, n_embd):
     sdpa, T, hs = F.scaled_dot_product_attention, q.shape[-2], q.shape[-1]
     if out.shape != v.shape:
         return f"the output has shape {tuple(out.shape)}, not (B, T, head_size) = {tuple(v.shape)}"
+    if not torch.isfinite(out).all():
+        return ("the output holds inf or nan: some query's scores are all -inf (the mask must keep the diagonal "
+                "and the past, masked_fill where tril == 0), the softmax runs over a dimension other than dim=-1 "
+                "(each query's row), or the softmax is missing after the mask")
     if torch.allclose(out, sdpa(q, k, v, is_causal=True), atol=1e-5):
         return None
     tril = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    scores = (q @ k.transpose(-2, -1) * hs**-0.5).masked_fill(~tril, float('-inf'))
+    raw = q @ k.transpose(-2, -1)  # (B, T, T) unscaled
+    scores = (raw * hs**-0.5).masked_fill(~tril, float('-inf'))
     suspects = {
         "there is no causal mask, so every position sees the future: masked_fill the scores where tril == 0":
             sdpa(q, k, v),
         "the mask lets each position see one step into the future: mask where torch.tril(ones(T, T)) == 0":
             sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).tril(1)),
+        "the mask keeps the future and hides the past (torch.triu): keep the lower triangle, torch.tril":
+            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).triu()),
+        "the future is filled with 0, not float('-inf'), so it keeps a weight of exp(0) after the softmax":
+            F.softmax((raw * hs**-0.5).masked_fill(~tril, 0.0), dim=-1) @ v,
         f"the scores are scaled by C**-0.5 with C = n_embd = {n_embd} (the lecture's slip), not by head_size**-0.5":
             sdpa(q, k, v, is_causal=True, scale=n_embd**-0.5),
         "the scores are not scaled: multiply q @ k.transpose(-2, -1) by head_size**-0.5":
             sdpa(q, k, v, is_causal=True, scale=1.0),
+        "the scores are multiplied by head_size**0.5: multiply by head_size**-0.5 (divide by its square root)":
+            sdpa(q, k, v, is_causal=True, scale=hs**0.5),
+        "the scores are divided by head_size, not by its square root: multiply by head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=1.0 / hs),
+        "the scores are scaled by head_size**-1/2, which Python reads as (head_size**-1) / 2: write head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=hs**-1 / 2),
+        "the scale is applied after the softmax: scale the scores q @ k.transpose(-2, -1) before masking":
+            F.softmax(raw.masked_fill(~tril, float('-inf')), dim=-1) * hs**-0.5 @ v,
         "the softmax runs over the wrong dimension: use dim=-1, so that each query's row sums to 1":
             F.softmax(scores, dim=-2) @ v,
         "the weights multiply the keys, not the values: out = wei @ v with v = value(x)":
             sdpa(q, k, k, is_causal=True),
+        "the weights multiply the queries, not the values: out = wei @ v with v = value(x)":
+            sdpa(q, k, q, is_causal=True),
         "queries and keys are swapped in the scores: compute q @ k.transpose(-2, -1)":
             sdpa(k, q, v, is_causal=True),
+        "the queries come from the key layer, so the scores compare keys with keys: q = query(x)":
+            sdpa(k, k, v, is_causal=True),
+        "the weights are transposed before they multiply the values: out = wei @ v, each query's row of weights":
+            F.softmax(scores, dim=-1).transpose(-2, -1) @ v,
     }
     for mistake, result in suspects.items():
-        if torch.allclose(out, result, atol=1e-5):
+        if result.shape == out.shape and torch.allclose(out, result, atol=1e-5):
             return mistake
     return ("it differs from PyTorch's attention in a way this check cannot name: compare it line by line with "
             "the head above (scores, scale, mask, softmax over dim=-1, weights times v)")
@@ -134,6 +169,36 @@ print(x.shape)
 
 
 # %% [markdown]
+# Each version below is checked by `check_running_mean` (folded): on random inputs of three shapes it
+# must give, at every position, the mean of that position and all before it.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of versions 1 to 3 (unfold it once you have tried)
+def check_running_mean(version):
+    """version(x) for x of shape (B, T, C) must give, at every (b, t), the mean of x[b, :t+1]."""
+    name, g = version.__name__, torch.Generator().manual_seed(0)
+    for B, T, C in ((4, 8, 2), (2, 5, 3), (1, 1, 4)):
+        x = torch.randn(B, T, C, generator=g)  # (B, T, C)
+        out = attempt(f"{name}(x of shape {(B, T, C)})", version, x, hint="the weights are (T, T) and x is (B, T, C): "
+                      "wei @ x, in that order, gives (B, T, C)")
+        check(out.shape == x.shape, f"{name}(x of shape {(B, T, C)}) gave {tuple(out.shape)}: the running mean keeps (B, T, C)")
+        counts = torch.arange(1, T + 1).view(T, 1)  # (T, 1) how many positions each mean covers
+        past = (x.cumsum(1) - x) / (counts - 1).clamp(min=1)  # (B, T, C) the mean of x[b, :t], without itself
+        check(T == 1 or not torch.allclose(out[:, 1:], past[:, 1:], atol=1e-5), f"{name} averages the positions "
+              "before t and leaves out t itself: the mean of x[b, :t+1] includes the current token")
+        changed = x.clone()
+        changed[:, 1:] += 1
+        check(torch.allclose(version(changed)[:, 0], out[:, 0], atol=1e-5), f"{name} lets position 0 see later "
+              "positions: keep only the lower triangle, torch.tril, so that the future gets weight 0")
+        check(torch.allclose(version(torch.ones(B, T, C)), torch.ones(B, T, C), atol=1e-5), f"{name} turns an x of all "
+              "ones into something else, so its weights in a row do not sum to 1: normalise each row, over dim 1 "
+              "of the (T, T) weights (keepdim=True), or a softmax over dim=-1")
+        check(torch.allclose(out, x.cumsum(1) / counts, atol=1e-5), f"{name} is not the running mean of x[b, :t+1] "
+              f"(on x of shape {(B, T, C)}): compare it line by line with the version above")
+    return Passed(f"{name}: passed (the mean of x[b, :t+1] at every position)")
+
+
+# %% [markdown]
 # ## Version 1: two for-loops [▶ 0:42:13](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=2533s)
 #
 # The obvious way ("bag of words", hence `xbow`): for every batch element and every time step, take
@@ -151,6 +216,7 @@ def xbow_loop(x):
     return xbow
 
 
+check_running_mean(xbow_loop)
 xbow = xbow_loop(x)
 print(x[0])
 print(xbow[0])
@@ -206,6 +272,7 @@ def xbow_matmul(x):
     return wei @ x  # (T, T) @ (B, T, C) -> (B, T, C)
 
 
+check_running_mean(xbow_matmul)
 xbow2 = xbow_matmul(x)
 print("allclose with the defaults:", torch.allclose(xbow, xbow2))
 
@@ -252,6 +319,7 @@ def xbow_softmax(x):
     return wei @ x  # (B, T, C)
 
 
+check_running_mean(xbow_softmax)
 xbow3 = xbow_softmax(x)
 print(torch.allclose(xbow, xbow3, atol=1e-6), torch.allclose(xbow2, xbow3, atol=1e-6))
 assert torch.allclose(xbow, xbow3, atol=1e-6) and torch.allclose(xbow2, xbow3, atol=1e-6)
@@ -310,22 +378,28 @@ assert out.shape == (B, T, head_size)
 # %% [markdown]
 # **Check.** A learner's head can go wrong in many small ways. `check_self_attention` builds a head
 # of size 8 (not 32, so that scaling by `C` would show) and compares yours with PyTorch's own
-# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on the same queries, keys and values. If
-# they differ, it names the likely mistake: no mask, a mask shifted by one, the wrong scale, the
-# softmax over the wrong axis, keys used as values, or queries and keys swapped.
+# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on the same queries, keys and values,
+# for random inputs of three lengths (5, 8 and 1 tokens), and checks that the weights it returns are
+# the ones it applied. If they differ, it names the likely mistake (a mask missing, shifted or filled
+# with 0, a wrong scale, the softmax over the wrong axis, keys used as values...) or says it cannot.
 
 # %%
 def check_self_attention(self_attention):
-    """Check self_attention(x, key, query, value) -> (out, wei) against PyTorch's attention."""
+    """Check self_attention(x, key, query, value) -> (out, wei) against PyTorch's attention, at three lengths."""
     torch.manual_seed(0)
     C, hs = 32, 8
-    x = torch.randn(2, 8, C)  # (B, T, C)
     key, query, value = (nn.Linear(C, hs, bias=False) for _ in range(3))
-    with torch.no_grad():
-        out, _ = self_attention(x, key, query, value)
-        q, k, v = query(x), key(x), value(x)  # (B, T, hs) each
-    mistake = attention_diagnosis(out, q, k, v, C)
-    check(mistake is None, f"self_attention is not causal self-attention: {mistake}")
+    for B, T in ((2, 5), (2, 8), (1, 1)):
+        x = torch.randn(B, T, C)  # (B, T, C)
+        with torch.no_grad():
+            out, wei = attempt(f"self_attention(x of shape {(B, T, C)}, ...)", self_attention, x, key, query, value,
+                               hint="the scores are q @ k.transpose(-2, -1), (B, T, hs) @ (B, hs, T) -> (B, T, T), "
+                                    "and the mask is (T, T) with T = x.shape[1]")
+            q, k, v = query(x), key(x), value(x)  # (B, T, hs) each
+        mistake = attention_diagnosis(out, q, k, v, C)
+        check(mistake is None, f"self_attention is not causal self-attention (x of shape {(B, T, C)}): {mistake}")
+        check(wei.shape == (B, T, T) and torch.allclose(wei @ v, out, atol=1e-5), f"the weights it returns "
+              f"(shape {tuple(wei.shape)}) are not the {(B, T, T)} weights it applied: return wei after the softmax")
     return Passed("self_attention: passed (equals F.scaled_dot_product_attention)")
 
 
@@ -523,4 +597,4 @@ assert 0.9 < by_head < 1.1 and abs(by_c / by_head - 1 / 6) < 1e-6
 # 2. Write cross-attention: queries from `x`, keys and values from another tensor `y` of shape
 #    `(B, T2, C)`. What shape is `wei`, and why is there no mask? (Notebook 03 ends with one.)
 # 3. The lecture's exercise: run several heads at once by giving the head dimension its own axis,
-#    `(B, n_head, T, head_size)`, instead of a Python loop over heads. (Notebook 06 checks yours.)
+#    `(B, n_head, T, head_size)`, instead of a Python loop over heads. (Notebook 06's exercise 1 checks yours.)

@@ -79,6 +79,15 @@ def test_a_split_too_short_for_one_block_is_one_line(nb):
     assert "validation split has 8 characters" in one_line_error(excinfo) and "smaller --block-size" in str(excinfo.value.code)
 
 
+def test_the_text_beside_a_lone_notebook_is_found(nb, shakespeare, tmp_path, monkeypatch):
+    (tmp_path / "tinyshakespeare.txt").write_text(shakespeare, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # the notebook and its text, alone in one folder (as in Jupyter: no __file__)
+    monkeypatch.delenv("COURSE_DATA", raising=False)
+    monkeypatch.setattr(nb["urllib"].request, "urlretrieve", lambda *a, **k: pytest.fail("downloaded"))
+    nb.pop("__file__", None)
+    assert nb["load_text"]() == shakespeare
+
+
 def test_the_course_root_is_one_place_whatever_the_working_folder(nb, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert nb["course_root"]().resolve() == ROOT
