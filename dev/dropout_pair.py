@@ -3,7 +3,7 @@
     python dev/dropout_pair.py --steps 2500                   # the whole of tiny Shakespeare
     python dev/dropout_pair.py --steps 600 --chars 35000      # a 35 KB text, the size of a learner's own
 
-Uses notebook 04's own classes (loaded from the .py without running the notebook) and its small
+Uses notebook 04b's own classes, which are notebook 04's (loaded from the .py without running the notebook) and its small
 configuration (4 layers x 128, block 64, batch 32, lr 1e-3), splits the text 90/10, and prints the
 whole-split train/val loss of each rate; the curves go to dev/results/.
 """
@@ -33,7 +33,7 @@ def main():
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--seed", type=int, default=1337)
     a = p.parse_args()
-    ns = load("04_gpt")
+    ns = load("04b_dropout_and_learning_rate")
     text = (ROOT / "datasets" / "tinyshakespeare.txt").read_text(encoding="utf-8")[:a.chars]
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}

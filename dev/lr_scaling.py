@@ -2,7 +2,7 @@
 
     python dev/lr_scaling.py [STEPS]
 
-Notebook 04's own classes; block 64, batch 16, AdamW without warmup (as in the lecture), seed 1337;
+Notebook 04b's own classes (notebook 04's model); block 64, batch 16, AdamW without warmup (as in the lecture), seed 1337;
 the small model is 4 x 4 heads x 128, the large one the lecture's 6 x 6 heads x 384. Prints the
 loss estimate (50 batches) every 50 steps and writes dev/results/lr_scaling.json.
 """
@@ -19,7 +19,7 @@ from notebook_code import ROOT, load  # noqa: E402
 
 def main():
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    ns = load("04_gpt")
+    ns = load("04b_dropout_and_learning_rate")
     text = (ROOT / "datasets" / "tinyshakespeare.txt").read_text(encoding="utf-8")
     chars = sorted(set(text))
     data = torch.tensor(ns["encoder_for"](chars)[0](text))

@@ -6,7 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 import torch
@@ -118,6 +118,7 @@ BAD_FLAGS = [
     (["--sample", "--ckpt", "run/ckpt.pt", "--prompt", ""], "the prompt is empty"),
     (["--sample", "--ckpt", "run/ckpt.pt", "--prompt", "Zebra Q"], "never saw: 'QZ'"),
     (["--sample", "--ckpt", "nope.pt"], "no checkpoint at nope.pt"),
+    (["--sample", "--ckpt", "run"], "run is a folder, not a checkpoint; give the file in it: --ckpt run/ckpt.pt"),
     (["--resume", "--block-size", "8"], "--block-size cannot change on --resume"),
     (["--resume", "--n-embd", "64"], "--n-embd cannot change on --resume"),
     (["--resume", "--max-iters", "20"], "already at step 50; give --max-iters above 50"),
@@ -204,25 +205,31 @@ def test_a_lock_held_by_a_live_run_is_refused(folder, tmp_path):
     assert (tmp_path / "r" / ".lock").read_text().startswith("1 ")
 
 
-def wait_for(predicate, timeout=120):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+def read_until(stream, sign, timeout=300):
+    """The lines a process printed up to the first that contains sign (a reader thread: no fixed sleep)."""
+    lines, found = [], threading.Event()
+
+    def read():
+        for line in stream:
+            lines.append(line)
+            if sign in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"no line with {sign!r} within {timeout} s; printed: {''.join(lines)[-2000:]}"
+    return lines
 
 
 def test_two_runs_into_one_folder_then_ctrl_c(folder, tmp_path):
     """A second run is refused while the first trains; Ctrl-C then saves the first and says how to go on."""
     (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
-    first = spawn_script(SCRIPT, "--data", "small.txt", "--max-iters", "1000000", "--eval-interval", "1000000",
+    first = spawn_script(SCRIPT, "--data", "small.txt", "--max-iters", "1000000", "--eval-interval", "5",
                          "--out", "r", cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        assert wait_for(lambda: (tmp_path / "r" / ".lock").exists()), "the first run never took its lock"
+        read_until(first.stdout, "step 5: train loss")  # training has begun: step 5 is done and saved
         second = run("--data", "small.txt", "--max-iters", "5", "--out", "r", cwd=tmp_path)
         assert f"process {first.pid} on" in one_line_error(second)
-        time.sleep(3)  # let it train some steps
         first.send_signal(signal.SIGINT)
         out, err = first.communicate(timeout=120)
     finally:
@@ -230,9 +237,110 @@ def test_two_runs_into_one_folder_then_ctrl_c(folder, tmp_path):
     assert first.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     step = int(err.split("interrupted at step ")[1].split(",")[0])
-    assert step > 0 and f"--out r --resume" in err
+    assert step >= 5 and err.strip().endswith("--data small.txt --out r --resume"), err
     assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == step
     assert not (tmp_path / "r" / ".lock").exists()
+
+
+CTRL_C_AFTER = """
+import builtins, os, runpy, signal, sys, tqdm
+sign, times, real_print, real_write = os.environ["CTRL_C_AFTER"], int(os.environ["CTRL_C_TIMES"]), builtins.print, tqdm.tqdm.write
+def ctrl_c_if_sign(text):
+    if sign in text:
+        for _ in range(times):  # as if the learner pressed Ctrl-C right after this line (each press handled in turn)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(3):
+                pass
+def print_then_ctrl_c(*args, **kwargs):
+    real_print(*args, **kwargs)
+    ctrl_c_if_sign(" ".join(map(str, args)))
+def write_then_ctrl_c(s, *args, **kwargs):
+    real_write(s, *args, **kwargs)
+    ctrl_c_if_sign(s)
+builtins.print, tqdm.tqdm.write = print_then_ctrl_c, staticmethod(write_then_ctrl_c)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def ctrl_c_after(sign, *argv, cwd, times=1):
+    """Run the script and press Ctrl-C (times times) the moment it has printed a line containing sign (no timing involved)."""
+    return subprocess.run([sys.executable, "-c", CTRL_C_AFTER, str(SCRIPT), *argv], cwd=cwd,
+                          env=smoke_env(CTRL_C_AFTER=sign, CTRL_C_TIMES=str(times)), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("sign", ["vocab_size = ", "config: ", "parameters, vocab_size"])
+def test_ctrl_c_in_the_start_up_checks_is_one_clean_line(folder, tmp_path, sign):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = ctrl_c_after(sign, "--data", "small.txt", "--max-iters", "20", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith("interrupted before training began, nothing was written; start again with: python ")
+    assert line.endswith("--data small.txt --max-iters 20 --out r"), line
+    assert not (tmp_path / "r" / "ckpt.pt").exists() and not (tmp_path / "r" / ".lock").exists()
+
+
+def test_ctrl_c_before_a_resumed_run_trains_keeps_the_checkpoint(folder):
+    before = digest(folder / "run" / "ckpt.pt")
+    result = ctrl_c_after("starting at step", "--data", "small.txt", "--out", "run", "--resume", "--max-iters", "60", cwd=folder)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().endswith("start again with: python " + str(SCRIPT) + " --data small.txt --out run --resume --max-iters 60")
+    assert digest(folder / "run" / "ckpt.pt") == before and not (folder / "run" / ".lock").exists()
+
+
+def test_ctrl_c_after_training_says_where_the_checkpoint_is(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = ctrl_c_after("whole-split loss after", "--data", "small.txt", "--max-iters", "4", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith("interrupted after training; the checkpoint r/ckpt.pt holds step 4; sample from it with: python ")
+    assert line.endswith("--sample --ckpt r/ckpt.pt") and torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 4
+
+
+def test_ctrl_c_twice_in_training_stops_at_once_and_keeps_the_last_checkpoint(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = ctrl_c_after("step 10: train loss", "--data", "small.txt", "--max-iters", "1000", "--eval-interval", "5",
+                          "--out", "r", cwd=tmp_path, times=2)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith("interrupted again, stopped at once; the checkpoint of step 5 is kept; continue with: python ")
+    assert line.endswith("--data small.txt --out r --resume")
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 5 and not (tmp_path / "r" / ".lock").exists()
+
+
+def test_ctrl_c_once_in_training_finishes_the_step_and_saves_it(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = ctrl_c_after("step 10: train loss", "--data", "small.txt", "--max-iters", "1000", "--eval-interval", "5",
+                          "--out", "r", cwd=tmp_path)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == f"interrupted at step 10, saved in r/ckpt.pt; continue with: python {SCRIPT} --data small.txt --out r --resume"
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 10
+
+
+def test_max_iters_45_ends_at_step_45(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = run("--data", "small.txt", "--max-iters", "45", "--out", "r", cwd=tmp_path)  # smoke mode: eval_interval 20
+    assert result.returncode == 0, result.stderr
+    steps = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert steps == ["step 20", "step 40", "step 45"]
+    assert "45 steps in" in result.stdout and "whole-split loss after 45 steps" in result.stdout
+    assert "from the model of step 45 ---" in result.stdout
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 45
+
+
+def test_the_sample_after_training_has_a_heading(folder):
+    out = RUNS['first'].stdout
+    heading = next(line for line in out.splitlines() if line.startswith("--- a sample of"))
+    assert heading == "--- a sample of 500 characters (temperature 1.0, top-k all) from the model of step 30 ---"
+    assert out.index(heading) > out.index("whole-split loss after 30 steps")
+
+
+def test_after_resume_the_history_holds_the_whole_run(folder):
+    ckpt = torch.load(folder / "run" / "ckpt.pt", weights_only=True)
+    assert [h[0] for h in ckpt["history"]] == [20, 30, 40, 50]  # smoke mode: eval_interval 20, first run to 30, resumed to 50
+    first = torch.load(folder / "run" / "ckpt.pt", weights_only=True)["history"][:2]
+    assert all(len(h) == 3 and all(isinstance(v, float) for v in h[1:]) for h in first)
+    assert "figure saved: run/loss.png" in RUNS['resumed'].stdout
 
 
 def test_ctrl_c_during_a_long_sample_keeps_what_was_printed(folder):
@@ -262,9 +370,19 @@ def test_smoke_mode_without_out_leaves_nothing_behind(folder, tmp_path):
 def test_help_groups_every_flag():
     result = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
-    for group in ("data:", "model (", "training:", "sampling ("):
+    for group in ("data:", "model (", "training (", "sampling ("):
         assert group in result.stdout
+    options = result.stdout.split("options:")[1]
+    helps = {}  # flag -> its help text (which may wrap over several lines)
+    for line in options.splitlines():
+        if line.strip().startswith("--"):
+            flag = line.split()[0].rstrip(",")
+            helps[flag] = line
+        elif line.startswith(" " * 8) and helps:
+            helps[flag] += line
     for flag in ["--data", "--size", "--n-layer", "--n-head", "--n-embd", "--block-size", "--dropout", "--device",
                  "--max-iters", "--batch-size", "--learning-rate", "--eval-interval", "--eval-iters", "--seed", "--out",
                  "--resume", "--sample", "--ckpt", "--prompt", "--num-chars", "--temperature", "--top-k"]:
-        assert flag in result.stdout
+        assert "default" in helps[flag], (flag, helps.get(flag))
+    assert "(default: 6 (lecture), 4 (small))" in " ".join(helps["--n-layer"].split())
+    assert "0.0003 (lecture), 0.001 (small)" in " ".join(helps["--learning-rate"].split())
