@@ -23,6 +23,18 @@ def test_bench_prints_every_variant_and_stops():
     assert "vs lecture:" in lines[-1] and "race:" not in result.stdout  # it stopped after the benchmark
 
 
+def test_bench_with_compile_no_does_not_compile():
+    result = run("--bench", "--compile", "no")
+    assert result.returncode == 0, result.stderr
+    assert "+ fused AdamW" in result.stdout and "+ torch.compile" not in result.stdout and "to compile" not in result.stdout
+
+
+def test_the_race_reports_the_steps_asked_for_not_a_rounded_step():
+    result = run("--race", "--max-iters", "45", "--compile", "no")
+    assert result.returncode == 0, result.stderr
+    assert "45 steps in" in result.stdout and "44 steps in" not in result.stdout
+
+
 def test_the_race_keeps_the_values_the_user_gave():
     result = run("--race", "--max-iters", "3", "--warmup", "0", "--batch-size", "4", "--compile", "no")
     assert result.returncode == 0, result.stderr
@@ -38,6 +50,8 @@ BAD_FLAGS = [
     (["--learning-rate", "nan"], "--learning-rate must be a positive finite number"),
     (["--learning-rate", "0"], "--learning-rate must be a positive finite number"),
     (["--warmup", "-1"], "--warmup must be at least 0"),
+    (["--warmup", "10", "--max-iters", "5"], "--warmup 10 is longer than the race's --max-iters 5; give --warmup at most 5"),
+    (["--race", "--warmup", "100"], "--warmup 100 is longer than the race's 30 steps"),  # smoke mode's race: 30 steps
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--block-size", "0"], "--block-size must be at least 1"),
     (["--dropout", "1.5"], "--dropout must be at least 0 and below 1"),

@@ -10,6 +10,7 @@ import torch
 from notebook_code import load, source_of
 
 nb = load("05_fast_gpt", device="cpu", amp_dtype=None)
+nb5b = load("05b_speed_up_close", device="cpu")
 LECTURE = ["GPTConfig", "Head", "MultiHeadAttention", "FeedForward", "Block", "GPTLanguageModel", "generate"]
 CONFIGS = [dict(block_size=8, n_embd=16, n_head=1, n_layer=1), dict(block_size=16, n_embd=64, n_head=4, n_layer=2),
            dict(block_size=32, n_embd=48, n_head=6, n_layer=3)]
@@ -24,21 +25,24 @@ def config(**sizes):
 @pytest.fixture(autouse=True)
 def on_the_cpu():
     nb.update(device="cpu", train_data=PATTERN, val_data=PATTERN, block_size=8)
+    nb5b.update(device="cpu", block_size=8)
 
 
 def test_the_lecture_model_is_notebook_04s():
     for name in LECTURE:
         assert source_of("05_fast_gpt", name) == source_of("04_gpt", name), name
+    for name in LECTURE[:-1] + ["CausalSelfAttention", "FastBlock", "FastGPT", "sync", "compiler_available"]:
+        assert source_of("05b_speed_up_close", name) == source_of("05_fast_gpt", name), name
 
 
 @pytest.mark.parametrize("sizes", CONFIGS)
 def test_batched_heads_and_sdpa_equal_multi_head_attention(sizes):
     c = config(**sizes)
     torch.manual_seed(0)
-    mha = nb["MultiHeadAttention"](c)
+    mha = nb5b["MultiHeadAttention"](c)
     x = torch.randn(3, c.block_size, c.n_embd)
     for flash in (False, True):
-        attn = nb["copy_heads"](mha, nb["CausalSelfAttention"](c, flash=flash))
+        attn = nb5b["copy_heads"](mha, nb5b["CausalSelfAttention"](c, flash=flash))
         assert torch.allclose(attn(x), mha(x), atol=1e-5), flash
         assert attn(x[:, :5]).shape == (3, 5, c.n_embd)  # shorter than block_size
         assert nb["check_causal_self_attention"](attn).startswith("CausalSelfAttention: passed")
@@ -48,17 +52,18 @@ def test_batched_heads_and_sdpa_equal_multi_head_attention(sizes):
 def test_fast_model_loss_equals_the_lecture_models_with_copied_weights(sizes):
     c = config(**sizes)
     torch.manual_seed(1)
-    lecture = nb["GPTLanguageModel"](c)
-    fast = nb["fast_from_lecture"](lecture)
+    lecture = nb5b["GPTLanguageModel"](c)
+    fast = nb5b["fast_from_lecture"](lecture)
     count = lambda m: sum(p.numel() for p in m.parameters())
     assert count(fast) == count(lecture)
     idx, targets = torch.randint(0, 13, (4, c.block_size)), torch.randint(0, 13, (4, c.block_size))
     assert torch.allclose(fast(idx, targets)[1], lecture(idx, targets)[1], atol=1e-5)
     assert torch.allclose(fast(idx)[0], lecture(idx)[0], atol=1e-5)
+    assert nb5b["check_same_function"](fast, lecture, "fast_from_lecture", [idx, idx[:1, :3]]).endswith("tried)")
 
 
 def test_fast_model_is_causal():
-    assert nb["check_model"](nb["FastGPT"](config(block_size=16, n_embd=32, n_head=4, n_layer=2))).endswith("communicating)")
+    assert nb5b["check_model"](nb["FastGPT"](config(block_size=16, n_embd=32, n_head=4, n_layer=2))).endswith("communicating)")
 
 
 @pytest.mark.parametrize("B,T", [(1, 1), (5, 8), (64, 3)])
@@ -110,7 +115,8 @@ def test_split_loss_of_the_fast_model_is_the_mean_chunk_loss():
     with torch.no_grad():
         expected = model.eval()(x, y)[1].item()
     assert nb["split_loss"](model, data, batch=3) == pytest.approx(expected, rel=1e-5)
-    assert nb["split_loss_lecture_style"](model, data, batch=3) == pytest.approx(expected, rel=1e-5)
+    assert nb5b["split_loss_lecture_style"](model, data, batch=3) == pytest.approx(expected, rel=1e-5)
+    assert nb5b["split_loss"](model, data, batch=3) == pytest.approx(expected, rel=1e-5)
 
 
 # The branches a GPU takes, run on the CPU.
@@ -186,3 +192,49 @@ def test_a_checkpoint_made_on_a_gpu_loads_on_the_cpu(tmp_path, monkeypatch):
         torch.load(tmp_path / "ckpt.pt", weights_only=True)  # what a plain load does on a machine without CUDA
     ckpt, loaded = nb04["load_checkpoint"](tmp_path / "ckpt.pt")
     assert ckpt["step"] == 3 and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_train_fast_logs_the_last_step_whatever_the_count():
+    for steps in (45, 7, 1):
+        _, log, _ = train(steps)
+        assert log[-1][0] == steps and [s for s, _, _ in log] == sorted(set(s for s, _, _ in log))
+
+
+def test_the_checks_of_05_pass_on_its_own_code():
+    assert nb["check_scaled_step"](nb["scaled_step"]).startswith("scaled_step: passed")
+    assert nb["check_schedule"](nb["lr_at"]).startswith("lr_at: passed")
+    model = nb["FastGPT"](config(block_size=8, n_embd=16, n_head=2, n_layer=1))
+    assert nb["check_optimizer_groups"](nb["configure_optimizer"], model).startswith("configure_optimizer: passed")
+    assert nb["check_batches_on_device"](nb["get_batch_on_device"]).startswith("get_batch_on_device: passed")
+
+
+def test_the_benchmarks_lecture_row_is_float32_and_its_precision_is_restored():
+    """TF32 is the GPU's: the lecture row, and every row on a CPU, runs at 'highest'; time_steps leaves it as it found it."""
+    nb.update(device="cpu", amp_dtype=None, batch_size=4, block_size=8, bench_compile=False,
+              config=config(block_size=8, n_embd=16, n_head=2, n_layer=1))
+    rows = nb["variants"]()
+    assert rows[0][0] == "lecture (04)" and all(r[5] == "highest" for r in rows)
+    by_hand, fast = rows[1][1].state_dict(), rows[2][1].state_dict()
+    assert by_hand.keys() == fast.keys() and all(torch.equal(by_hand[k], fast[k]) for k in fast)  # the same weights
+    seen = []
+    model = nb["FastGPT"](nb["config"])
+    before = torch.get_float32_matmul_precision()
+    nb["time_steps"](model, lambda: seen.append(torch.get_float32_matmul_precision()) or nb["get_batch_on_device"](PATTERN, 4, 8),
+                     2, precision="high")
+    assert set(seen) == {"high"} and torch.get_float32_matmul_precision() == before
+
+
+def test_on_cuda_the_lecture_row_stays_float32_and_tf32_is_a_row_of_its_own(monkeypatch):
+    """The rows a GPU gets, built with the moves to the device mocked: float32 until the TF32 row, TF32 after it."""
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: self)
+    nb.update(device="cuda", amp_dtype=torch.bfloat16, batch_size=4, block_size=8, bench_compile=False,
+              config=config(block_size=8, n_embd=16, n_head=2, n_layer=1))
+    try:
+        rows = [(r[0], r[3], r[5]) for r in nb["variants"]()]
+    finally:
+        nb.update(device="cpu", amp_dtype=None)
+    assert rows == [("lecture (04)", None, "highest"), ("+ batched heads", None, "highest"),
+                    ("+ scaled_dot_product_attention", None, "highest"), ("+ batches on the device", None, "highest"),
+                    ("+ TF32 matmuls", None, "high"), ("+ autocast bfloat16", torch.bfloat16, "high"),
+                    ("+ fused AdamW", torch.bfloat16, "high")]

@@ -101,7 +101,7 @@ def check_05_attention(ns):
 
 
 def check_05_batch(ns):
-    return ns["check_batch"](*ns["get_batch_on_device"](DATA, 4, 8), DATA, 4, 8)
+    return ns["check_batches_on_device"](ns["get_batch_on_device"])
 
 
 MISTAKES = {  # name: (load, the learner's edit as (old, new) pairs, the check, what its sentence says)
@@ -188,7 +188,7 @@ MISTAKES = {  # name: (load, the learner's edit as (old, new) pairs, the check, 
                                              check_05_attention, "the view and transpose that split and join the heads"),
     "05 batches on the device not shifted": (ns_05, [("return chunk[:, :-1], chunk[:, 1:]  # (B, T) inputs, (B, T) targets",
                                                       "return chunk[:, :-1], chunk[:, :-1]  # (B, T) inputs, (B, T) targets")],
-                                             check_05_batch, "the targets equal the inputs"),
+                                             check_05_batch, "the targets are not the inputs moved one step on"),
 }
 
 
