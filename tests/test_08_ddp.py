@@ -50,21 +50,24 @@ def test_two_gloo_processes_train_the_weights_of_one_process_on_both_batches(rac
     assert done.stdout.count("race:") == 1 and "2 process(es) x batch 8 = 16 sequences per step" in done.stdout  # rank 0 only
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     assert ckpt["world_size"] == 2 and ckpt["batch_size"] == 8 and ckpt["log"][-1][0] == steps
-    combined, _ = race["train_ddp"](**settings(steps), ranks=[0, 1])  # one process, rank 0's and rank 1's batches
+    combined, log = race["train_ddp"](**settings(steps), ranks=[0, 1])  # one process, rank 0's and rank 1's batches
     alone, _ = race["train_ddp"](**settings(steps), ranks=[0])  # one process, rank 0's batches only
     assert gap(ckpt["model"], combined.state_dict()) < 1e-6
     assert gap(ckpt["model"], alone.state_dict()) > 1e-4  # the comparison can tell the two apart
-    race["check_same_training"](ckpt["model"], combined.state_dict(), alone.state_dict(), 2)
+    assert abs(ckpt["log"][0][3] / log[0][3] - 1) < 1e-4  # step 1: the same gradient, averaged by DDP
+    race["check_same_training"](ckpt["model"], combined.state_dict(), alone.state_dict(), 2, (ckpt["log"][0][3], log[0][3]))
 
 
 def test_the_training_check_names_processes_that_shared_nothing(race):
-    combined, _ = race["train_ddp"](**settings(2), ranks=[0, 1])
-    alone, _ = race["train_ddp"](**settings(2), ranks=[0])
+    combined, log = race["train_ddp"](**settings(2), ranks=[0, 1])
+    alone, alone_log = race["train_ddp"](**settings(2), ranks=[0])
+    norms = (log[0][3], log[0][3])
     with pytest.raises(race["CheckFailed"], match="did not average their gradients"):
-        race["check_same_training"](alone.state_dict(), combined.state_dict(), alone.state_dict(), 2)
-    other = {k: v + 1e-3 for k, v in combined.state_dict().items()}
+        race["check_same_training"](alone.state_dict(), combined.state_dict(), alone.state_dict(), 2, (alone_log[0][3], log[0][3]))
+    other = {k: v + 1e-5 for k, v in combined.state_dict().items()}
     with pytest.raises(race["CheckFailed"], match="not those of one process on the combined batches"):
-        race["check_same_training"](other, combined.state_dict(), alone.state_dict(), 2)
+        race["check_same_training"](other, combined.state_dict(), alone.state_dict(), 2, norms)
+    assert "passed" in race["check_same_training"](combined.state_dict(), combined.state_dict(), alone.state_dict(), 2, norms)
 
 
 def test_plain_python_trains_one_process_on_its_own_batches(race, tmp_path):
@@ -122,3 +125,54 @@ def test_a_bad_command_line_is_one_line(tmp_path, argv, env, says):
 def test_out_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     assert "is a file" in one_line_error(run_script(SCRIPT, "--race", "--out", "file", cwd=tmp_path))
+
+
+TORCHRUN_ERRORS = [
+    (["--race", "--max-iters", "0"], "error: --max-iters must be at least 1 (got 0)"),
+    (["--race", "--batch-size", "x"], "error: argument --batch-size: invalid int value: 'x'; see --help"),
+    (["--race", "--block-size", "200000"], "error: the validation split has 111540 characters, fewer than block_size + 1"),
+    (["--max-iters", "5"], "error: under torchrun this script only trains: add --race"),
+] + ([] if torch.cuda.is_available() else [(["--race", "--device", "cuda"], "error: --device cuda: PyTorch finds no CUDA device")])
+
+
+@pytest.mark.parametrize("argv,line", TORCHRUN_ERRORS)
+def test_under_torchrun_a_bad_flag_is_one_line_from_rank_0_before_any_teaching_cell(argv, line):
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(SCRIPT), *argv], cwd=NOTEBOOKS, env=smoke_env(OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    errors = [l for l in done.stderr.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(line), done.stderr[-3000:]  # once, from rank 0
+    assert "rank 0 starts with" not in done.stdout  # stopped before the first teaching cell (section 1)
+
+
+def test_the_notebook_finds_its_own_script_wherever_it_runs(tmp_path, monkeypatch):
+    ns = load("08_ddp", device="cpu")
+    monkeypatch.chdir(tmp_path)  # another working folder
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert ns["own_script"]() == SCRIPT  # the file running
+    del ns["__file__"]  # a notebook in Jupyter has no __file__
+    assert ns["own_script"]() is None
+    (tmp_path / "08_ddp.ipynb").write_bytes((NOTEBOOKS / "08_ddp.ipynb").read_bytes())  # the notebook downloaded alone
+    written = ns["own_script"]()
+    code = written.read_text(encoding="utf-8")
+    assert written.is_file() and "def train_ddp(" in code and "def own_script(" in code
+    compile(code, str(written), "exec")
+    result = run_script(written, "--race", "--device", "cpu", "--max-iters", "2", cwd=NOTEBOOKS)
+    assert result.returncode == 0 and "2 steps in" in result.stdout, result.stderr[-2000:]
+    (tmp_path / "08_ddp.py").write_text(SCRIPT.read_text(encoding="utf-8"), encoding="utf-8")  # the script beside it
+    assert ns["own_script"]().resolve() == (tmp_path / "08_ddp.py").resolve()
+    elsewhere = tmp_path / "course" / "08_ddp.ipynb"
+    elsewhere.parent.mkdir()
+    (elsewhere.parent / "08_ddp.py").write_text("# the one beside the notebook Jupyter opened\n")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(elsewhere))  # Jupyter names the notebook it runs
+    assert ns["own_script"]() == elsewhere.parent / "08_ddp.py"
+
+
+def test_without_script_or_notebook_the_launch_says_what_to_do(tmp_path, monkeypatch, capsys):
+    ns = load("08_ddp", device="cpu")
+    del ns["__file__"]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert ns["launch_torchrun"](2) is None
+    assert "neither 08_ddp.py nor 08_ddp.ipynb is in this folder" in capsys.readouterr().out
