@@ -750,14 +750,21 @@ def check_train_step(train_step, model, batches, lr=0.1):
             first = [p.detach().clone() for p in params]
             fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
             for xb, yb in steps:
-                optimizer, stepped, returned = torch.optim.SGD(params, lr=rate), [], []
+                optimizer, stepped, returned, order = torch.optim.SGD(params, lr=rate), [], [], []
                 optimizer.register_step_post_hook(lambda *a: stepped.append(1))
+                optimizer.register_step_pre_hook(lambda *a: order.append(  # "0": step() found every gradient empty
+                    "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
                 with torch.no_grad():
                     before = model(xb, yb)[1].item()
                 run, pre = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params]
                 run.__name__ = "train_step"
-                seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
-                                  hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
+                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params]
+                try:
+                    seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
+                                      hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
+                finally:
+                    _ = [h.remove() for h in landed]
+                events = "".join(order)
                 check(len(stepped) == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), f"train_step called step() of the optimizer it was given {len(stepped)} times, "
                       "not once: " + ("use the optimizer passed in, not one of its own" if not stepped else
                                       "call optimizer.step() once per step"))
@@ -766,6 +773,9 @@ def check_train_step(train_step, model, batches, lr=0.1):
                       "loss (a tensor or a float), which the training loop records")
                 check(model.training and all(t for t, _ in seen), "train_step ran or left the model in eval mode, so "
                       "dropout is off while training: leave model.eval() to the loss estimate")
+                check("0" not in events or "b" not in events[:events.index("0")], "the weights did not change because "
+                      "optimizer.step() found the gradients of loss.backward() already zeroed: call optimizer.zero_grad() "
+                      "before loss.backward(), not between loss.backward() and optimizer.step()")
                 saved = [p.detach().clone() for p in params]
                 for weights in (fresh, piled):
                     with torch.no_grad():

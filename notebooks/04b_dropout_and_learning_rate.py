@@ -355,14 +355,21 @@ def check_train_step(train_step, model, batches, lr=0.1):
             first = [p.detach().clone() for p in params]
             fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
             for xb, yb in steps:
-                optimizer, stepped, returned = torch.optim.SGD(params, lr=rate), [], []
+                optimizer, stepped, returned, order = torch.optim.SGD(params, lr=rate), [], [], []
                 optimizer.register_step_post_hook(lambda *a: stepped.append(1))
+                optimizer.register_step_pre_hook(lambda *a: order.append(  # "0": step() found every gradient empty
+                    "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
                 with torch.no_grad():
                     before = model(xb, yb)[1].item()
                 run, pre = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params]
                 run.__name__ = "train_step"
-                seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
-                                  hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
+                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params]
+                try:
+                    seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
+                                      hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
+                finally:
+                    _ = [h.remove() for h in landed]
+                events = "".join(order)
                 check(len(stepped) == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), f"train_step called step() of the optimizer it was given {len(stepped)} times, "
                       "not once: " + ("use the optimizer passed in, not one of its own" if not stepped else
                                       "call optimizer.step() once per step"))
@@ -371,6 +378,9 @@ def check_train_step(train_step, model, batches, lr=0.1):
                       "loss (a tensor or a float), which the training loop records")
                 check(model.training and all(t for t, _ in seen), "train_step ran or left the model in eval mode, so "
                       "dropout is off while training: leave model.eval() to the loss estimate")
+                check("0" not in events or "b" not in events[:events.index("0")], "the weights did not change because "
+                      "optimizer.step() found the gradients of loss.backward() already zeroed: call optimizer.zero_grad() "
+                      "before loss.backward(), not between loss.backward() and optimizer.step()")
                 saved = [p.detach().clone() for p in params]
                 for weights in (fresh, piled):
                     with torch.no_grad():
@@ -584,19 +594,32 @@ check_split(text, encode, train_data, val_data)
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the check of a comparison (the same seed and batches, the setting used)
-def check_comparison(run, name, same, different, every):
+def check_comparison(run, name, same, different, every, trained_on=None):
     """run(settings) -> {setting: [(step, loss, ...)]} scored every `every` steps; the curves of two equal
-    settings must agree, of two different ones differ; a curve with train and val scores both splits."""
+    settings must agree, of two different ones differ; a curve with train and val scores both splits; every
+    model call's targets are its inputs one step on; with trained_on (the training split), no scored text is from it."""
+    calls = []  # (inputs, targets, training) of every call of a model on token ids with targets
+    hook = nn.modules.module.register_module_forward_pre_hook(lambda m, a: calls.append((a[0], a[1], m.training)) if len(a) > 1
+                                                              and all(isinstance(t, torch.Tensor) and not t.is_floating_point() for t in a[:2]) else None)
     try:
         twins, apart = run(same), run(different)
     except Exception as e:
         raise CheckFailed(f"{name} failed on a short run: {type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+    finally:
+        hook.remove()
     curves = [torch.tensor([list(c) for c in curve], dtype=torch.float64) for curve in [*twins.values(), *apart.values()]]
     check(len(curves) == 4 and all(len(c) and c.dim() == 2 for c in curves), f"{name} should return one curve of "
           "(step, loss, ...) tuples per setting, every one scored at least once")
     steps = curves[0][:, 0].tolist()
     check(steps == [every * (k + 1) for k in range(len(steps))], f"{name} scored its model at steps {steps}, not every "
           f"{every} steps (every, 2 * every, ...): score when it % every == 0, counting steps from 1")
+    check(all(y.shape == x.shape and torch.equal(x[..., 1:], y[..., :-1]) for x, y, _ in calls), f"{name} gave the model "
+          "targets that are not its inputs one step on (y[:, :-1] must equal x[:, 1:]): cut x and y from each chunk of "
+          "T + 1 tokens so that y starts one token after x")
+    scored = [r.cpu() for x, _, training in calls if not training for r in x.reshape(-1, x.shape[-1])[:2]][:8]
+    check(trained_on is None or not scored or any(not found_in(r, trained_on.cpu()) for r in scored), f"{name} scored "
+          "its held-out loss on text of the training split, so it measures memorising, not generalising: take the "
+          "held-out text from val_data")
     check(torch.allclose(curves[0], curves[1], atol=1e-4), f"{name}: two runs whose settings differ by 1e-12 gave "
           "different curves, so the runs do not start alike: set torch.manual_seed(seed) and a fresh batch generator "
           "inside the loop over settings, before each model is built")
@@ -710,7 +733,7 @@ def lr_grid(steps, every, sizes, rates=(1e-3, 3e-4), seed=SEED):
 
 # %%
 block_size = 64  # split_loss cuts chunks of block_size
-check_comparison(lambda rates: lr_grid(4, 2, {"tiny": dict(n_embd=16, n_head=2, n_layer=1)}, rates), "lr_grid", (1e-3, 1e-3 + 1e-12), (1e-3, 1e-2), every=2)
+check_comparison(lambda rates: lr_grid(4, 2, {"tiny": dict(n_embd=16, n_head=2, n_layer=1)}, rates), "lr_grid", (1e-3, 1e-3 + 1e-12), (1e-3, 1e-2), every=2, trained_on=train_data)
 
 # %% tags=["nbval-ignore-output"]
 t0 = time.time()

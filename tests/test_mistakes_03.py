@@ -193,6 +193,7 @@ GAMMA_BETA = "        self.gamma = nn.Parameter(torch.ones(dim))  # (C,) learnab
 IX = "ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)"
 TRIL = "self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))"
 STEP = "    optimizer.step()\n    return loss\n"
+ZBS = "    optimizer.zero_grad(set_to_none=True)\n    loss.backward()\n    optimizer.step()\n"
 
 MISTAKES.update({  # the cold learner's hunt (cold13)
     "split_loss with targets not shifted": ([("x, y = data[:n].view(-1, block_size), data[1:n + 1].view(-1, block_size)",
@@ -230,6 +231,10 @@ MISTAKES.update({  # the cold learner's hunt (cold13)
     "get_batch offsets over the whole split": ([(IX, IX.replace("len(data) - block_size", "len(data)"))], batch_cell,
                                                "given the smallest and the largest offsets"),
     "train_step returning nothing": ([(STEP, "    optimizer.step()\n")], train_step_then_train, "not the loss before its step"),
+    "zero_grad between backward and step": ([(ZBS, "    loss.backward()\n    optimizer.zero_grad(set_to_none=True)\n    optimizer.step()\n")],
+                                            train_step_then_train, "found the gradients of loss.backward() already zeroed"),
+    "model.zero_grad to zeros between backward and step": ([(ZBS, "    loss.backward()\n    model.zero_grad(set_to_none=False)\n    optimizer.step()\n")],
+                                                           train_step_then_train, "not between loss.backward() and optimizer.step()"),
     "a head's queries from the key layer": ([("q = self.query(x)  # (B, T, hs)", "q = self.key(x)  # (B, T, hs)")], head,
                                             "the queries come from the key layer"),
     "the position table sized vocab_size": ([("self.position_embedding_table = nn.Embedding(block_size, n_embd)",
@@ -242,6 +247,7 @@ CORRECT.update({
                                            "return F.layer_norm(x, x.shape[-1:], self.gamma, self.beta, self.eps)  # (B, T, C)")], layernorm),
     "LayerNorm1d with rsqrt": ([("xhat = (x - xmean) / torch.sqrt(xvar + self.eps)", "xhat = (x - xmean) * torch.rsqrt(xvar + self.eps)")], layernorm),
     "train_step returning loss.item()": ([(STEP, "    optimizer.step()\n    return loss.item()\n")], train_step_then_train),
+    "zero_grad after the step": ([(ZBS, "    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()\n")], train_step_then_train),
     "heads stacked, then flattened": ([(CAT, "out = torch.stack([h(x) for h in self.heads], dim=-1).flatten(-2)  # (B, T, num_heads * hs)")], multihead),
     "a mask made on the fly, on x's device": ([(MASK, "wei = wei.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float('-inf'))")], step2),
     "ReLU(inplace=True)": ([(RELU, RELU.replace("nn.ReLU()", "nn.ReLU(inplace=True)"))], block),

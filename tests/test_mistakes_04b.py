@@ -28,7 +28,7 @@ def dropout_check(ns):
 def lr_check(ns):
     ns["block_size"] = 8
     run = lambda rates: ns["lr_grid"](4, 2, {"tiny": dict(n_embd=16, n_head=2, n_layer=1)}, rates)
-    return ns["check_comparison"](run, "lr_grid", (1e-3, 1e-3 + 1e-12), (1e-3, 1e-2), every=2)
+    return ns["check_comparison"](run, "lr_grid", (1e-3, 1e-3 + 1e-12), (1e-3, 1e-2), every=2, trained_on=ns["train_data"])
 
 
 def split_loss_check(ns):
@@ -93,6 +93,18 @@ MISTAKES_04B = {  # name: ([(old, new)] in the notebook's source, the check that
     "lr_grid: steps counted from 0": (
         [("            for it in range(1, steps + 1):\n                ix = torch.randint(len(train_data) - T, (16,)", "            for it in range(steps):\n                ix = torch.randint(len(train_data) - T, (16,)")],
         "lr", "counting steps from 1"),
+    "dropout_pair: targets the same chunk as the inputs": (
+        [("train_step(net, opt, chunks[:, :-1], chunks[:, 1:])\n            if it % every == 0:\n                curves[rate]",
+          "train_step(net, opt, chunks[:, :-1], chunks[:, :-1])\n            if it % every == 0:\n                curves[rate]")],
+        "dropout", "targets that are not its inputs one step on"),
+    "lr_grid: targets shifted by two": (
+        [("                chunks = torch.stack([train_data[i:i + T + 1] for i in ix]).to(device)  # (B, T+1)\n                train_step(net, opt, chunks[:, :-1], chunks[:, 1:])",
+          "                chunks = torch.stack([train_data[i:i + T + 2] for i in ix]).to(device)  # (B, T+2)\n                train_step(net, opt, chunks[:, :-2], chunks[:, 2:])")],
+        "lr", "targets that are not its inputs one step on"),
+    "lr_grid: held-out text from the training split": (
+        [("held_out = {}, 64, val_data[:20_000]", "held_out = {}, 64, train_data[:20_000]")], "lr", "held-out loss on text of the training split"),
+    "lr_grid: held-out text from the end of the training split": (
+        [("held_out = {}, 64, val_data[:20_000]", "held_out = {}, 64, train_data[-20_000:]")], "lr", "held-out loss on text of the training split"),
     "split_loss without eval()": ([("    model.eval()\n    n = (len(data) - 1)", "    n = (len(data) - 1)")], "split_loss", "ran the model in training mode"),
     "split_loss leaves eval mode on": ([("    model.train()\n    return total / len(x)", "    return total / len(x)")], "split_loss", "left the model in eval mode"),
     "split_loss with gradients": ([("@torch.no_grad()\ndef split_loss", "def split_loss")], "split_loss", "with gradients on"),
