@@ -408,9 +408,14 @@ def check_batch(x, y, data, batch_size, block_size, draw=None):
     if draw is not None:
         with torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
             torch.manual_seed(0)
-            ends = attempt("get_batch, given the smallest and the largest offsets torch.randint can draw,", at_extremes, draw,
-                           hint="the last chunk needs block_size + 1 characters, so offsets stay below len(data) - block_size")
-            check_rows(ends[0].cpu(), ends[1].cpu(), data, "with offsets at both ends of their range, ")
+            (ex, ey), forced = attempt("get_batch, given the smallest and the largest offsets torch.randint can draw,",
+                                       at_extremes, draw, hint="the last chunk needs block_size + 1 characters, so "
+                                       "offsets stay below len(data) - block_size")
+            check_rows(ex.cpu(), ey.cpu(), data, "with offsets at both ends of their range, ")
+            last = data[len(data) - block_size - 1:len(data) - 1]  # (T,) the last chunk that has a next character
+            check(not forced or any(torch.equal(r, last) for r in ex.cpu()), "with torch.randint at the top of its "
+                  "range no row is the last chunk of the split, so the offsets stop short of len(data) - block_size - 1 "
+                  "and the last characters are never trained on: torch.randint(n, ...) draws 0 to n - 1")
             again = [draw()[0].cpu() for _ in range(3)]
         check(not all(torch.equal(a, again[0]) for a in again), "get_batch gave the same batch three times in a row: "
               "draw fresh random offsets at every call, ix = torch.randint(len(data) - block_size, (batch_size,))")
@@ -432,10 +437,11 @@ def check_rows(x, y, data, when=""):
 
 
 def at_extremes(draw):
-    """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn."""
-    real = torch.randint
+    """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn; and whether it was called."""
+    real, called = torch.randint, []
 
     def ends(*args, size=None, **kwargs):
+        called.append(True)
         ints = [a for a in args if isinstance(a, int)]
         size = size if size is not None else next(a for a in args if isinstance(a, (tuple, list, torch.Size)))
         low, high = (ints[0], ints[1]) if len(ints) > 1 else (kwargs.get("low", 0), ints[0] if ints else kwargs["high"])
@@ -445,7 +451,7 @@ def at_extremes(draw):
 
     torch.randint = ends
     try:
-        return draw()
+        return draw(), bool(called)
     finally:
         torch.randint = real
 

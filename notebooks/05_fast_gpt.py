@@ -593,10 +593,39 @@ def check_causal_self_attention(attn):
               "the heads must be joined back side by side")
         check(torch.equal(y, again), f"{name} gives a different output each call in eval() mode: dropout is "
               "applied outside training (pass dropout_p only while self.training)")
+        ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+        check(nh == 1 or T == 1 or torch.allclose(heads(y), ref, atol=1e-5)
+              or not torch.allclose(y.reshape(B, nh, T, C // nh), ref, atol=1e-5),
+              f"{name} is not causal self-attention at T = {T}: the heads are joined without transposing back, "
+              "so (B, nh, T, hs) is read as (B, T, C): swap nh and T back before the view")
         mistake = attention_diagnosis(heads(y), q, k, v, C)
         check(mistake is None, f"{name} is not causal self-attention at T = {T}: {mistake} "
               "(if that does not fit, check the view and transpose that split and join the heads)")
+    check_dropout_in_training(attn.train(), name, block, C)
     return Passed(f"{name}: passed (every head equals F.scaled_dot_product_attention)")
+
+
+def check_dropout_in_training(attn, name, T, C):
+    """In training mode with dropout > 0: fresh draws each call, the output dropout zeroes entries, and the
+    attention dropout makes the kept entries more than the eval() output rescaled (proj is the identity)."""
+    p = max([getattr(attn, "dropout_p", 0.0) or 0.0] + [m.p for m in attn.modules() if isinstance(m, nn.Dropout)])
+    if p == 0:
+        return
+    x = torch.randn(4, T, C)
+    with torch.no_grad():
+        y, again = attn(x), attn(x)
+        attn.eval()
+        ref = attn(x)
+    check(not torch.equal(y, again), f"{name} gives the same output twice in training mode with dropout = {p}: "
+          "no dropout is applied (on the attention weights and on the output, while self.training)")
+    late = y[:, 4:]  # (4, T - 4, C) positions that see five keys or more, so the attention dropout rarely empties a row
+    check((late == 0).float().mean() > p / 4, f"{name}'s output has (almost) no zeros in training mode with dropout = "
+          f"{p}: the dropout on the output, after proj, is missing")
+    keep = (y != 0) & (ref.abs() > 1e-3)
+    ratio = y[keep] / ref[keep]  # all 1 / (1 - p) if only the output is dropped
+    check(not torch.allclose(ratio, ratio.median().expand_as(ratio), rtol=1e-4), f"{name} drops no attention "
+          f"weights in training mode with dropout = {p}: every kept output is the eval() output rescaled, so the "
+          "dropout on the softmax weights (or dropout_p of the fused call) is missing")
 
 
 # %%

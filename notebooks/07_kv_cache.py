@@ -638,6 +638,7 @@ def check_attend_cached(attend_cached, config):
               "side by side without moving them back next to each other: y.transpose(1, 2).contiguous().view(B, T, C)")
         mistake = attention_diagnosis(heads(y)[:, :, :P], q[:, :, :P], k[:, :, :P], v[:, :, :P], C)
         check(mistake is None, f"attend_cached over a prompt of {P} is not causal self-attention: {mistake}")
+        check_cache_holds(cache, k, v, P)
         last = heads(y)[:, :, -1:]  # (B, nh, 1, hs) the last single step
         check(not torch.allclose(last, v[:, :, :1], atol=1e-5), "a new position after cached ones sees only the first "
               "key: is_causal=True aligns its mask to the top left; shift the mask right by the cached length")
@@ -650,6 +651,22 @@ def check_attend_cached(attend_cached, config):
             check(torch.allclose(cached_run(attend_cached, attn, x, P)[0], attn(x), atol=1e-5), "the heads attend "
                   "correctly but the output differs from CausalSelfAttention's: apply attn.proj, once, to the heads side by side")
     return Passed(f"attend_cached: passed (prompts of 7, 4 and 1, then two new positions and single ones up to {T}, equal CausalSelfAttention)")
+
+
+def check_cache_holds(cache, k, v, P):
+    """The cache after the run holds the keys and the values (B, nh, T, hs) of the whole sequence, in its order."""
+    for what, got, want, other in (("keys", cache.keys[0], k, v), ("values", cache.values[0], v, k)):
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or torch.allclose(got, want, atol=1e-5):
+            continue
+        twin = "values" if what == "keys" else "keys"
+        check(not torch.allclose(got[:, :, :P], other[:, :, :P], atol=1e-5), f"after a prompt of {P}, the cached "
+              f"{what} of the prompt are its {twin}: the new {what} are concatenated onto the cached {twin}, not the cached {what}")
+        found = [any(torch.allclose(got[:, :, j], want[:, :, i], atol=1e-5) for i in range(want.shape[2]))
+                 for j in range(got.shape[2])]
+        check(not all(found), f"after a prompt of {P}, the cache holds the sequence's {what} out of order: the new "
+              f"{what} go after the cached ones, torch.cat((cached, new), dim=2), so that position t stays at index t")
+        check(False, f"after a prompt of {P}, the cached {what} are not the {what} of the sequence: store the "
+              f"cached {what} with the new ones appended (the {what} from qkv, per head, along dim=2)")
 
 
 # %%

@@ -184,6 +184,9 @@ MISTAKES.update({  # the cold learner's hunt (cold13)
                                      "given the smallest and the largest offsets torch.randint can draw"),
     "offsets one too many": ([(IX, "ix = torch.randint(len(data) - block_size + 1, (batch_size,))  # (B,)")], batch_cell,
                              "offsets stay below len(data) - block_size"),
+    # torch.randint(n) draws 0 .. n - 1: one less in its bound never draws the last chunk, so it is not trained on
+    "offsets drawn one short": ([(IX, "ix = torch.randint(len(data) - block_size - 1, (batch_size,))  # (B,)")], batch_cell,
+                                "no row is the last chunk of the split"),
     "targets by rolling x": ([(GET_BATCH_Y, "y = torch.roll(x, -1, dims=1)     # (B, T)")], batch,
                              "a shift or roll of x loses the character after the chunk"),
     "offsets not random (arange)": ([(IX, "ix = torch.arange(batch_size)         # (B,)")], batch_cell,
@@ -213,7 +216,6 @@ CORRECT.update({
     "sampling with torch.distributions.Categorical": ([("idx_next = torch.multinomial(probs, num_samples=1)   # (B, 1)",
                                                         "idx_next = torch.distributions.Categorical(probs=probs).sample()[:, None]   # (B, 1)")], generate),
     "a batch through unfold": ([(GET_BATCH_X, "x = data.unfold(0, block_size, 1)[ix]"), (GET_BATCH_Y, "y = data[1:].unfold(0, block_size, 1)[ix]")], batch_cell),
-    "offsets drawn one short": ([(IX, "ix = torch.randint(len(data) - block_size - 1, (batch_size,))  # (B,)")], batch_cell),
     "offsets with randint(low, high)": ([(IX, "ix = torch.randint(0, len(data) - block_size, size=(batch_size,))  # (B,)")], batch_cell),
     "softmax over all positions, then the last": ([("probs = F.softmax(logits[:, -1, :], dim=-1)", "probs = F.softmax(logits, dim=-1)[:, -1, :]")], generate),
     "train_step returning loss.item()": ([(STEP, STEP.replace("    return loss", "    return loss.item()"))], train_step),

@@ -42,12 +42,16 @@ CHECKS = {  # the check cells of the notebook, as the notebook calls them
     "parameters": lambda ns: ns["check_parameter_count"](model(ns, block_size=256, n_embd=384, n_head=6, n_layer=6)),
     "generate": lambda ns: ns["check_generate"](ns["generate"], block_size=8, sampling=True),
     "encoder": lambda ns: ns["check_encoder"](ns["encoder_for"]),
-    "batch": lambda ns: ns["check_batch"](*ns["get_batch"]("train"), DATA, 4, 8),
+    "batch": lambda ns: ns["check_batch"](*ns["get_batch"]("train"), DATA, 4, 8, draw=lambda: ns["get_batch"]("train")),
     "losses": lambda ns: ns["check_split_loss"](ns["split_loss"]),
     "train_step": lambda ns: ns["check_train_step"](ns["train_step"], model(ns), toy_batches()),
 }
 
 MISTAKES_04 = {  # name: ([(old, new)] in notebooks/04_gpt.py, the check that must catch it, words of its sentence)
+    # torch.randint(n) draws 0 .. n - 1, so one less in its bound never draws the last chunk of the split
+    "offsets stop one short of the last chunk": ([("ix = torch.randint(len(data) - block_size, (batch_size,))         # (B,) random offsets\n    x = torch.stack",
+                                                   "ix = torch.randint(len(data) - block_size - 1, (batch_size,))     # (B,) random offsets\n    x = torch.stack")],
+                                                 "batch", "no row is the last chunk of the split"),
     "head_size = n_embd": ([("head_size = config.n_embd // config.n_head", "head_size = config.n_embd")],
                            "multihead", "heads of n_embd channels each"),
     "one Head object used n_head times": ([("nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])",

@@ -74,6 +74,21 @@ DECAY = ("    decay = [p for p in model.parameters() if p.dim() >= 2]\n"
          "    no_decay = [p for p in model.parameters() if p.dim() < 2]\n")
 
 MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what its sentence says)
+    # the eval() calls agree without dropout, so only a training-mode probe with dropout > 0 sees it gone
+    "by hand: attention dropout removed": ([("y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v", "y = F.softmax(wei, dim=-1) @ v")],
+                                           attention(False), "drops no attention weights in training mode"),
+    "fused: dropout_p never passed": ([("dropout_p=self.dropout_p if self.training else 0.0)", "dropout_p=0.0)")],
+                                      attention(True), "drops no attention weights in training mode"),
+    "output dropout removed (flash)": ([("return self.dropout(self.proj(y))", "return self.proj(y)")], attention(True),
+                                       "the dropout on the output, after proj, is missing"),
+    "output dropout removed (by hand)": ([("return self.dropout(self.proj(y))", "return self.proj(y)")], attention(False),
+                                         "the dropout on the output, after proj, is missing"),
+    "no dropout at all": ([("return self.dropout(self.proj(y))", "return self.proj(y)"),
+                           ("dropout_p=self.dropout_p if self.training else 0.0)", "dropout_p=0.0)")], attention(True),
+                          "no dropout is applied"),
+    # a view of (B, nh, T, hs) as (B, T, C) keeps the shape, so only the values show the missing transpose
+    "heads joined without transposing back": ([(JOIN, "y = y.contiguous().view(B, T, C)")], attention(True),
+                                              "heads are joined without transposing back"),
     "split along T, not C": ([(SPLIT, SPLIT.replace("dim=2", "dim=1"))], attention(True), "fails on x of shape"),
     ".contiguous() left out before the view": ([(JOIN, JOIN.replace(".contiguous()", ""))], attention(False),
                                                "fails on x of shape"),

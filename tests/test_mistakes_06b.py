@@ -30,6 +30,8 @@ def with_shakespeare(ns):  # the notebook's global split, as a learner's loop wo
 
 
 MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
+    # a model last evaluated is in eval mode, so a loop that never calls model.train() trains with dropout off
+    "3 model.train() left out": ([(MODE, "    log = []\n")], train_on, "ran the model in eval mode while training"),
     "3 gradients never zeroed": ([(ZERO, "")], train_on, "the gradients add up from step to step"),
     "3 a constant learning rate": ([(LR, "")], train_on, "the learning rate stays at peak_lr, so the schedule has no effect"),
     "3 the schedule computed but never given to the optimizer": (

@@ -22,6 +22,17 @@ def run(ns, check):
 
 
 MISTAKES = {  # id: ([(old, new)], the check that follows the piece, what its sentence must say)
+    # the outputs only show that attention went wrong; what the cache holds shows which tensor went where
+    "the values concatenated onto the cached keys": (
+        [("v = torch.cat((cache.values[layer], v), dim=2)", "v = torch.cat((cache.keys[layer], v), dim=2)")],
+        "check_attend_cached", r"the cached values of the prompt are its keys: the new values are concatenated onto the cached keys"),
+    "the new keys and values put before the cached ones": (
+        [("k = torch.cat((cache.keys[layer], k), dim=2)", "k = torch.cat((k, cache.keys[layer]), dim=2)"),
+         ("v = torch.cat((cache.values[layer], v), dim=2)", "v = torch.cat((v, cache.values[layer]), dim=2)")],
+        "check_attend_cached", r"the cache holds the sequence's keys out of order: the new keys go after the cached ones"),
+    "the new keys put before the cached ones": (
+        [("k = torch.cat((cache.keys[layer], k), dim=2)", "k = torch.cat((k, cache.keys[layer]), dim=2)")],
+        "check_attend_cached", r"the cache holds the sequence's keys out of order"),
     "attention without the output projection": (
         [("    return attn.proj(y)  # (B, T, C)", "    return y  # (B, T, C)")],
         "check_attend_cached", r"the heads attend correctly but the output differs .*apply attn.proj, once"),
