@@ -118,7 +118,7 @@ def describe_device(device):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
+#@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -181,15 +181,6 @@ def load_text(path=None, flag="--data"):
     return read_text(fetch_shakespeare(folder), "the download")
 
 
-def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
-    """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
-    for split, d in (("training", train_data), ("validation", val_data)):
-        if len(d) < block_size + 1:
-            need = math.ceil((block_size + 1) / 0.1)
-            raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
-                             f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
-
-
 def check_split(text, encode, train_data, val_data, fraction=0.9):
     """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
     data = torch.tensor(encode(text), dtype=torch.long)  # (N,) the reference, encoded afresh
@@ -205,83 +196,7 @@ def check_split(text, encode, train_data, val_data, fraction=0.9):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of sampling and training steps (the same in every notebook that carries it)
-class StandIn(nn.Module):
-    """A stand-in model with a known next token: fixed probs, else a function of the whole context it is fed."""
-
-    def __init__(self, vocab_size, probs=None, block_size=None, window=False):
-        super().__init__()
-        self.vocab_size, self.probs, self.window, self.seen = vocab_size, probs, window, []
-        self.config = type("Config", (), {"block_size": block_size})()
-
-    def next_token(self, idx):
-        """(B, T) -> (B, T): the token that must follow each position ('token + 1', or a sum over the window)."""
-        return (idx.cumsum(1) + 1 if self.window else idx + 1) % self.vocab_size
-
-    def forward(self, idx, targets=None):
-        self.seen.append((idx.shape[1], self.training, torch.is_grad_enabled()))
-        if self.probs is not None:  # (B, T, C) the same distribution at every position
-            return self.probs.log().expand(*idx.shape, self.vocab_size).clone(), None
-        return F.one_hot(self.next_token(idx), self.vocab_size).float() * 100, None  # (B, T, C) all but certain
-
-
-def check_generate(generate, block_size=None, sampling=False):
-    """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
-    run = lambda model, idx, n, **kw: attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n})", generate,
-                                              model, idx, n, **kw, hint="torch.multinomial needs probabilities, "
-                                              "F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat joins on dim=1")
-    probs = torch.tensor([0.5, 0.3, 0.2])
-    settings = [({}, probs)]
-    if sampling:
-        settings += [({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
-                     ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
-                     ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                     ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))]
-    for kwargs, expected in settings:
-        torch.manual_seed(0)
-        out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
-        check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
-              "append one token per step")
-        draws = out[:, 1]  # (4000,) one sample each
-        freq = torch.bincount(draws, minlength=3) / len(draws)
-        check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: "
-              + ("draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax "
-                 "over the last dimension" if not kwargs else
-                 "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
-    chain = StandIn(10, block_size=block_size)
-    out = run(chain, torch.tensor([[3], [7]]), 5)
-    check(out.shape == (2, 6), f"generate(idx of shape (2, 1), 5) gave {tuple(out.shape)}, not (2, 6): append one token per step")
-    check(out[:, 0].tolist() == [3, 7], "generate changed the prompt: it must only append to idx")
-    check(out.tolist() == [[3, 4, 5, 6, 7, 8], [7, 8, 9, 0, 1, 2]], "the samples do not follow the last "
-          "position: sample from logits[:, -1, :], the prediction after the last token")
-    modes = [(training, grad) for _, training, grad in chain.seen]
-    check(not any(grad for _, grad in modes), "generate ran the model in training mode or with gradients: "
-          "gradients were on, so decorate it with @torch.no_grad()")
-    check(not modes[0][0], "generate ran the model in training mode or with gradients: it was in training mode from "
-          "the first step, so call model.eval() before the loop")
-    check(not any(training for training, _ in modes), "generate ran the model in training mode or with gradients: it "
-          "put the model back in training mode before it had finished, so restore the mode after the loop, not inside it")
-    check(chain.training, "generate left a model in training mode in eval mode: put it back with model.train(was_training)")
-    run(chain.eval(), torch.tensor([[3]]), 2)
-    check(not chain.training, "generate left a model in eval mode in training mode: restore the mode it found, "
-          "was_training = model.training first, model.train(was_training) last")
-    if block_size:  # past block_size, against a slow reference that feeds the last block_size tokens at every step
-        window, n = StandIn(11, block_size=block_size, window=True), 3 * block_size
-        reference = prompt = torch.tensor([[1, 2], [3, 4]])  # (B, T)
-        out = run(window, prompt, n)
-        longest = max(t for t, _, _ in window.seen)
-        check(longest <= block_size, f"generate fed the model {longest} tokens, more than block_size = {block_size}: "
-              "crop the context to idx[:, -block_size:]")
-        check(out.shape == (2, 2 + n), f"generate(idx of shape (2, 2), {n}) with block_size = {block_size} gave "
-              f"{tuple(out.shape)}, not (2, {2 + n}): return the whole sequence, and crop only what the model is fed "
-              "(idx_cond), never idx itself")
-        for _ in range(n):
-            reference = torch.cat((reference, window.next_token(reference[:, -block_size:])[:, -1:]), dim=1)
-        wrong = [s for s in range(n) if out.shape != reference.shape or not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
-        check(not wrong, f"from new token {wrong[0] + 1 if wrong else 0} on, generate differs from a reference that "
-              f"feeds the model the last block_size = {block_size} tokens: crop to the most recent, idx[:, -block_size:]")
-    return Passed("generate: passed")
+#@title Plumbing: checks of sampling and training steps (from 03_building_gpt: the parts this notebook uses)
 
 
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
@@ -339,73 +254,6 @@ def found_in(row, data):
     for j, c in enumerate(row.tolist()):
         found = found[data[found + j] == c]
     return len(found) > 0
-
-
-def check_train_step(train_step, model, batches, lr=0.1):
-    """train_step(model, optimizer, x, y) with SGD at two learning rates, over several steps, must equal gradient
-    descent by hand from a fresh gradient at every step, and keep the model in training mode."""
-    start, params = {k: v.detach().clone() for k, v in model.state_dict().items()}, list(model.parameters())
-    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
-    rates, steps = [m.p for m in drops], list(batches) * 2
-    try:
-        for m in drops:
-            m.p = 0.0  # the same forward pass in the learner's step and in ours
-        for rate in (lr, lr / 4):
-            model.load_state_dict(start)
-            first = [p.detach().clone() for p in params]
-            fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
-            for xb, yb in steps:
-                optimizer, stepped, returned, order = torch.optim.SGD(params, lr=rate), [], [], []
-                optimizer.register_step_post_hook(lambda *a: stepped.append(1))
-                optimizer.register_step_pre_hook(lambda *a: order.append(  # "0": step() found every gradient empty
-                    "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
-                with torch.no_grad():
-                    before = model(xb, yb)[1].item()
-                run, pre = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params]
-                run.__name__ = "train_step"
-                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params]
-                try:
-                    seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
-                                      hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
-                finally:
-                    _ = [h.remove() for h in landed]
-                events = "".join(order)
-                check(len(stepped) == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), f"train_step called step() of the optimizer it was given {len(stepped)} times, "
-                      "not once: " + ("use the optimizer passed in, not one of its own" if not stepped else
-                                      "call optimizer.step() once per step"))
-                check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
-                      f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
-                      "loss (a tensor or a float), which the training loop records")
-                check(model.training and all(t for t, _ in seen), "train_step ran or left the model in eval mode, so "
-                      "dropout is off while training: leave model.eval() to the loss estimate")
-                check("0" not in events or "b" not in events[:events.index("0")], "the weights did not change because "
-                      "optimizer.step() found the gradients of loss.backward() already zeroed: call optimizer.zero_grad() "
-                      "before loss.backward(), not between loss.backward() and optimizer.step()")
-                saved = [p.detach().clone() for p in params]
-                for weights in (fresh, piled):
-                    with torch.no_grad():
-                        _ = [p.copy_(w) for p, w in zip(params, weights)]
-                    grads = torch.autograd.grad(model(xb, yb)[1], params)
-                    if weights is piled:
-                        total = [t + g for t, g in zip(total, grads)]
-                    weights[:] = [w - rate * g for w, g in zip(weights, total if weights is piled else grads)]
-                with torch.no_grad():
-                    _ = [p.copy_(s) for p, s in zip(params, saved)]
-            check(any(not torch.equal(p, f) for p, f in zip(params, first)),
-                  "the weights did not change: call loss.backward() and then optimizer.step()")
-            worst = max((p - w).abs().max().item() for p, w in zip(params, fresh))
-            accumulating = max((p - w).abs().max().item() for p, w in zip(params, piled)) < 1e-5
-            check(worst < 1e-5, f"after {len(steps)} steps at lr = {rate:g} the weights are off by {worst:.2g} from "
-                  "gradient descent with a fresh gradient at every step: " + (
-                      "the gradients are accumulating; call optimizer.zero_grad() before loss.backward()" if accumulating
-                      else "call optimizer.zero_grad(), loss.backward() and optimizer.step() once each, in that order"))
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        model.load_state_dict(start)
-    return Passed("train_step: passed")
-
-
 # %% [markdown]
 # The model is notebook 04's, unchanged (folded here; `tests/test_drift.py` keeps the copies equal),
 # with its training step and its loss over a whole split.

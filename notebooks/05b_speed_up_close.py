@@ -29,7 +29,7 @@ RUN_NAME = "05b_speed_up_close"                 # as a script, figures go to run
 # the device, the data, the checks); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: folders, figures and checks (the same in every notebook)
+#@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
 def course_root():
     """The course checkout (holding notebooks/ and datasets/), else the working folder (a notebook on its own)."""
     here = pathlib.Path.cwd()
@@ -38,30 +38,6 @@ def course_root():
         if (folder / "notebooks").is_dir() and (folder / "datasets").is_dir():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
-
-
-SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
-
-def runs_folder():
-    """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
-    if SMOKE:
-        if not SCRATCH:
-            SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
-        return pathlib.Path(SCRATCH[0].name)
-    return course_root() / "runs" / RUN_NAME
-
-
-def show(fig, name, folder=None):
-    """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
-    if IN_NOTEBOOK:
-        plt.show()
-        return
-    folder = pathlib.Path(folder or runs_folder())
-    folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    print(f"figure saved: {folder / f'{name}.png'}")
 
 
 class CheckFailed(AssertionError):
@@ -115,7 +91,7 @@ def describe_device(device):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
+#@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -176,91 +152,8 @@ def load_text(path=None, flag="--data"):
     if not (folder / "tinyshakespeare.txt").exists():  # a notebook and its text alone in one folder
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
-
-
-def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
-    """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
-    for split, d in (("training", train_data), ("validation", val_data)):
-        if len(d) < block_size + 1:
-            need = math.ceil((block_size + 1) / 0.1)
-            raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
-                             f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
-
-
-def check_split(text, encode, train_data, val_data, fraction=0.9):
-    """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
-    data = torch.tensor(encode(text), dtype=torch.long)  # (N,) the reference, encoded afresh
-    n = len(train_data)
-    check(n + len(val_data) == len(data), f"the splits hold {n:,} + {len(val_data):,} tokens, not the text's "
-          f"{len(data):,}: cut data once, train_data = data[:n] and val_data = data[n:]")
-    check(abs(n - fraction * len(data)) <= 1, f"the training split is {n / len(data):.1%} of the text, not "
-          f"{fraction:.0%}: n = int({fraction} * len(data)), train_data = data[:n]")
-    check(torch.equal(train_data.cpu(), data[:n]) and torch.equal(val_data.cpu(), data[n:]), "train_data and "
-          "val_data are not the text's head and tail in order: split data[:n] / data[n:] without shuffling "
-          "(validation must be text the model never saw, read in its order)")
-    return Passed(f"split: passed (the first {n:,} tokens train, the last {len(val_data):,} validate)")
-
-
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the attention oracle (the same in every notebook that carries it)
-def attention_diagnosis(out, q, k, v, n_embd):
-    """None if out is causal attention of q, k, v (B, ..., T, hs) scaled by head_size**-0.5, computed by
-    PyTorch's own F.scaled_dot_product_attention; else the likely mistake, in one sentence."""
-    sdpa, T, hs = F.scaled_dot_product_attention, q.shape[-2], q.shape[-1]
-    if out.shape != v.shape:
-        return f"the output has shape {tuple(out.shape)}, not (B, T, head_size) = {tuple(v.shape)}"
-    if not torch.isfinite(out).all():
-        return ("the output holds inf or nan: some query's scores are all -inf (the mask must keep the diagonal "
-                "and the past, masked_fill where tril == 0), the softmax runs over a dimension other than dim=-1 "
-                "(each query's row), or the softmax is missing after the mask")
-    if torch.allclose(out, sdpa(q, k, v, is_causal=True), atol=1e-5):
-        return None
-    tril = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    raw = q @ k.transpose(-2, -1)  # (B, T, T) unscaled
-    scores = (raw * hs**-0.5).masked_fill(~tril, float('-inf'))
-    suspects = {
-        "there is no causal mask, so every position sees the future: masked_fill the scores where tril == 0":
-            sdpa(q, k, v),
-        "the mask lets each position see one step into the future: mask where torch.tril(ones(T, T)) == 0":
-            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).tril(1)),
-        "the mask keeps the future and hides the past (torch.triu): keep the lower triangle, torch.tril":
-            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).triu()),
-        "the future is filled with 0, not float('-inf'), so it keeps a weight of exp(0) after the softmax":
-            F.softmax((raw * hs**-0.5).masked_fill(~tril, 0.0), dim=-1) @ v,
-        f"the scores are scaled by C**-0.5 with C = n_embd = {n_embd} (the lecture's slip), not by head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=n_embd**-0.5),
-        "the scores are not scaled: multiply q @ k.transpose(-2, -1) by head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=1.0),
-        "the scores are multiplied by head_size**0.5: multiply by head_size**-0.5 (divide by its square root)":
-            sdpa(q, k, v, is_causal=True, scale=hs**0.5),
-        "the scores are divided by head_size, not by its square root: multiply by head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=1.0 / hs),
-        "the scores are scaled by head_size**-1/2, which Python reads as (head_size**-1) / 2: write head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=hs**-1 / 2),
-        "the scale is applied after the softmax: scale the scores q @ k.transpose(-2, -1) before masking":
-            F.softmax(raw.masked_fill(~tril, float('-inf')), dim=-1) * hs**-0.5 @ v,
-        "the softmax runs over the wrong dimension: use dim=-1, so that each query's row sums to 1":
-            F.softmax(scores, dim=-2) @ v,
-        "the weights multiply the keys, not the values: out = wei @ v with v = value(x)":
-            sdpa(q, k, k, is_causal=True),
-        "the weights multiply the queries, not the values: out = wei @ v with v = value(x)":
-            sdpa(q, k, q, is_causal=True),
-        "queries and keys are swapped in the scores: compute q @ k.transpose(-2, -1)":
-            sdpa(k, q, v, is_causal=True),
-        "the queries come from the key layer, so the scores compare keys with keys: q = query(x)":
-            sdpa(k, k, v, is_causal=True),
-        "the weights are transposed before they multiply the values: out = wei @ v, each query's row of weights":
-            F.softmax(scores, dim=-1).transpose(-2, -1) @ v,
-    }
-    for mistake, result in suspects.items():
-        if result.shape == out.shape and torch.allclose(out, result, atol=1e-5):
-            return mistake
-    return ("it differs from PyTorch's attention in a way this check cannot name: compare it line by line with "
-            "the head above (scores, scale, mask, softmax over dim=-1, weights times v)")
-
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of the model's pieces (the same in every notebook that carries it)
+#@title Plumbing: checks of the model's pieces (from 03_building_gpt: the parts this notebook uses)
 def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
@@ -296,22 +189,6 @@ def check_registered(module):
                   "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
 
 
-def check_head(head):
-    """Check one attention head (a module with key, query, value and tril) against PyTorch's attention."""
-    torch.manual_seed(0)
-    check_registered(head)
-    C, T, name = head.key.in_features, head.tril.shape[0], type(head).__name__
-    for B, t in probe_sizes(T):
-        x = torch.randn(B, t, C)  # (B, T, C)
-        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, :T])?")
-        q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
-        mistake = attention_diagnosis(out, q, k, v, C)
-        check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
-    check(not sees_future(head, x, training=True), f"{name} lets a position see the future in training mode (dropout "
-          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = {q.shape[-1]}**-0.5)")
-
-
 def sees_future(module, x, training=False, first=1):
     """Whether the first outputs of module (B, T, ...) change when only later positions of x change; with training,
     in training mode with every dropout at 0.5 and the same random numbers for both inputs."""
@@ -336,105 +213,6 @@ def sees_future(module, x, training=False, first=1):
             m.p = p
         module.train(was)
     return not torch.allclose(*outs, atol=1e-5)
-
-
-def check_feedforward(ffwd, n_embd):
-    """A feed-forward layer: (B, T, C) in and out, every position on its own, not linear, not only positive."""
-    torch.manual_seed(0)
-    name, x = type(ffwd).__name__, torch.randn(2, 6, n_embd)  # (B, T, C)
-    out = run_eval(ffwd, x)
-    check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: it must end "
-          "where it started, n_embd channels (4 * n_embd inside, then back)")
-    alone, zero = torch.zeros_like(x), run_eval(ffwd, torch.zeros_like(x))
-    alone[:, 3] = x[:, 3]  # position 3 kept, every other position zero
-    check(torch.allclose(run_eval(ffwd, alone)[:, 3], out[:, 3], atol=1e-5), f"{name} mixes positions: one "
-          "position's output changed with the others; it must act on each token alone (Linear over the last dimension)")
-    check(not torch.allclose(run_eval(ffwd, 2 * x) - zero, 2 * (out - zero), atol=1e-4), f"{name} is linear "
-          "(f(2x) - f(0) = 2 (f(x) - f(0))), so its Linear layers collapse into one: put nn.ReLU() between them")
-    check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
-          "the non-linearity goes between the two Linear layers")
-    return Passed(f"{name}: passed (per position, non-linear)")
-
-
-def check_multihead(mha, n_embd, n_head):
-    """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels."""
-    torch.manual_seed(0)
-    name = type(mha).__name__
-    check_registered(mha)
-    x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
-    out = run_eval(mha, x, hint="join the heads on the last dimension, torch.cat([...], dim=-1), (B, T, n_head * head_size)")
-    check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
-          "the heads on the last dimension (n_head * head_size = n_embd), then proj")
-    check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
-    check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
-          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    if isinstance(getattr(mha, "proj", None), nn.Linear):
-        saved = {k: v.detach().clone() for k, v in mha.state_dict().items()}
-        with torch.no_grad():
-            mha.proj.weight.zero_()
-        silenced = run_eval(mha, x)
-        mha.load_state_dict(saved)
-        check(not torch.allclose(silenced, out), f"{name}: setting proj to zero changes nothing, so proj is defined "
-              "but never applied (return self.proj(out) in its forward)")
-    weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
-    likely = ("one Head object reused for every head (build a new Head for each)" if weights < expected else
-              "heads of n_embd channels each (head_size = n_embd // n_head)")
-    check(weights == expected, f"{name} has {weights:,} weights in its matrices, not 4 * n_embd**2 = {expected:,} "
-          f"(key, query, value of {n_head} heads of n_embd // n_head channels, and proj): likely {likely}")
-    return Passed(f"{name}: passed ({n_head} heads of {n_embd // n_head}, causal, {weights:,} weights)")
-
-
-def check_block(block):
-    """A Transformer block is x plus corrections: pre-norm x + f(ln(x)), or post-norm ln(x + f(x)). Probed by
-    setting the sub-layers' output projections to zero, one at a time and together."""
-    torch.manual_seed(0)
-    C, name = block.sa.proj.out_features, type(block).__name__
-    check_registered(block)
-    x = torch.randn(2, 5, C) * 2 + 0.5  # (B, T, C) far from normalised
-    ffwd_out = [m for m in block.ffwd.modules() if isinstance(m, nn.Linear)][-1]
-    saved, outs = {k: v.detach().clone() for k, v in block.state_dict().items()}, []
-    try:
-        for silenced in ((), (block.sa.proj,), (ffwd_out,), (block.sa.proj, ffwd_out)):
-            with torch.no_grad():
-                for linear in silenced:
-                    linear.weight.zero_()
-                    _ = linear.bias.zero_() if linear.bias is not None else None
-            outs.append(run_eval(block, x))
-            block.load_state_dict(saved)
-    finally:
-        block.load_state_dict(saved)
-    full, no_sa, no_ffwd, neither = outs
-    norm = lambda t: F.layer_norm(t, (C,))  # (B, T, C) every token normalised
-    check(full.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(full.shape)}: a block keeps (B, T, C)")
-    check(not torch.allclose(no_sa, full), f"{name}: setting attention's output projection sa.proj to zero changes "
-          "nothing, so proj is defined but never applied (return self.proj(out) in its forward)")
-    check(not torch.allclose(no_ffwd, full), f"{name}: setting the feed-forward's last Linear to zero changes "
-          "nothing, so the feed-forward never reaches the output (does forward call self.ffwd, and its net every layer?)")
-    check(not sees_future(block, x), f"{name} lets a position see the future: check the heads' mask")
-    check(not sees_future(block, x, training=True), f"{name} lets a position see the future in training mode "
-          "(dropout on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    named, was = list(block.named_parameters()), block.training
-    try:
-        with torch.random.fork_rng(devices=[]):
-            out = attempt(f"{name} with gradients", block.eval(), x)
-            grads = torch.autograd.grad((out * torch.randn_like(out)).sum(), [p for _, p in named], allow_unused=True)
-    finally:
-        block.train(was)
-    unused = [k for (k, _), g in zip(named, grads) if g is None]
-    check(not unused, f"{name}'s {unused[0] if unused else ''} gets no gradient from the block's output, so "
-          f"{unused[0].rsplit('.', 1)[0] if unused else ''} is built but never used in forward: use each layer where it belongs")
-    post_norm = not torch.allclose(neither, x, atol=1e-5)
-    check(not post_norm or neither.abs().max() > 1e-6, f"{name} returns 0 when its two output projections are zero, "
-          "so the input is lost: the residual connections are missing (x = x + self.sa(...))")
-    check(not post_norm or torch.allclose(norm(neither), norm(x), atol=1e-4), f"{name} with both output projections "
-          "zeroed returns neither its input (pre-norm) nor its normalised input (post-norm): a layer applied to x itself?")
-    check(not post_norm or torch.allclose(norm(full), full, atol=1e-4), f"{name} normalises the residual stream "
-          "itself (x = self.ln1(x)) and then adds to it: write pre-norm, x + self.sa(self.ln1(x)), or post-norm, "
-          "self.ln1(x + self.sa(x))")
-    check_feedforward(block.ffwd, C)
-    if hasattr(block.sa, "heads"):
-        check_multihead(block.sa, C, len(block.sa.heads))
-    return Passed(f"{name}: passed (the residual path carries {'the normalised x (post-norm)' if post_norm else 'x'} through)")
 
 
 def check_model(model, attends=True):

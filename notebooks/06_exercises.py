@@ -39,7 +39,7 @@ RUN_NAME = "06_exercises"                       # as a script, figures go to run
 # the device, the data, the checks); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: folders, figures and checks (the same in every notebook)
+#@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
 def course_root():
     """The course checkout (holding notebooks/ and datasets/), else the working folder (a notebook on its own)."""
     here = pathlib.Path.cwd()
@@ -84,17 +84,6 @@ def check(ok, message):
         raise CheckFailed(message)
 
 
-def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
-    """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
-    try:
-        return fn(*args, **kwargs)
-    except CheckFailed:
-        raise
-    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
-        said = (str(e).strip().splitlines() or [""])[0][:200]
-        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
-
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
 
@@ -125,7 +114,7 @@ def describe_device(device):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
+#@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -186,31 +175,6 @@ def load_text(path=None, flag="--data"):
     if not (folder / "tinyshakespeare.txt").exists():  # a notebook and its text alone in one folder
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
-
-
-def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
-    """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
-    for split, d in (("training", train_data), ("validation", val_data)):
-        if len(d) < block_size + 1:
-            need = math.ceil((block_size + 1) / 0.1)
-            raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
-                             f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
-
-
-def check_split(text, encode, train_data, val_data, fraction=0.9):
-    """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
-    data = torch.tensor(encode(text), dtype=torch.long)  # (N,) the reference, encoded afresh
-    n = len(train_data)
-    check(n + len(val_data) == len(data), f"the splits hold {n:,} + {len(val_data):,} tokens, not the text's "
-          f"{len(data):,}: cut data once, train_data = data[:n] and val_data = data[n:]")
-    check(abs(n - fraction * len(data)) <= 1, f"the training split is {n / len(data):.1%} of the text, not "
-          f"{fraction:.0%}: n = int({fraction} * len(data)), train_data = data[:n]")
-    check(torch.equal(train_data.cpu(), data[:n]) and torch.equal(val_data.cpu(), data[n:]), "train_data and "
-          "val_data are not the text's head and tail in order: split data[:n] / data[n:] without shuffling "
-          "(validation must be text the model never saw, read in its order)")
-    return Passed(f"split: passed (the first {n:,} tokens train, the last {len(val_data):,} validate)")
-
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the attention oracle (the same in every notebook that carries it)
 def attention_diagnosis(out, q, k, v, n_embd):

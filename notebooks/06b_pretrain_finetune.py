@@ -123,7 +123,7 @@ def describe_device(device):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
+#@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -184,31 +184,6 @@ def load_text(path=None, flag="--data"):
     if not (folder / "tinyshakespeare.txt").exists():  # a notebook and its text alone in one folder
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
-
-
-def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
-    """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
-    for split, d in (("training", train_data), ("validation", val_data)):
-        if len(d) < block_size + 1:
-            need = math.ceil((block_size + 1) / 0.1)
-            raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
-                             f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
-
-
-def check_split(text, encode, train_data, val_data, fraction=0.9):
-    """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
-    data = torch.tensor(encode(text), dtype=torch.long)  # (N,) the reference, encoded afresh
-    n = len(train_data)
-    check(n + len(val_data) == len(data), f"the splits hold {n:,} + {len(val_data):,} tokens, not the text's "
-          f"{len(data):,}: cut data once, train_data = data[:n] and val_data = data[n:]")
-    check(abs(n - fraction * len(data)) <= 1, f"the training split is {n / len(data):.1%} of the text, not "
-          f"{fraction:.0%}: n = int({fraction} * len(data)), train_data = data[:n]")
-    check(torch.equal(train_data.cpu(), data[:n]) and torch.equal(val_data.cpu(), data[n:]), "train_data and "
-          "val_data are not the text's head and tail in order: split data[:n] / data[n:] without shuffling "
-          "(validation must be text the model never saw, read in its order)")
-    return Passed(f"split: passed (the first {n:,} tokens train, the last {len(val_data):,} validate)")
-
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the batch check (the same in every notebook that carries it)
 def check_batch(x, y, data, batch_size, block_size, draw=None):
