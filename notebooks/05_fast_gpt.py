@@ -269,7 +269,8 @@ def finite(v):
 # does what the notebook does. The model's size and the race's settings are flags too (default: sized
 # for the device). A flag out of range, or one that does not apply, stops with one line.
 
-# %%
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: this notebook's flags (unfold to read them; `--help` lists them too)
 def parse_args(argv=None):
     """The command-line flags; argv=[] gives the defaults (None: sized for the device)."""
     p = Parser(prog="05_fast_gpt.py", description="Train the fast GPT against the clock, or benchmark it.")
@@ -1148,6 +1149,18 @@ check_optimizer_groups(configure_optimizer, FastGPT(toy))
 
 
 # %%
+def warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, block_size):
+    """Compile forward and backward on a throwaway batch, leaving the weights and random state untouched."""
+    state = torch.get_rng_state(), torch.cuda.get_rng_state_all() if device == 'cuda' else None
+    with autocast():
+        step_model(*get_batch_on_device(train_on_device, batch_size, block_size))[1].backward()
+    optimizer.zero_grad(set_to_none=True)
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
+# %%
 def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=True, weight_decay=0.1, clip=1.0,
                eval_every=None, target=None, amp_dtype=None, fused=False, compile=False):
     """Train a FastGPT, stopping early once the whole-split val loss (checked every eval_every steps) reaches
@@ -1160,18 +1173,12 @@ def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=Tru
     train_on_device = train_data.to(device)
     autocast = lambda: torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
     t0 = time.perf_counter()
-    if compile:  # compile forward and backward on a throwaway batch, leaving the weights and random state untouched
-        state = torch.get_rng_state(), torch.cuda.get_rng_state_all() if device == 'cuda' else None
-        with autocast():
-            step_model(*get_batch_on_device(train_on_device, batch_size, config.block_size))[1].backward()
-        optimizer.zero_grad(set_to_none=True)
-        torch.set_rng_state(state[0])
-        if state[1] is not None:
-            torch.cuda.set_rng_state_all(state[1])
+    if compile:
+        warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, config.block_size)
     sync()
     compile_seconds, log, t0 = time.perf_counter() - t0, [], time.perf_counter()
     for it in range(iters):
-        x, y = get_batch_on_device(train_on_device, batch_size, config.block_size)
+        x, y = get_batch_on_device(train_on_device, batch_size, config.block_size)  # (B, T) each
         with autocast():
             _, loss = step_model(x, y)
         scaled_step(model, optimizer, scaler, loss, lr_at(it, peak_lr, warmup, iters) if cosine else peak_lr, clip)

@@ -899,8 +899,7 @@ def addition_accuracy(model, problems, digits, reverse=True):
 
 # %%
 def train_adder(get_batch, digits, steps, reverse=True, mask=True, every=100, seed=1337):
-    """Notebook 04's GPT trained on problems served by get_batch, the loss masked through ignore_index=-1;
-    returns the model and a log of (step, seconds of training, exact-match accuracy on the held-out problems)."""
+    """Notebook 04's GPT trained on get_batch's problems; returns it and a log of (step, seconds, held-out accuracy)."""
     train_problems, test_problems = addition_problems(digits)
     torch.manual_seed(seed)
     model = GPTLanguageModel(GPTConfig(vocab_size=len(ADD_VOCAB), block_size=3 * digits + 2, **ADDER)).to(device)

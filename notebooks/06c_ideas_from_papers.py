@@ -446,6 +446,17 @@ def scaled_step(model, optimizer, scaler, loss, lr, clip=None):
     scaler.update()
 
 
+def warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, block_size):
+    """Compile forward and backward on a throwaway batch, leaving the weights and random state untouched."""
+    state = torch.get_rng_state(), torch.cuda.get_rng_state_all() if device == 'cuda' else None
+    with autocast():
+        step_model(*get_batch_on_device(train_on_device, batch_size, block_size))[1].backward()
+    optimizer.zero_grad(set_to_none=True)
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
 def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=True, weight_decay=0.1, clip=1.0,
                eval_every=None, target=None, amp_dtype=None, fused=False, compile=False):
     """Train a FastGPT, stopping early once the whole-split val loss (checked every eval_every steps) reaches
@@ -458,18 +469,12 @@ def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=Tru
     train_on_device = train_data.to(device)
     autocast = lambda: torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
     t0 = time.perf_counter()
-    if compile:  # compile forward and backward on a throwaway batch, leaving the weights and random state untouched
-        state = torch.get_rng_state(), torch.cuda.get_rng_state_all() if device == 'cuda' else None
-        with autocast():
-            step_model(*get_batch_on_device(train_on_device, batch_size, config.block_size))[1].backward()
-        optimizer.zero_grad(set_to_none=True)
-        torch.set_rng_state(state[0])
-        if state[1] is not None:
-            torch.cuda.set_rng_state_all(state[1])
+    if compile:
+        warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, config.block_size)
     sync()
     compile_seconds, log, t0 = time.perf_counter() - t0, [], time.perf_counter()
     for it in range(iters):
-        x, y = get_batch_on_device(train_on_device, batch_size, config.block_size)
+        x, y = get_batch_on_device(train_on_device, batch_size, config.block_size)  # (B, T) each
         with autocast():
             _, loss = step_model(x, y)
         scaled_step(model, optimizer, scaler, loss, lr_at(it, peak_lr, warmup, iters) if cosine else peak_lr, clip)
