@@ -915,9 +915,9 @@ show(fig, 'race')
 # reaches too (the same code, settings and seed). Against it GELU ended 0.0523 worse, weight tying
 # 0.0040 worse (with fewer parameters), and RoPE 0.0424 better (with no position table at all).
 # Notebook 05's three seeds of the unchanged race land within 1.68–1.70, a spread of about 0.01: from
-# one run each, GELU's loss and RoPE's gain are larger than that, tying's is not. None of the three
-# costs much time on a CPU: the four runs took between 61.7 and 67.8 s; RoPE's extra rotations may
-# account for its 67.8 s, but one run each cannot tell that from this machine's noise.
+# one run each, GELU's loss and RoPE's gain are larger than that, tying's is not. GELU and tying cost
+# no time on a CPU (64.0 to 64.5 s against 64.0 s); RoPE took 71.6 s, about 12% more for its extra
+# rotations, though one run each cannot tell a small cost from this machine's noise.
 #
 # Notebook 05 gives the band in which correct CPU races land across seeds. A difference smaller than
 # that band is wide, from one run of each model, is not evidence either way: run each variant with a
