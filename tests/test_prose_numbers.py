@@ -20,6 +20,9 @@ FROM_ELSEWHERE = {  # notebook: {number: where it comes from}
     "04b_dropout_and_learning_rate": {"35,000": "the text size of the dropout comparison, set in code", "31,500": "90% of 35,000",
                                       "20,000": "the validation slice of the learning-rate comparison, set in code"},
     "05_fast_gpt": {},
+    "10_tokenizer": {},
+    "09_modern_gpt": {"3.4445": "Muon's Newton-Schulz coefficients (Jordan et al., 2024), set in code", "4.7750": "the same",
+                      "2.0315": "the same"},
 }
 NUMBER = re.compile(r"(?<![\w.])(\d+\.\d{3,}|\d{1,3}(?:,\d{3})+)(?![\w])")
 

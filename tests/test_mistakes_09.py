@@ -1,0 +1,134 @@
+"""Notebook 09's mistake hunt: mistakes a learner makes in each lever (one edit of the notebook's own code),
+each met by the check after the piece with the sentence that names it; and correct variants the checks pass."""
+import pytest
+
+from notebook_code import load
+
+NB = "09_modern_gpt"
+
+RMS = "    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)  # (..., C)"
+GAIN = "        self.weight = nn.Parameter(torch.ones(n_embd))  # (C,) the gain, 1 at the start"
+NORMED = "        return rms_norm(x, self.eps) * self.weight  # (B, T, C)"
+THETA = "theta = base ** (-2 * torch.arange(hs // 2, device=x.device) / hs)  # (hs/2,) each pair's speed"
+ANGLES = "angles = torch.arange(T, device=x.device)[:, None] * theta[None, :]  # (T, hs/2)"
+TURN = "return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, nh, T, hs)"
+QK = "            q, k = rms_norm(q), rms_norm(k)  # (B, nh, T, hs) each, of length sqrt(hs)"
+ROT = "            q, k = rotary(q), rotary(k)  # (B, nh, T, hs) each, turned by position"
+SPLIT = "        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each\n        q, k, v = (t.view(B, T, self.n_head"
+SDPA = "y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)  # (B, nh, T, hs)"
+RELU2 = "    return F.relu(x).square()"
+ZERO = "            for proj in [b.sa.proj for b in self.blocks] + [b.ffwd.proj for b in self.blocks] + [self.lm_head]:"
+MLP_BIAS = "        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)"
+SCALE = "    X = G / (G.norm() + eps)  # (m, n), every singular value at most 1"
+STEP = "        X = a * X + (b * A + c * A @ A) @ X  # (m, n)"
+GRAM = "        A = X @ X.T  # (m, m)"
+COEFFS = "    a, b, c = 3.4445, -4.7750, 2.0315"
+LERP = "                buf.lerp_(p.grad, 1 - group['momentum'])"
+NESTEROV = "update = newton_schulz(p.grad.lerp(buf, group['momentum']))  # (m, n) Nesterov, orthogonalised"
+DECAY = "                p.mul_(1 - group['lr'] * group['weight_decay'])"
+ADJUST = "alpha=-group['lr'] * max(1, p.shape[0] / p.shape[1]) ** 0.5)"
+DOWN = "    return min(1.0, (1 - progress) / cooldown)"
+
+rms = lambda ns: ns["check_rms_norm"](ns["rms_norm"], ns["RMSNorm"])
+rotary = lambda ns: ns["check_rotary"](ns["rotary"])
+attention = lambda ns: ns["check_modern_attention"](ns["ModernAttention"])
+relu2 = lambda ns: ns["check_relu_squared"](ns["relu_squared"])
+gpt = lambda ns: ns["check_modern_gpt"](ns["ModernGPT"])
+ns_check = lambda ns: ns["check_newton_schulz"](ns["newton_schulz"])
+muon = lambda ns: ns["check_muon"](ns["MuonByHand"])
+wsd = lambda ns: ns["check_wsd"](ns["wsd"])
+
+MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
+    "rms: the mean subtracted (LayerNorm)": ([(RMS, "    x = x - x.mean(dim=-1, keepdim=True)\n" + RMS)], rms, "it subtracts the mean first"),
+    "rms: no square root": ([(RMS, "    return x / (x.pow(2).mean(dim=-1, keepdim=True) + eps)")], rms, "without the square root"),
+    "rms: the sum of squares": ([(RMS, RMS.replace(".mean(", ".sum("))], rms, "the sum of the squares, not their mean"),
+    "rms: over the batch": ([(RMS, RMS.replace("dim=-1", "dim=0"))], rms, "over the channels, dim=-1"),
+    "rms: keepdim forgotten": ([(RMS, RMS.replace(", keepdim=True", ""))], rms, "raised RuntimeError"),
+    "rms: x.std": ([(RMS, "    return x / (x.std(dim=-1, keepdim=True) + eps)")], rms, "divides by the standard deviation"),
+    "rms: multiplied by the rms": ([(RMS, RMS.replace("torch.rsqrt", "torch.sqrt"))], rms, "multiplies by the root mean square"),
+    "rms: in place": ([(RMS, "    return x.mul_(torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps))")], rms, "changed its input in place"),
+    "RMSNorm: a bias too": ([(GAIN, GAIN + "\n        self.bias = nn.Parameter(torch.zeros(n_embd))")], rms, "and no bias"),
+    "RMSNorm: the gain at zero": ([(GAIN, GAIN.replace("torch.ones", "torch.zeros"))], rms, "gain does not start at 1"),
+    "RMSNorm: the gain unused": ([(NORMED, "        return rms_norm(x, self.eps)  # (B, T, C)")], rms, "multiply rms_norm(x) by the gain"),
+    "rope: base 100": ([(THETA, THETA.replace("base **", "100 **"))], rotary, "by other angles than t * θ_i"),
+    "rope: exponent -i/hs": ([(THETA, THETA.replace("-2 *", "-1 *"))], rotary, "by other angles than t * θ_i"),
+    "rope: positions from 1": ([(ANGLES, ANGLES.replace("torch.arange(T,", "torch.arange(1, T + 1,"))], rotary, "moves position 0"),
+    "rope: the angle t squared": ([(ANGLES, ANGLES.replace("[:, None] *", "[:, None] ** 2 *"))], rotary, "not only on m - n"),
+    "rope: a sign wrong": ([(TURN, TURN.replace("x1 * cos - x2 * sin", "x1 * cos + x2 * sin"))], rotary, "changes the length of the pairs"),
+    "rope: neighbouring channels paired": ([("x1, x2 = x[..., :hs // 2], x[..., hs // 2:]", "x1, x2 = x[..., 0::2], x[..., 1::2]")],
+                                           rotary, "changes the length of the pairs (i, i + hs/2)"),
+    "rope: T from the heads' axis": ([("    T, hs = x.shape[-2], x.shape[-1]\n    theta", "    T, hs = x.shape[1], x.shape[-1]\n    theta")],
+                                     rotary, "raised RuntimeError"),
+    "attention: only q normed": ([(QK, QK.replace("rms_norm(k)", "k"))], attention, "above sqrt(hs)"),
+    "attention: normed before the heads split": ([(QK, "            pass"), (SPLIT, SPLIT.replace("        q, k, v = (t.view", "        if self.config.qk_norm:\n            q, k = rms_norm(q), rms_norm(k)\n        q, k, v = (t.view"))],
+                                                 attention, "above sqrt(hs)"),
+    "attention: v turned instead of k": ([(ROT, "            q, v = rotary(q), rotary(v)")], attention, "turn q and k (not v) when config.rope"),
+    "attention: not causal": ([(SDPA, SDPA.replace("is_causal=True", "is_causal=False"))], attention, "sees the future"),
+    "relu2: x squared": ([(RELU2, "    return x * x")], relu2, "not zero for negative inputs"),
+    "relu2: not squared": ([(RELU2, "    return F.relu(x)")], relu2, "differs from relu(x)² for positive inputs"),
+    "relu2: in place": ([(RELU2, "    return x.relu_().square()")], relu2, "changed its input in place"),
+    "model: lm_head not zeroed": ([(ZERO, ZERO.replace(" + [self.lm_head]", ""))], gpt, "not ln(65)"),
+    "model: the MLP's projection not zeroed": ([(ZERO, ZERO.replace(" + [b.ffwd.proj for b in self.blocks]", ""))], gpt,
+                                               "a block's output differs from its input"),
+    "model: a bias kept": ([(MLP_BIAS, MLP_BIAS.replace("bias=config.bias", "bias=True"))], gpt, "still holds ['blocks.0.ffwd.fc.bias']"),
+    "model: zero_init zeroes qkv": ([(ZERO, "            for proj in [b.sa.qkv for b in self.blocks] + [b.ffwd.proj for b in self.blocks] + [self.lm_head]:")],
+                                    gpt, "['blocks.0.sa.proj.weight'] gets no gradient"),
+    "ns: not scaled first": ([(SCALE, "    X = G.clone()")], ns_check, "holds inf or nan"),
+    "ns: one sign wrong": ([(COEFFS, COEFFS.replace("-4.7750", "4.7750"))], ns_check, "holds inf or nan"),
+    "ns: Gram matrix on the wrong side": ([(GRAM, "        A = X.T @ X  # (n, n)")], ns_check, "raised RuntimeError"),
+    "ns: the cubic term left out": ([(STEP, "        X = a * X + b * A @ X")], ns_check, "not all near 1"),
+    "ns: in place": ([(SCALE, "    X = G.div_(G.norm() + eps)")], ns_check, "changed G in place"),
+    "ns: scale lost (G times the result)": ([(STEP, STEP + "\n    X = X * G.norm()")], ns_check, "newton_schulz"),
+    "muon: no Nesterov": ([(NESTEROV, "update = newton_schulz(buf)")], muon, "differs from torch.optim.Muon's"),
+    "muon: momentum summed": ([(LERP, "                buf.mul_(group['momentum']).add_(p.grad)")], muon, "differs from torch.optim.Muon's"),
+    "muon: no shape factor": ([(ADJUST, "alpha=-group['lr'])")], muon, "differs from torch.optim.Muon's"),
+    "muon: no weight decay": ([(DECAY, "                pass")], muon, "differs from torch.optim.Muon's"),
+    "muon: the gradient not orthogonalised": ([(NESTEROV, "update = p.grad.lerp(buf, group['momentum'])")], muon, "differs from torch.optim.Muon's"),
+    "wsd: no warmup": ([("then linear down to 0 over the last cooldown.\"\"\"\n    if progress < warmup:\n        return max(progress / warmup, 0.01)\n",
+                         "then linear down to 0 over the last cooldown.\"\"\"\n")], wsd,
+                       "does not rise through the warmup"),
+    "wsd: down to 0.1": ([(DOWN, "    return min(1.0, 0.1 + 0.9 * (1 - progress) / cooldown)")], wsd, "not near 0"),
+    "wsd: a cosine decay": ([(DOWN, "    if progress < 1 - cooldown:\n        return 1.0\n"
+                                    "    return 0.5 * (1 + math.cos(math.pi * (progress - (1 - cooldown)) / cooldown))")], wsd,
+                            "straight line"),
+    "wsd: no decay": ([(DOWN, "    return 1.0")], wsd, "straight line"),
+    "wsd: decay from the warmup on": ([(DOWN, "    return (1 - progress) / (1 - warmup)")], wsd, "is not 1 between the warmup and the decay"),
+}
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_the_check_names_the_mistake(mistake):
+    edits, run_check, sentence = MISTAKES[mistake]
+    with pytest.raises(AssertionError) as caught:
+        run_check(load(NB, replace=edits, device="cpu"))
+    said = str(caught.value)
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in said and "\n" not in said, said
+
+
+CORRECT = {  # correct code a learner may write instead: the check must pass it
+    "rms: divided by the square root": ([(RMS, "    return x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)")], rms),
+    "rms: F.rms_norm itself": ([(RMS, "    return F.rms_norm(x, x.shape[-1:], eps=eps)")], rms),
+    "rms: eps outside the root": ([(RMS, "    return x / (x.pow(2).mean(dim=-1, keepdim=True).sqrt() + eps)")], rms),
+    "rope: complex multiplication": ([(TURN, "z = torch.complex(x1, x2) * torch.polar(torch.ones_like(angles), angles)\n"
+                                             "    return torch.cat([z.real, z.imag], dim=-1)")], rotary),
+    "rope: turned the other way": ([(TURN, "return torch.cat([x1 * cos + x2 * sin, -x1 * sin + x2 * cos], dim=-1)")], rotary),
+    "attention: rotary before the norm": ([("        if self.config.qk_norm:\n" + QK + "\n        if self.config.rope:\n" + ROT,
+                                            "        if self.config.rope:\n" + ROT + "\n        if self.config.qk_norm:\n" + QK)],
+                                          attention),
+    "relu2: where": ([(RELU2, "    return torch.where(x > 0, x * x, torch.zeros_like(x))")], relu2),
+    "ns: no transpose for a tall G": ([("    if tall:\n        X = X.T  # (n, m)", "    if False:\n        X = X.T  # (n, m)"),
+                                       ("    return X.T if tall else X", "    return X")], ns_check),
+    "muon: momentum as mul and add": ([(LERP, "                buf.mul_(group['momentum']).add_(p.grad, alpha=1 - group['momentum'])")], muon),
+    "wsd: the decay written from its start": ([(DOWN, "    return 1.0 if progress <= 1 - cooldown else 1 - (progress - (1 - cooldown)) / cooldown")], wsd),
+}
+
+
+@pytest.mark.parametrize("variant", list(CORRECT))
+def test_the_check_accepts_a_correct_variant(variant):
+    edits, run_check = CORRECT[variant]
+    assert "passed" in run_check(load(NB, replace=edits, device="cpu"))
+
+
+def test_there_are_at_least_twelve_mistakes_over_every_piece():
+    assert len(MISTAKES) >= 12 and {m.split(":")[0] for m in MISTAKES} == {"rms", "RMSNorm", "rope", "attention", "relu2", "model",
+                                                                          "ns", "muon", "wsd"}

@@ -1,0 +1,205 @@
+"""Notebook 10's mistake hunt: mistakes a learner makes while writing the tokenizer (one edit of the
+notebook's own code each), every one met by the check after the piece with the sentence that names it;
+and correct variants the checks must pass. `python tests/test_mistakes_10.py` prints what each check says."""
+import functools
+import sys
+
+import pytest
+
+from notebook_code import ROOT, load
+
+NB = "10_tokenizer"
+
+
+@functools.lru_cache(maxsize=1)
+def texts():
+    text = (ROOT / "datasets" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+    n = int(0.9 * len(text))
+    return text[:n], text[n:]
+
+
+def ns(edits=()):
+    train_text, val_text = texts()
+    return load(NB, replace=edits, device="cpu", train_text=train_text, val_text=val_text)
+
+
+def trained(nb, cls, size=256 + 60):
+    tokenizer = nb[cls]()
+    tokenizer.train(texts()[0][:20_000], size)
+    return tokenizer
+
+
+def with_special(nb):
+    tokenizer = trained(nb, "RegexTokenizer")
+    tokenizer.register_special_tokens({"<|endoftext|>": 256 + 60})
+    return tokenizer
+
+
+get_stats = lambda nb: nb["check_get_stats"](nb["get_stats"])
+merge = lambda nb: nb["check_merge"](nb["merge"])
+basic_training = lambda nb: nb["check_training"](nb["BasicTokenizer"])
+regex_training = lambda nb: nb["check_training"](nb["RegexTokenizer"])
+basic_coding = lambda nb: nb["check_encode_decode"](trained(nb, "BasicTokenizer", 256 + 12))
+regex_coding = lambda nb: nb["check_encode_decode"](trained(nb, "RegexTokenizer"))
+special = lambda nb: nb["check_special_tokens"](with_special(nb))
+ranks = lambda nb: nb["check_mergeable_ranks"](nb["mergeable_ranks"], trained(nb, "RegexTokenizer"))
+bits = lambda nb: nb["check_bits_per_char"](nb["bits_per_char"])
+
+PAIRS = "    for pair in zip(ids, ids[1:]):  # every adjacent pair, overlapping ones too\n"
+SKIP = "            i += 2  # both tokens of the pair are used up\n"
+MOST = "pair = max(stats, key=stats.get)  # the most frequent pair (on a tie, the first one counted)"
+BASIC_VOCAB = "            self.vocab[idx] = self.vocab[pair[0]] + self.vocab[pair[1]]\n            if verbose:"
+LOWEST = 'pair = min(stats, key=lambda p: self.merges.get(p, float("inf")))  # the lowest merge id'
+STOP = "        if pair not in self.merges:\n            break  # no pair left has a merge\n"
+JOIN = 'text_bytes = b"".join(self.vocab[idx] for idx in ids)\n    return text_bytes.decode("utf-8", errors="replace")'
+TAKE_OUT = ("        for p in zip(ids, ids[1:]):  # take this word's pairs out of the stats...\n            stats[p] -= count\n"
+            "            if stats[p] == 0:\n                del stats[p]\n")
+SPECIAL = 'special = self.special_tokens if allowed_special == "all" else {}'
+RANK_PAIR = "        vocab[idx] = vocab[p0] + vocab[p1]\n"
+
+MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
+    "get_stats counts pairs without overlaps": ([(PAIRS, "    for pair in zip(ids[::2], ids[1::2]):\n")], get_stats,
+                                                "not the count of every adjacent pair (overlapping pairs too"),
+    "get_stats ignores the counts it is given": ([("counts = {} if counts is None else counts", "counts = {}")], get_stats,
+                                                 "must add this list's pairs into the counts it is given"),
+    "get_stats sets a count to 1": ([("counts[pair] = counts.get(pair, 0) + 1", "counts[pair] = 1")], get_stats,
+                                    "not the count of every adjacent pair"),
+    "merge steps one on after a match (aaa -> two tokens)": ([(SKIP, "            i += 1\n")], merge,
+                                                             "merge([97, 97, 97], (97, 97), 256) gives [256, 256, 97], not [256, 97]"),
+    "merge drops the last token": ([("    while i < len(ids):\n", "    while i < len(ids) - 1:\n")], merge,
+                                   "and the last token must be kept"),
+    "merge matches the first token of the pair only": ([("ids[i] == pair[0] and ids[i + 1] == pair[1]", "ids[i] == pair[0]")],
+                                                       merge, "replace each occurrence reading from the left"),
+    "train takes the least frequent pair": ([(MOST, MOST.replace("max(", "min("))], basic_training,
+                                            "each merge must take a most frequent pair (count every adjacent pair)"),
+    "train forgets to keep the merged ids": ([("            ids = merge(ids, pair, idx)\n            self.merges",
+                                               "            merge(ids, pair, idx)\n            self.merges")], basic_training,
+                                             "a pair was merged again"),
+    "train joins a token's bytes the wrong way round": ([(BASIC_VOCAB, BASIC_VOCAB.replace("pair[0]] + self.vocab[pair[1]",
+                                                                                           "pair[1]] + self.vocab[pair[0]"))],
+                                                        basic_training, "not the bytes of its pair"),
+    "train numbers the new tokens from 257": ([("        for idx in range(256, vocab_size):\n            stats = get_stats(ids)",
+                                                "        for idx in range(257, vocab_size + 1):\n            stats = get_stats(ids)")],
+                                              basic_training, "made token 257, not 256"),
+    "train makes one merge too many": ([("        for idx in range(256, vocab_size):\n            stats = get_stats(ids)",
+                                         "        for idx in range(256, vocab_size + 1):\n            stats = get_stats(ids)")],
+                                       basic_training, "vocab_size counts the 256 bytes too"),
+    "decode decodes token by token": ([(JOIN, 'return "".join(self.vocab[idx].decode("utf-8", errors="replace") for idx in ids)')],
+                                      basic_coding, "it decodes each token on its own"),
+    "decode without errors='replace'": ([(JOIN, JOIN.replace(', errors="replace"', ""))], basic_coding,
+                                        "decode with errors='replace'"),
+    "decode with errors='ignore'": ([(JOIN, JOIN.replace('errors="replace"', 'errors="ignore"'))], basic_coding,
+                                    "gives '', not '\ufffd'"),
+    "encode takes the most frequent pair that has a merge": ([(LOWEST, "pair = max(stats, key=lambda p: stats[p] if p in "
+                                                                       "self.merges else -1)")], regex_coding,
+                                                             "make the merges in training order"),
+    "encode takes the latest merge first": ([(LOWEST, 'pair = max(stats, key=lambda p: self.merges.get(p, -1))')],
+                                            regex_coding, "make the merges in training order"),
+    "encode does not stop when no merge applies": ([(STOP, "")], regex_coding, "it must stop when no pair present has a merge"),
+    "encode does not split with the pattern": ([("    for chunk in self.compiled_pattern.findall(text):\n",
+                                                 "    for chunk in [text]:\n")], regex_coding,
+                                               "split the text with self.pattern first"),
+    "regex train counts each different chunk once": ([("stats[pair] = stats.get(pair, 0) + counts[w]",
+                                                       "stats[pair] = stats.get(pair, 0) + 1")], regex_training,
+                                                      "each chunk counted as often as it occurs"),
+    "regex train on the whole text, not its chunks": ([("chunks = collections.Counter(self.compiled_pattern.findall(text))",
+                                                        "chunks = collections.Counter([text])")], regex_training,
+                                                       "within the chunks of self.pattern"),
+    "regex train never takes the old pairs out": ([(TAKE_OUT, "")], regex_training, "a merge takes each changed word's old pairs out"),
+    "regex train forgets where the new pairs are": ([("            where[p].add(w)\n", "")], regex_training,
+                                                    "notes which words hold them"),
+    "regex train keeps pairs whose count fell to 0": ([("            if stats[p] == 0:\n                del stats[p]\n", "")],
+                                                      regex_training, "a pair at 0 leaves"),
+    "special tokens go through the regex": ([(SPECIAL, "special = {}")], special, "the regex cut the special token up"),
+    "special tokens lost by regex.split": ([('regex.split("(" + "|".join(regex.escape(token) for token in special) + ")", text)',
+                                             'regex.split("|".join(regex.escape(token) for token in special), text)')],
+                                           special, "keep each special token when splitting"),
+    "a special token in the text accepted by default": ([('if allowed_special == "none_raise" and any(', 'if False and any(')],
+                                                        special, "it must raise ValueError, as tiktoken does"),
+    "decode forgets the special tokens": ([('self.vocab[idx] if idx in self.vocab else self.inverse_special_tokens[idx].encode("utf-8")',
+                                            "self.vocab[idx]")], special, "a special token's id decodes to its text"),
+    "mergeable_ranks joins the halves the wrong way round": ([(RANK_PAIR, "        vocab[idx] = vocab[p1] + vocab[p0]\n")], ranks,
+                                                             "the bytes of the pair's first token, then of its second"),
+    "mergeable_ranks writes the pair's ids as bytes": ([(RANK_PAIR, "        vocab[idx] = bytes([p0, p1])\n")], ranks,
+                                                       "a token's bytes are the bytes of its pair's tokens joined"),
+    "mergeable_ranks counts ranks from 1": ([("return {token_bytes: idx for idx, token_bytes in vocab.items()}",
+                                              "return {token_bytes: idx + 1 for idx, token_bytes in vocab.items()}")], ranks,
+                                            "each single byte b must have rank b"),
+    "bits_per_char in nats": ([("return loss * n_tokens / n_chars / math.log(2)", "return loss * n_tokens / n_chars")], bits,
+                              "nats / ln 2"),
+    "bits_per_char with the ratio upside down": ([("return loss * n_tokens / n_chars / math.log(2)",
+                                                   "return loss * n_chars / n_tokens / math.log(2)")], bits,
+                                                 "times tokens per character"),
+    "bits_per_char per token": ([("return loss * n_tokens / n_chars / math.log(2)", "return loss / math.log(2)")], bits,
+                                "so 3.8500 bits per character"),
+}
+
+CORRECT = {  # correct code a learner may write instead: the check must pass it
+    "merge with enumerate and a skip flag": ([(
+        "    newids, i = [], 0\n    while i < len(ids):\n        if i < len(ids) - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:\n"
+        "            newids.append(idx)\n            i += 2  # both tokens of the pair are used up\n        else:\n"
+        "            newids.append(ids[i])\n            i += 1\n",
+        "    newids, skip = [], False\n    for i, token in enumerate(ids):\n        if skip:\n            skip = False\n"
+        "        elif tuple(ids[i:i + 2]) == tuple(pair):\n            newids.append(idx)\n            skip = True\n"
+        "        else:\n            newids.append(token)\n")], merge),
+    "get_stats with collections.Counter": ([("    counts = {} if counts is None else counts\n" + PAIRS +
+                                             "        counts[pair] = counts.get(pair, 0) + 1\n",
+                                             "    counts = {} if counts is None else counts\n"
+                                             "    for pair, n in collections.Counter(zip(ids, ids[1:])).items():\n"
+                                             "        counts[pair] = counts.get(pair, 0) + n\n")], get_stats),
+    "train breaks ties by the smallest pair": ([(MOST, "pair = max(sorted(stats), key=stats.get)")], basic_training),
+    "regex train as minbpe writes it (every count redone)": ([(
+        "        for idx in range(256, vocab_size):\n            if not stats:\n                break  # every chunk is a single token: nothing is left to merge\n"
+        "            pair = max(stats, key=stats.get)\n            merge_everywhere(pair, idx, words, counts, stats, where)\n",
+        "        for idx in range(256, vocab_size):\n            stats = {}\n            for w, ids in enumerate(words):\n"
+        "                for p in zip(ids, ids[1:]):\n                    stats[p] = stats.get(p, 0) + counts[w]\n"
+        "            if not stats:\n                break\n            pair = max(stats, key=stats.get)\n"
+        "            words = [merge(ids, pair, idx) for ids in words]\n")], regex_training),
+    "encode makes every merge in order, one after another": ([(
+        "    ids = list(text_bytes)\n    while len(ids) >= 2:\n        stats = get_stats(ids)\n        " + LOWEST + "\n" + STOP +
+        "        ids = merge(ids, pair, self.merges[pair])\n",
+        "    ids = list(text_bytes)\n    for pair, idx in self.merges.items():\n        ids = merge(ids, pair, idx)\n")], regex_coding),
+    "decode with a bytearray": ([(JOIN, "text_bytes = bytearray()\n    for idx in ids:\n        text_bytes += self.vocab[idx]\n"
+                                        '    return text_bytes.decode("utf-8", errors="replace")')], basic_coding),
+    "mergeable_ranks from the vocab": ([("    vocab = {idx: bytes([idx]) for idx in range(256)}\n    for (p0, p1), idx in "
+                                         "tokenizer.merges.items():  # in training order, so both halves are spelled out already\n"
+                                         + RANK_PAIR, "    vocab = tokenizer.vocab\n")], ranks),
+    "bits_per_char with log2": ([("return loss * n_tokens / n_chars / math.log(2)",
+                                  "return math.log2(math.e) * loss * n_tokens / n_chars")], bits),
+}
+
+
+def said(edits, run_check):
+    """What the check says about the notebook with edits: CheckFailed's sentence, a raw traceback, or SILENT."""
+    try:
+        result = run_check(ns(edits))
+    except AssertionError as e:
+        return f"{type(e).__name__}: {e}"
+    except Exception as e:
+        return f"TRACEBACK {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return f"SILENT: {result}"
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_the_check_names_the_mistake(mistake):
+    edits, run_check, sentence = MISTAKES[mistake]
+    with pytest.raises(AssertionError) as caught:
+        run_check(ns(edits))
+    message = str(caught.value)
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("variant", list(CORRECT))
+def test_the_check_accepts_a_correct_variant(variant):
+    edits, run_check = CORRECT[variant]
+    assert "passed" in run_check(ns(edits))
+
+
+def test_there_are_at_least_twenty_mistakes():
+    assert len(MISTAKES) >= 20
+
+
+if __name__ == "__main__":  # the table of dev/results/mistake_hunt/hunt_10.md: mistake | what the check says
+    for name, (edits, run_check, *_) in {**MISTAKES, **{f"CORRECT {k}": v for k, v in CORRECT.items()}}.items():
+        print(f"| {name} | {said(edits, run_check)[:200].replace('|', '/')} |")
+        sys.stdout.flush()

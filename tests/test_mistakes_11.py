@@ -1,0 +1,120 @@
+"""Notebook 11's mistake hunt: mistakes a learner makes in the chat model's pieces (one edit of the notebook's own
+code), each met by the check after the piece with the sentence that names it; and correct variants that must pass."""
+import pytest
+import torch
+
+from notebook_code import load
+from test_11_chat_model import KEEP
+
+NB = "11_chat_model"
+ROWS = "                p[:old] = q  # (old, ...) rows of the old tokens; rows old.. stay fresh\n"
+OTHERS = "            else:\n                p.copy_(q)\n"
+USER_TURN = "part, writes = [USER] + [stoi[c] for c in content] + [ASSISTANT], 0"
+BOT_TURN = "part, writes = [stoi[c] for c in content] + [END], 1"
+REPLY = "replies[i] = row[:row.index(stop) + 1] if stop in row else row"
+TARGETS = "y[i, :len(ids) - 1] = ids[1:].masked_fill(mask[1:] == 0, -1) if masked else ids[1:]  # y[t] is token t + 1"
+ROLLOUT = "y[i, len(prompt) - 1:len(ids) - 1] = ids[len(prompt):]  # y[t] is token t + 1: the reply's tokens only"
+LOGP = "logp = F.log_softmax(logits, dim=-1).gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)"
+ADV = "return rewards - rewards.mean(dim=1, keepdim=True)"
+PG = "return -(logp * advantages.unsqueeze(1) * sampled).sum() / sampled.sum().clamp(min=1)"
+
+checked = lambda check, piece: lambda ns: ns[check](ns[piece])
+grow, render = checked("check_grow_vocab", "grow_vocab"), checked("check_render", "render")
+sample, held = checked("check_sample_replies", "sample_replies"), checked("check_held_out", "training_conversations")
+sft, rollout = checked("check_sft_batch", "sft_batch"), checked("check_rollout_batch", "rollout_batch")
+logp, adv = checked("check_token_logprobs", "token_logprobs"), checked("check_group_advantages", "group_advantages")
+pg = checked("check_policy_gradient_loss", "policy_gradient_loss")
+
+MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
+    "old rows copied to the end": ([(ROWS, ROWS.replace("p[:old]", "p[-old:]"))], grow,
+                                   "the embedding table's, the head's weight, the head's bias old rows are not rows 0..old-1"),
+    "only the embedding table's rows kept": ([(ROWS, ROWS.replace("p[:old] = q", "p[:old] = q if 'emb' in name else p[:old]"))],
+                                             grow, "the head's weight, the head's bias old rows are not rows 0..old-1"),
+    "the blocks left fresh": ([(OTHERS, "            else:\n                pass\n")], grow, "copy every other weight"),
+    "the new rows all zero": ([(ROWS, ROWS + "                p[old:] = 0\n")], grow, "two of the new embedding rows are equal"),
+    "the model returned ungrown": ([("    return grown\n\n\n# %% [markdown]\n# **Check.** A small", "    return model\n\n\n"
+                                     "# %% [markdown]\n# **Check.** A small")], grow, "the grown tables have shapes ((11, 16)"),
+    "the user's turn learned": ([(USER_TURN, USER_TURN.replace("], 0", "], 1"))], render, "the mask is 1 on '<|user|>'"),
+    "<|assistant|> learned": ([(USER_TURN, "part, writes = [USER] + [stoi[c] for c in content], 0"),
+                               (BOT_TURN, "part, writes = [ASSISTANT] + [stoi[c] for c in content] + [END], 1")],
+                              render, "the mask is 1 on '<|assistant|>'"),
+    "no <|end|> written": ([(BOT_TURN, "part, writes = [stoi[c] for c in content], 1")], render, "render writes"),
+    "the reply without its <|end|>": ([(REPLY, REPLY.replace("row.index(stop) + 1", "row.index(stop)"))], sample,
+                                      "cut just after the first <|end|>"),
+    "the prompt in the reply": ([("zip(rows, idx[:, length:].tolist())", "zip(rows, idx.tolist())")], sample,
+                                "each reply is what was written after its own prompt"),
+    "replies given to the wrong prompts": ([("zip(rows, idx[:, length:].tolist())", "zip(range(len(rows)), idx[:, length:].tolist())")],
+                                           sample, "in the order of the prompts"),
+    "the model left in eval mode": ([("    model.train(was_training)\n    return replies", "    return replies")], sample,
+                                    "leaves the model in eval() mode"),
+    "the greedy token without keepdim": ([("next_id = logits.argmax(-1, keepdim=True)", "next_id = logits.argmax(-1)")], sample,
+                                         "sample_replies gives [[5, 77], [5, 77]"),
+    "held-out problems drawn": ([("return drawn[~IS_HELD_OUT[drawn]][:count].tolist()", "return drawn[:count].tolist()")], held,
+                                "training questions are held-out problems"),
+    "subtraction the wrong way round": ([('str(a + b if op == "+" else a - b)', 'str(a + b if op == "+" else b - a)')], held,
+                                        "check the arithmetic"),
+    "the mask shifted by one": ([(TARGETS, TARGETS.replace("mask[1:] == 0", "mask[:-1] == 0"))], sft,
+                                "the mask is shifted by one against the targets"),
+    "the user's tokens counted": ([(TARGETS, TARGETS.replace(".masked_fill(mask[1:] == 0, -1) if masked else ids[1:]", ""))], sft,
+                                  "the user's tokens are counted in the loss"),
+    "<|end|> left out of the loss": ([(TARGETS, TARGETS.replace("mask[1:] == 0", "(mask[1:] == 0) | (ids[1:] == END)"))], sft,
+                                     "<|end|> is left out of the loss, so the model never learns to stop"),
+    "the padding learned": ([("y = torch.full((len(rows), T), -1, dtype=torch.long)   # (B, T) padding is never learned",
+                              "y = torch.full((len(rows), T), END, dtype=torch.long)")], sft, "learns from the padding"),
+    "x not shifted": ([("        x[i, :len(ids) - 1] = ids[:-1]\n        y[i, :len(ids) - 1]", "        x[i, :len(ids) - 1] = ids[1:]\n"
+                        "        y[i, :len(ids) - 1]")], sft, "row 0 of x is not the conversation's ids without the last"),
+    "the prompt learned in RL": ([(ROLLOUT, "y[i, :len(ids) - 1] = ids[1:]")], rollout, "only the reply's tokens are targets"),
+    "the reply's targets one late": ([(ROLLOUT, "y[i, len(prompt):len(ids)] = ids[len(prompt):]")], rollout,
+                                     "rollout_batch(prompts, replies) raised RuntimeError"),
+    "the last reply token dropped": ([(ROLLOUT, "y[i, len(prompt) - 1:len(ids) - 2] = ids[len(prompt):-1]")], rollout,
+                                     "only the reply's tokens are targets (the prompt's are -1), its last one too"),
+    "softmax, not log_softmax": ([(LOGP, LOGP.replace("F.log_softmax", "F.softmax"))], logp, "the probabilities are not logged"),
+    "raw logits": ([(LOGP, LOGP.replace("F.log_softmax(logits, dim=-1)", "logits"))], logp, "the logits are taken raw"),
+    "the most likely token's log-prob": ([(LOGP, "logp = F.log_softmax(logits, dim=-1).max(-1).values  # (B, T)")], logp,
+                                         "not of the tokens sampled"),
+    "the input token's log-prob": ([(LOGP, LOGP.replace("y.clamp(min=0)", "x"))], logp,
+                                   "the log-probability of the token that was sampled"),
+    "log-probs without gradients": ([(LOGP, LOGP.replace("F.log_softmax(logits, dim=-1)", "F.log_softmax(logits, dim=-1).detach()"))],
+                                    logp, "carries no gradient"),
+    "the batch's mean": ([(ADV, "return rewards - rewards.mean()")], adv, "over the whole batch, not over each problem's group"),
+    "the mean over problems": ([(ADV, "return rewards - rewards.mean(dim=0, keepdim=True)")], adv, "over the problems (dim 0)"),
+    "no baseline": ([(ADV, "return rewards")], adv, "subtract each group's mean reward"),
+    "the mean minus the reward": ([(ADV, "return rewards.mean(dim=1, keepdim=True) - rewards")], adv, "not the mean minus the reward"),
+    "the prompt in the policy gradient": ([(PG, "return -(logp * advantages.unsqueeze(1)).sum() / sampled.sum().clamp(min=1)")], pg,
+                                          "nothing is learned from the prompt"),
+    "the sign of the loss": ([(PG, PG.replace("return -(", "return ("))], pg, "pushes a sampled token's log-probability down"),
+}
+
+VARIANTS = {  # correct ways to write a piece: each check must pass
+    "advantages over the group's standard deviation (GRPO)": ([(ADV, "return (rewards - rewards.mean(1, keepdim=True)) / "
+                                                                     "(rewards.std(1, keepdim=True) + 1e-4)")], adv),
+    "a summed policy-gradient loss": ([(PG, "return -(logp * advantages[:, None] * sampled).sum()")], pg),
+    "a loss averaged per sequence": ([(PG, "return -((logp * sampled).sum(1) / sampled.sum(1).clamp(min=1) * advantages).mean()")], pg),
+    "rows that go on writing <|end|> unmasked": ([("next_id.masked_fill(done[:, None], stop)", "next_id")], sample),
+    "cross_entropy for the log-probs": ([(LOGP, "logp = -F.cross_entropy(logits.transpose(1, 2), y.clamp(min=0), reduction='none')")], logp),
+}
+
+
+@pytest.fixture(scope="module")
+def chars(shakespeare):
+    return sorted(set(shakespeare))
+
+
+def loaded(chars, shakespeare, edits):
+    data = torch.tensor([chars.index(c) for c in shakespeare[:100_000]])
+    return load(NB, keep=KEEP, replace=edits, device="cpu", chars=chars, train_data=data[:90_000], val_data=data[90_000:])
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_the_check_names_the_mistake(name, chars, shakespeare):
+    edits, run, sentence = MISTAKES[name]
+    ns = loaded(chars, shakespeare, edits)
+    with pytest.raises(ns["CheckFailed"]) as caught:
+        run(ns)
+    assert sentence in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_a_correct_variant_passes(name, chars, shakespeare):
+    edits, run = VARIANTS[name]
+    assert "passed" in run(loaded(chars, shakespeare, edits))
