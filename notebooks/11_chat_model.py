@@ -509,6 +509,8 @@ def check_grow_vocab(grow_vocab):
     shapes = tuple(tuple(t.shape) for t in tables)
     check(shapes == ((15, 16), (15, 16), (15,)), f"the grown tables have shapes {shapes}, not (15, n_embd), (15, n_embd) and (15,): "
           "grow the token embedding table and the head (weight and bias), not the position table")
+    check(grown.config.vocab_size == 15, f"the grown model's config.vocab_size is {grown.config.vocab_size}, not 15: the model is saved "
+          "and rebuilt from its config, so give the grown model a config with the new vocab_size")
     check(all(any(t is p for p in grown.parameters()) for t in tables), "a grown table is not a parameter of the grown model, "
           "so it would never train: keep them nn.Parameters in nn.Embedding and nn.Linear")
     after = attempt("the grown model", grown, idx)[0].detach()  # (3, 8, 15)
@@ -622,9 +624,27 @@ class Scripted(nn.Module):
     def forward(self, idx):
         logits = torch.full((*idx.shape, len(vocab)), -1e9, device=idx.device)  # (B, T, vocab_size)
         for b, row in enumerate(idx.tolist()):
-            prompt = next(p for p in self.scripts if tuple(row[:len(p)]) == p)
+            prompt = next((p for p in self.scripts if tuple(row[:len(p)]) == p), None)
+            check(prompt is not None, f"sample_replies gave the model a row of {len(row)} tokens that is no prompt followed by its reply: "
+                  "each step must append one token to each row, a next token of shape (N, 1)")
             logits[b, -1, self.scripts[prompt][min(len(row) - len(prompt), len(self.scripts[prompt]) - 1)]] = 0.0
         return logits, None
+
+
+class Tied(nn.Module):
+    """A stand-in model of block_size 4 that finds token 1 twice as likely as token 2; it notes the longest context and its mode."""
+    def __init__(self):
+        super().__init__()
+        self.config, self.longest = GPTConfig(vocab_size=len(vocab), block_size=4), 0
+
+    def forward(self, idx):
+        self.longest, self.sampled_in_train = max(self.longest, idx.shape[1]), self.training
+        logits = torch.tensor([-1e9, math.log(2), 0.0] + [-1e9] * (len(vocab) - 3), device=idx.device)  # (vocab_size,)
+        return logits.expand(*idx.shape, -1), None  # (B, T, vocab_size)
+
+
+def token_names(ids):
+    return [itos[int(t)] for t in ids]
 
 
 def check_sample_replies(sample_replies):
@@ -635,9 +655,24 @@ def check_sample_replies(sample_replies):
     for t in (0, 1.0):
         replies = [r if r is None else list(r) for r in attempt(f"sample_replies(model, prompts, 4, temperature={t})", sample_replies,
                                                                 model, prompts, 4, t)]
-        check(replies == want, f"sample_replies gives {replies} where the stand-in models write {want}: each reply is what was "
+        check(replies == want, f"sample_replies gives {[r if r is None else token_names(r) for r in replies]} where the stand-in models write "
+              f"{[token_names(r) for r in want]}: each reply is what was "
               "written after its own prompt, cut just after the first <|end|>, at most max_new_tokens long, in the order of the prompts")
         check(model.training, "sample_replies leaves the model in eval() mode: put it back in the mode it was in")
+    model.scripts[(USER, 7, ASSISTANT)] = [3, 0, 4, 5]
+    got = attempt("sample_replies(model, prompts, 4, stop=0)", sample_replies, model.eval(), [[USER, 7, ASSISTANT]], 4, 0, stop=0)
+    check(list(got[0]) == [3, 0], f"with stop={itos[0]!r} sample_replies gives {token_names(got[0])}, not {token_names([3, 0])}: stop at the stop "
+          "token asked for (<|end|> only when stop is None)")
+    check(not model.training, "sample_replies leaves a model that was in eval() mode in train() mode: put it back in the mode it was in")
+    torch.manual_seed(0)
+    tied = Tied()
+    share = sum(r[0] == 1 for r in attempt("sample_replies(model, prompts, 2, temperature=0.5)", sample_replies, tied,
+                                           [[USER, 9, 9, 9, 9, ASSISTANT]] * 1000, 2, 0.5)) / 1000
+    check(tied.longest <= 4, f"sample_replies gives the model {tied.longest} tokens at once, more than its block_size (4): crop the "
+          "context to its last block_size tokens")
+    check(not tied.sampled_in_train, "sample_replies runs the model in train() mode, dropout on: sample in eval() mode")
+    check(0.74 < share < 0.86, f"at temperature 0.5 a token twice as likely as the other is sampled {share:.0%} of the time, not 80%: "
+          "divide the logits by the temperature before the softmax")
     return Passed("sample_replies: passed (stops after <|end|>, at most max_new_tokens, one reply per prompt in order)")
 
 
@@ -654,8 +689,8 @@ check_sample_replies(sample_replies)
 def chat(model, temperature=0.0):
     """Answer each line typed on stdin with model's reply, until an empty line, Ctrl-D or Ctrl-C."""
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends the loop below
-    print("Ask something ('what is 47 + 85?', 'continue: ROMEO:'); an empty line, Ctrl-D or Ctrl-C ends.", flush=True)
-    try:
+    try:  # from the first line on: a Ctrl-C just after the greeting ends cleanly too
+        print("Ask something ('what is 47 + 85?', 'continue: ROMEO:'); an empty line, Ctrl-D or Ctrl-C ends.", flush=True)
         while (line := input("you> ")).strip():
             unknown, room = ''.join(sorted(set(line) - set(vocab[:-3]))), model.config.block_size - 8  # room for a reply
             if unknown:
@@ -821,10 +856,18 @@ def read_problem(question):
 
 def check_held_out(training_conversations):
     """Draw 40 batches of 64 conversations: right answers, no held-out problem among them, both operations drawn."""
-    rng, seen = torch.Generator().manual_seed(1), []
+    rng, seen, ways, train_text = torch.Generator().manual_seed(1), [], set(), decode(train_data.tolist())
     for _ in range(40):
-        for (_, question), (_, answer) in attempt("training_conversations(64, rng)", training_conversations, 64, rng):
+        convos = attempt("training_conversations(64, rng)", training_conversations, 64, rng)
+        n_math = sum(read_problem(q) is not None for (_, q), _ in convos)
+        check(len(convos) == 64 and n_math == 48, f"training_conversations(64, rng) gives {len(convos)} conversations, {n_math} of them "
+              "arithmetic, not 64 and 48 (share 0.75): draw exactly count problems and count - n_math passages")
+        for (_, question), (_, answer) in convos:
+            if question.startswith("continue: "):
+                check(question[10:] + answer in train_text, f"the passage {question[10:]!r} is not from train_data: the validation "
+                      "split is what continuation_loss measures on, so never train on it")
             if (p := read_problem(question)) is not None:
+                ways |= {("+-"[p % 2], k) for k in range(4) if problem(p, k)[0] == question}
                 a, b = divmod(p // 2, 10**DIGITS)
                 check(answer == str(a - b if p % 2 else a + b), f"the answer to {question!r} is {answer!r}: check the arithmetic")
                 seen.append(p)
@@ -832,6 +875,8 @@ def check_held_out(training_conversations):
     check(leaked[0] is None, f"{len(leaked) - 1} of {len(seen)} training questions are held-out problems: draw training "
           "problems only from those not held out")
     check({p % 2 for p in seen} == {0, 1}, "the training questions are all of one operation: draw both + and -")
+    check(len(ways) == 8, f"the training questions come in {len(ways)} of the 8 phrasings: draw every phrasing, or the held-out "
+          "questions asked in a phrasing never trained test the phrasing, not the arithmetic")
     return Passed(f"held out: passed ({len(seen):,} training questions drawn, none held out)")
 
 
@@ -873,9 +918,10 @@ def check_sft_batch(sft_batch):
     """sft_batch against the definition, on random conversations of different lengths."""
     convos = random_conversations(1, (1, 3, 2, 1))
     rows = [render(c) for c in convos]
-    T = max(len(ids) for ids, _ in rows) - 1
     for masked in (True, False):
         x, y = attempt(f"sft_batch(conversations, masked={masked})", sft_batch, convos, masked)
+        T = max(len(ids) for ids, _ in rows) - 1
+        T = x.shape[1] if x.shape == y.shape and x.shape[1] > T and x.shape[0] == 4 and (y[:, T:] == -1).all() else T  # extra padding
         check(x.shape == y.shape == (4, T), f"sft_batch returns {tuple(x.shape)} and {tuple(y.shape)} for 4 conversations whose "
               f"longest is {T + 1} tokens: both should be (4, {T}), the ids without the last and without the first")
         for i, (ids, mask) in enumerate(rows):
@@ -1055,13 +1101,16 @@ def policy_gradient_loss(logp, y, advantages):
 def check_rollout_batch(rollout_batch):
     prompts, replies = [[USER, 3, 4, ASSISTANT], [USER, 5, ASSISTANT], [USER, ASSISTANT]], [[7, END], [8, 9, 9, END], [6]]
     x, y = attempt("rollout_batch(prompts, replies)", rollout_batch, prompts, replies)
-    check(x.shape == y.shape == (3, 6), f"rollout_batch gives {tuple(x.shape)} and {tuple(y.shape)}, not (3, 6): the longest prompt "
+    T = x.shape[1] if x.shape == y.shape and x.shape[0] == 3 and x.shape[1] > 6 and (y[:, 6:] == -1).all() else 6  # extra padding
+    check(x.shape == y.shape == (3, T), f"rollout_batch gives {tuple(x.shape)} and {tuple(y.shape)}, not (3, 6): the longest prompt "
           "and reply are 7 tokens, x leaves out the last and y the first")
     for i, (p, r) in enumerate(zip(prompts, replies)):
         L, learned = len(p) + len(r) - 1, [(t, v) for t, v in enumerate(y[i].tolist()) if v != -1]
         check(x[i, :L].tolist() == (p + r)[:-1], f"row {i} of x is not the prompt and its reply (without the last token)")
-        check([v for _, v in learned] == r, f"row {i} learns the tokens {[v for _, v in learned]}, not the sampled reply {r}: "
-              "only the reply's tokens are targets (the prompt's are -1)" + (", its last one too" if len(learned) == len(r) - 1 else ""))
+        got, why = [v for _, v in learned], {tuple(r[:-1]): ", its last one too", tuple(r[1:]): ", its first one too",
+                                             tuple((p + r)[len(p) - 1:-1]): ", each one place later (y[t] is token t + 1, not token t)"}
+        check(got == r, f"row {i} learns the tokens {token_names(got)}, not the sampled reply {token_names(r)}: only the reply's tokens are targets "
+              "(the prompt's are -1)" + why.get(tuple(got), ""))
         check([t for t, _ in learned] == list(range(len(p) - 1, L)), f"row {i}'s reply tokens are targets at the wrong positions: "
               "y[t] is token t + 1, so the first reply token is the target at position len(prompt) - 1")
     return Passed("rollout_batch: passed (the sampled tokens are the targets, nothing of the prompt)")
@@ -1072,7 +1121,8 @@ def check_token_logprobs(token_logprobs):
     model = FastGPT(GPTConfig(vocab_size=13, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)).to(device)
     x, y = torch.randint(0, 13, (3, 6), device=device), torch.randint(0, 13, (3, 6), device=device)
     y[0, :2], y[2, 4:] = -1, -1
-    logp = attempt("token_logprobs(model, x, y)", token_logprobs, model, x, y)
+    logp = attempt("token_logprobs(model, x, y)", token_logprobs, model, x, y, hint="look at the shapes, and at the -1s of y (the "
+                   "prompt, the padding), which are no token's index")
     with torch.no_grad():
         want = torch.stack([F.log_softmax(model(x[:, :t + 1])[0][:, -1], -1).gather(-1, y[:, t:t + 1].clamp(min=0))[:, 0]
                             for t in range(6)], 1) * (y != -1)  # (3, 6), one position at a time
@@ -1083,6 +1133,8 @@ def check_token_logprobs(token_logprobs):
     says = {"the probabilities are not logged: take log_softmax, not softmax": pick(F.softmax(logits, -1)),
             "the logits are taken raw: log_softmax normalizes them over the vocabulary": pick(logits),
             "these are the log-probabilities of the most likely tokens, not of the tokens sampled (y)": F.log_softmax(logits, -1).max(-1).values * (y != -1)}
+    check(not torch.allclose((logp.detach() * (y != -1)), want, atol=1e-5) or torch.allclose(logp.detach(), want, atol=1e-5),
+          "token_logprobs is not 0 where y is -1 (the prompt, the padding): those positions are no sampled token")
     check(torch.allclose(logp.detach(), want, atol=1e-5), "token_logprobs differs from each sampled token's log-probability computed "
           "position by position: " + next((s for s, v in says.items() if torch.allclose(logp.detach(), v, atol=1e-5)),
                                          "each must be log_softmax(logits[b, t])[y[b, t]], the log-probability of the token that was sampled"))
@@ -1094,11 +1146,13 @@ def check_group_advantages(group_advantages):
     for P, G in ((4, 8), (1, 3), (6, 2)):
         rewards = torch.randint(0, 2, (P, G)).float().index_fill(0, torch.tensor([0]), 1.0)  # group 0: all right
         adv = attempt(f"group_advantages of rewards ({P}, {G})", group_advantages, rewards)
+        check(not adv.isnan().any(), "group_advantages gives NaN for a group whose rewards are all equal: their spread is 0, so "
+              "do not divide by it alone (add a small number to it)")
         check(adv.shape == (P, G), f"group_advantages gives shape {tuple(adv.shape)} for rewards ({P}, {G}): one advantage per sample")
         check(torch.allclose(adv.sum(1), torch.zeros(P), atol=1e-5), "the advantages of a group do not sum to zero: " + (
             "the mean is taken over the problems (dim 0), not over a problem's samples (dim 1)" if torch.allclose(adv.sum(0), torch.zeros(G), atol=1e-5)
             else "the mean is taken over the whole batch, not over each problem's group" if abs(adv.sum()) < 1e-4
-            else "subtract each group's mean reward, rewards.mean(dim=1, keepdim=True)"))
+            else "subtract each group's mean reward, the mean over its own samples"))
         check(torch.allclose(adv[0], torch.zeros(G), atol=1e-6), "a group whose rewards are all equal gets advantages other than 0")
         better = rewards[:, :, None] > rewards[:, None, :]  # (P, G, G): sample i beat sample j
         check(bool((adv[:, :, None] > adv[:, None, :])[better].all()), "a better answer gets a smaller advantage than a worse one in its "
@@ -1115,6 +1169,10 @@ def check_policy_gradient_loss(policy_gradient_loss):
     grad, = torch.autograd.grad(loss, logp)
     check(not grad[y == -1].any(), "the loss has a gradient on positions that are not sampled tokens (the prompt, the padding): "
           "multiply by the mask of sampled tokens, (y != -1), so that nothing is learned from the prompt")
+    again, = torch.autograd.grad(policy_gradient_loss(logp * 0.5, y, advantages), logp)
+    weight = -grad / advantages[:, None]  # (3, 5) of each sampled token: the same in a row, whatever logp is
+    check(torch.allclose(again, 0.5 * grad, atol=1e-6) and all(torch.allclose(w[m], w[m][:1]) for w, m in zip(weight, y != -1)), "the loss's gradient at a sampled token is not minus its advantage times a weight of its row: the loss "
+          "must be linear in the log-probabilities (not the probabilities) and weigh the sampled tokens of a row alike")
     check(torch.equal(torch.sign(-grad[y != -1]), torch.sign(advantages[:, None].expand(3, 5)[y != -1])), "the loss pushes a sampled "
           "token's log-probability down when its advantage is positive: minimize minus the advantage times the log-probability")
     return Passed("policy_gradient_loss: passed (no gradient on the prompt or padding; the sign of the advantage)")
