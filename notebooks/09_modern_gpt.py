@@ -264,7 +264,7 @@ MODERN_RULES = {"n_layer": (positive, "at least 1"), "n_head": (positive, "at le
                 "max_iters": (positive, "at least 1"), "batch_size": (positive, "at least 1"),
                 "learning_rate": (finite, "a positive finite number"), "muon_lr": (finite, "a positive finite number"),
                 "embed_lr": (finite, "a positive finite number"), "head_lr": (finite, "a positive finite number"),
-                "warmup": (lambda v: v >= 0, "at least 0"), "cooldown": (lambda v: v >= 0, "at least 0"),
+                "warmup": (lambda v: v >= 0, "at least 0"), "cooldown": (positive, "at least 1 (wsd divides by the length of its decay)"),
                 "seed": (lambda v: 0 <= v < 2**64, "between 0 and 2**64 - 1")}
 
 
@@ -292,7 +292,9 @@ def check_race(config, iters, warmup, cooldown):
     if config.rope and hs % 2:
         raise SystemExit(f"error: RoPE turns pairs of channels, so the head size n_embd / n_head = {hs} must be even; "
                          "change --n-embd or --n-head, or use --positions learned")
-    if warmup + cooldown > iters:
+    if cooldown is not None and cooldown < 1:
+        raise SystemExit(f"error: the race's cooldown rounds to {cooldown} steps of its {iters}, and wsd divides by it; give --cooldown 1 or more")
+    if warmup + (cooldown or 0) > iters:
         raise SystemExit(f"error: warmup {warmup} plus cooldown {cooldown} steps are longer than the race's {iters} steps; "
                          "give less --warmup or --cooldown, or more --max-iters")
     check_split_sizes(train_data, val_data, config.block_size, flag="--block-size")
@@ -442,7 +444,7 @@ def check_rotary(rotary):
               f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}")
         pairs = lambda t: t[..., :hs // 2] ** 2 + t[..., hs // 2:] ** 2  # (B, nh, T, hs/2) squared length of each pair
         check(torch.allclose(pairs(y), pairs(x), atol=1e-4), "rotary changes the length of the pairs (i, i + hs/2): it must only "
-              "turn each pair, (x1 * cos - x2 * sin, x1 * sin + x2 * cos), with x1 the first half of the channels and x2 the second")
+              "turn each pair by its angle, with x1 the first half of the channels and x2 the second")
         check(torch.allclose(y[:, :, 0], x[:, :, 0], atol=1e-6), "rotary moves position 0, whose angle t * θ_i is 0: number "
               "the positions from 0 (torch.arange(T)) and turn by cos and sin of the angle")
         q, k = torch.randn(hs), torch.randn(hs)
@@ -549,7 +551,8 @@ def check_modern_attention(Attention):
             attn.max_logit = 0.0
             y = attempt(f"ModernAttention {on} on x of shape (2, 12, 32)", attn, x)
             later = attn(torch.cat([x[:, :6], torch.randn(2, 6, 32)], dim=1))
-        check(torch.allclose(y[:, :6], later[:, :6], atol=1e-5), f"ModernAttention {on} sees the future: is_causal=True")
+        check(torch.allclose(y[:, :6], later[:, :6], atol=1e-5), f"ModernAttention {on} sees the future: changing later tokens "
+              "changes earlier outputs, so something mixes positions (the mask, a norm over T, or how the heads are put back)")
         check(not qk_norm or attn.max_logit <= 8**0.5 + 1e-4, f"with QK-norm a score reached {attn.max_logit:.2f}, above "
               f"sqrt(hs) = {8**0.5:.2f}: normalise q and k over each head's hs channels (dim=-1 of (B, nh, T, hs))")
         want = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 12, 32)
@@ -557,7 +560,12 @@ def check_modern_attention(Attention):
             raise CheckFailed(f"ModernAttention {on} differs from scaled_dot_product_attention of its own queries, keys and "
                               f"values{' after rms_norm' if qk_norm else ''}{' and rotary' if rope else ''}: "
                               + ("normalise q and k (not v, not x) when config.qk_norm" if qk_norm else
-                                 "turn q and k (not v) when config.rope" if rope else "look at split, view and transpose"))
+                                 "turn q and k (not v) when config.rope" if rope else "look at the split into heads, the scale of the "
+                                 "scores and how the heads are put back side by side"))
+    attn, x = Attention(ModernConfig(block_size=12, n_embd=32, n_head=4, dropout=0.5)), torch.randn(2, 12, 32)
+    runs = {mode: [(torch.manual_seed(s), attn.train(mode)(x))[1] for s in (0, 1)] for mode in (True, False)}
+    check(torch.equal(*runs[False]) and not torch.equal(*runs[True]), "with dropout=0.5 ModernAttention should drop at random "
+          "in training mode and not at all in eval mode (model.eval()): the dropout of the scores follows self.training")
     return Passed("ModernAttention: passed (SDPA of its own normed and turned q, k, v; causal; scores within ±sqrt(hs))")
 
 
@@ -607,10 +615,9 @@ def check_relu_squared(relu_squared):
         y = attempt(f"relu_squared on x of shape {tuple(x.shape)}", relu_squared, x)
         check(torch.equal(x, before), "relu_squared changed its input in place: return a new tensor and leave x as it was")
         check(isinstance(y, torch.Tensor) and y.shape == x.shape, f"relu_squared(x) should keep x's shape {tuple(x.shape)}")
-        check((y[x < 0] == 0).all(), "relu_squared is not zero for negative inputs: square the ReLU, F.relu(x) ** 2, "
-              "not x itself")
+        check((y[x < 0] == 0).all(), "relu_squared is not zero for negative inputs: square the ReLU, not x itself")
         check(torch.allclose(y, F.relu(x) * F.relu(x), atol=1e-6), "relu_squared differs from relu(x)² for positive "
-              "inputs: square the ReLU (F.relu(x) ** 2 or .square()), do not only take it")
+              "inputs: square the ReLU, do not only take it")
     return Passed("relu_squared: passed (equal to relu(x) * relu(x) at three shapes)")
 
 
@@ -695,15 +702,32 @@ ModernGPT.forward = modern_forward
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing of this notebook: the check of ModernGPT (folded)
+ACT_ORACLE = {'relu': F.relu, 'gelu': F.gelu, 'relu2': lambda t: F.relu(t) * F.relu(t)}
+
+
 def check_modern_gpt(Model):
     """ModernGPT at three settings: causal, no biases with bias=False, zero-init blocks the identity, a uniform first guess."""
-    for levers in (dict(), LEVERS_ON, dict(norm='rms', mlp='gelu', zero_init=True)):
+    for levers in (dict(), LEVERS_ON, dict(norm='layer', mlp='gelu', zero_init=True, bias=False)):
         torch.manual_seed(0)
         config = ModernConfig(block_size=16, n_embd=32, n_head=4, n_layer=2, **levers)
         model = attempt(f"ModernGPT({levers or 'every lever off'})", Model, config)
         idx, later = torch.randint(0, 65, (2, 16)), torch.randint(0, 65, (2, 16))
         later[:, :8] = idx[:, :8]
         logits, loss = attempt("ModernGPT on idx of shape (2, 16)", model, idx, idx)
+        mlp, block, x, act = ModernMLP(config), ModernBlock(config), torch.randn(2, 16, 32), ACT_ORACLE[config.mlp]
+        with torch.no_grad():
+            check(not torch.allclose(mlp(x + x.flip(0)) + mlp(0 * x), mlp(x) + mlp(x.flip(0)), atol=1e-5), f"ModernMLP with mlp="
+                  f"{config.mlp!r} is linear in x: the non-linearity between fc and proj is missing")
+            check(torch.allclose(mlp(x), mlp.proj(act(mlp.fc(x))), atol=1e-5), f"ModernMLP with mlp={config.mlp!r} differs "
+                  f"from its own fc, then {config.mlp}, then proj: is the non-linearity ACTIVATIONS[{config.mlp!r}], in between?")
+            h = x + block.sa(block.ln1(x))
+            check(torch.allclose(block(x), h + block.ffwd(block.ln2(h)), atol=1e-5), "ModernBlock differs from the pre-norm "
+                  "residual block of its own ln1, sa, ln2 and ffwd: each sublayer adds to x what it makes of the normed x")
+        loss.backward()
+        unused = [n for n, p in model.named_parameters() if p.grad is None]
+        check(not unused, f"ModernGPT({levers}): {unused[:1]} gets no gradient: " + ("it is frozen; zero the weights, nothing "
+              "that stops them learning" if not all(p.requires_grad for p in model.parameters()) else "the forward never uses it"))
+        model.zero_grad(set_to_none=True)
         check(torch.allclose(logits[:, :8], model(later)[0][:, :8], atol=1e-5), f"ModernGPT({levers}) sees the future")
         biases = [n for n, p in model.named_parameters() if n.endswith('bias')]
         check(config.bias or not biases, f"with bias=False the model still holds {biases[:1]}: pass bias=config.bias")
@@ -777,12 +801,12 @@ def check_newton_schulz(newton_schulz):
     for m, n in ((32, 96), (96, 32), (48, 48), (8, 200)):
         G = spread_matrix(m, n) * 5
         before = G.clone()
-        X = attempt(f"newton_schulz on G of shape ({m}, {n})", newton_schulz, G, hint="for X of shape (m, n), A = X @ X.T is (m, m) and the step is aX + (bA + cA @ A) @ X")
-        check(torch.equal(G, before), "newton_schulz changed G in place: work on a scaled copy, X = G / (G.norm() + eps)")
+        X = attempt(f"newton_schulz on G of shape ({m}, {n})", newton_schulz, G, hint="A is the smaller Gram matrix of X, and each step multiplies X by a polynomial of A")
+        check(torch.equal(G, before), "newton_schulz changed G in place: work on a scaled copy of G")
         check(isinstance(X, torch.Tensor) and X.shape == G.shape, f"newton_schulz(G) of shape ({m}, {n}) returned "
               f"{tuple(X.shape) if isinstance(X, torch.Tensor) else type(X).__name__}: a tall G goes in transposed and must come out transposed back")
-        check(bool(torch.isfinite(X).all()), f"newton_schulz(G) of shape ({m}, {n}) holds inf or nan: scale G by its norm "
-              "first (the iteration diverges for singular values above about 1.5)")
+        check(bool(torch.isfinite(X).all()), f"newton_schulz(G) of shape ({m}, {n}) holds inf or nan: the iteration "
+              "diverged (is G scaled by its norm first, does each step multiply X, and are the coefficients' signs as given?)")
         U, S, Vh = torch.linalg.svd(G, full_matrices=False)
         inner = U.T @ X @ Vh.T  # (k, k): diagonal if X has G's singular vectors
         values = inner.diagonal()
@@ -871,7 +895,7 @@ def check_muon(Muon):
         for a, b in zip(ours, theirs):
             a.grad = torch.randn_like(a) * (step + 1)
             b.grad = a.grad.clone()
-        attempt(f"MuonByHand.step() at step {step + 1}", mine.step)
+        attempt(f"MuonByHand.step() at step {step + 1}", mine.step, hint="a step changes the parameters in place, outside autograd")
         oracle.step()
         for a, b, was in zip(ours, theirs, before):
             moved, wanted = a.detach() - was, b.detach() - was
@@ -983,12 +1007,13 @@ def cosine(progress, warmup=0.04):
 # step of the decay, to zero at the end.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing of this notebook: the check of wsd (folded)
+#@title Plumbing of this notebook: the check of wsd, and of modern_optimizers and modern_step below (folded)
 def check_wsd(wsd):
     """wsd(progress, warmup, cooldown) on a grid of 1,000 points for three settings."""
     for warmup, cooldown in ((0.02, 0.4), (0.1, 0.2), (0.0, 0.5)):
         where, grid = f"wsd(progress, warmup={warmup}, cooldown={cooldown})", [i / 1000 for i in range(1000)]
-        f = [attempt(f"{where} at progress {p}", wsd, p, warmup=warmup, cooldown=cooldown) for p in grid]
+        f = [attempt(f"{where} at progress {p}", wsd, p, warmup=warmup, cooldown=cooldown,
+                     hint="every progress from 0 to 1 needs a factor, at every setting (warmup=0 included)") for p in grid]
         check(all(0 < v <= 1 + 1e-9 for v in f), f"{where} leaves (0, 1] before the end: every step needs a positive factor, at most 1")
         up = [v for p, v in zip(grid, f) if p < warmup]
         check(all(a <= b for a, b in zip(up, up[1:])) and (not up or up[0] < 0.5 < 0.9 < up[-1]), f"{where} does not rise "
@@ -1002,6 +1027,42 @@ def check_wsd(wsd):
               f"{cooldown:g} of training")
         check(f[-1] < 0.01, f"{where} ends at {f[-1]:.3f}, not near 0: the decay goes to 0 at progress 1")
     return Passed("wsd: passed (warmup, a stable peak, a straight decay to 0, at three settings)")
+
+
+def check_modern_step(modern_optimizers, modern_step):
+    """Three steps of a tiny model against a copy of the same optimizers stepped by hand at the same factors."""
+    torch.manual_seed(0)
+    model = ModernGPT(ModernConfig(block_size=8, n_embd=16, n_head=2, n_layer=1, **{**LEVERS_ON, 'zero_init': False}))
+    rates = dict(lr=1e-3, embed_lr=2e-2, head_lr=3e-3, muon_lr=0.02)
+    optimizers = attempt(f"modern_optimizers(model, **{rates})", modern_optimizers, model, **rates)
+    names, groups = {id(p): n for n, p in model.named_parameters()}, [g for o in optimizers for g in o.param_groups]
+    held = [id(p) for g in groups for p in g['params']]
+    twice, left = [names[i] for i in names if held.count(i) > 1], [names[i] for i in names if i not in held]
+    check(not twice, f"modern_optimizers puts {twice[:1]} in two groups: each parameter belongs to exactly one, or it steps twice")
+    check(not left, f"modern_optimizers leaves {left[:1]} out of every group: each parameter belongs to exactly one")
+    check(all('peak_lr' in g for g in groups), "a group of modern_optimizers has no peak_lr: each group remembers its peak rate")
+    reference, by_hand = copy.deepcopy((model, optimizers))
+    for step, factor in enumerate((0.5, 1.0, 0.25), 1):
+        x, y = torch.randint(0, 65, (2, 2, 8))
+        before, where = [p.detach().clone() for p in model.parameters()], f"after modern_step {step} (at factor {factor})"
+        attempt(f"modern_step {step}", modern_step, optimizers, torch.amp.GradScaler('cpu', enabled=False), model(x, y)[1], factor)
+        for g in (g for o in by_hand for g in o.param_groups):  # by hand: rates from the peaks, cleared, backward, every step
+            g['lr'] = g['peak_lr'] * factor
+        reference.zero_grad(set_to_none=True), reference(x, y)[1].backward(), [o.step() for o in by_hand]
+        off = [g['lr'] / g['peak_lr'] for g in groups if not math.isclose(g['lr'], g['peak_lr'] * factor, rel_tol=1e-9)]
+        check(not off, f"{where} a group's lr is {off[:1]} of its peak_lr, not the factor {factor}: each step's rate is the "
+              "group's peak times that step's factor, never a multiple of the last step's rate")
+        moved = {id(p) for p, b in zip(model.parameters(), before) if not torch.equal(p, b)}
+        check(moved or any(p.grad is not None for p in model.parameters()), f"{where} no parameter moved and no gradient is "
+              "left: the gradients were cleared between backward and the steps, not before backward")
+        for o, r in zip(optimizers, by_hand):
+            mine, theirs = [[p for g in q.param_groups for p in g['params']] for q in (o, r)]
+            check(any(id(p) in moved for p in mine), f"{where} no parameter of {type(o).__name__} moved: every optimizer steps, every step")
+            if not all(torch.allclose(p, q, atol=1e-6) for p, q in zip(mine, theirs)):
+                stale = any(p.grad is not None and not torch.allclose(p.grad, q.grad, atol=1e-6) for p, q in zip(mine, theirs))
+                raise CheckFailed(f"{where} the parameters of {type(o).__name__} differ from the same optimizer stepped by hand"
+                                  + (": the gradients add up over the steps; clear them every step" if stale else ""))
+    return Passed("modern_optimizers and modern_step: passed (one group per parameter, rates from the peaks, every optimizer steps)")
 
 
 # %%
@@ -1082,6 +1143,8 @@ def train_modern(config, batch_size, budget, rates, seed=1337, in_seconds=False,
     sync()
     return model, log + [(it, time.perf_counter() - t0, loss.item())]
 
+
+
 # %% [markdown]
 # ## What QK-norm prevents, measured
 #
@@ -1091,6 +1154,9 @@ def train_modern(config, batch_size, budget, rates, seed=1337, in_seconds=False,
 # pass `sqrt(hs)`; without, nothing stops it.
 
 # %% tags=["nbval-ignore-output"]
+check_modern_step(modern_optimizers, modern_step)  # one group per parameter, rates from the peaks, every optimizer steps
+
+
 def logit_growth(qk_norm, lr=1e-2, steps=150 if not SMOKE else 20, seed=1337):
     """[(step, largest |score| in any head, loss)] every 10 steps of AdamW at a constant lr, with or without QK-norm."""
     torch.manual_seed(seed)
@@ -1246,7 +1312,7 @@ rates = {**race_rates, **{k: getattr(args, f) for k, f in (('lr', 'learning_rate
 rates['muon_lr'] = None if args.optimizer == 'adamw' else rates['muon_lr']
 warmup = args.warmup if args.warmup is not None else round(race_warmup * race_iters)
 cooldown = args.cooldown if args.cooldown is not None else round(race_cooldown * race_iters)
-check_race(race, race_iters, warmup, cooldown if args.schedule != 'cosine' else 0)
+check_race(race, race_iters, warmup, cooldown if args.schedule != 'cosine' else None)
 schedule = (lambda p: cosine(p, warmup / race_iters)) if args.schedule == 'cosine' else (lambda p: wsd(p, warmup / race_iters, cooldown / race_iters))
 print(f"race: {asdict(race)}, batch {race_batch}, {race_iters} steps, rates {rates}, warmup {warmup}, "
       f"{'cosine' if args.schedule == 'cosine' else f'cooldown {cooldown}'}, target {target}, seed {args.seed}")

@@ -28,6 +28,12 @@ NESTEROV = "update = newton_schulz(p.grad.lerp(buf, group['momentum']))  # (m, n
 DECAY = "                p.mul_(1 - group['lr'] * group['weight_decay'])"
 ADJUST = "alpha=-group['lr'] * max(1, p.shape[0] / p.shape[1]) ** 0.5)"
 DOWN = "    return min(1.0, (1 - progress) / cooldown)"
+MLP_OUT = "        return self.dropout(self.proj(self.act(self.fc(x))))  # (B, T, C) through (B, T, 4C)"
+BLOCK = "        x = x + self.sa(self.ln1(x))  # (B, T, C)\n        return x + self.ffwd(self.ln2(x))  # (B, T, C)"
+HEADS = "        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again"
+ZERO_GRAD = "        optimizer.zero_grad(set_to_none=True)\n    scaler.scale(loss).backward()\n"
+STEPS = "    for optimizer in optimizers:\n        scaler.step(optimizer)"
+RATE = "group['lr'] = group['peak_lr'] * factor"
 
 rms = lambda ns: ns["check_rms_norm"](ns["rms_norm"], ns["RMSNorm"])
 rotary = lambda ns: ns["check_rotary"](ns["rotary"])
@@ -37,6 +43,7 @@ gpt = lambda ns: ns["check_modern_gpt"](ns["ModernGPT"])
 ns_check = lambda ns: ns["check_newton_schulz"](ns["newton_schulz"])
 muon = lambda ns: ns["check_muon"](ns["MuonByHand"])
 wsd = lambda ns: ns["check_wsd"](ns["wsd"])
+step = lambda ns: ns["check_modern_step"](ns["modern_optimizers"], ns["modern_step"])
 
 MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
     "rms: the mean subtracted (LayerNorm)": ([(RMS, "    x = x - x.mean(dim=-1, keepdim=True)\n" + RMS)], rms, "it subtracts the mean first"),
@@ -93,6 +100,36 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                             "straight line"),
     "wsd: no decay": ([(DOWN, "    return 1.0")], wsd, "straight line"),
     "wsd: decay from the warmup on": ([(DOWN, "    return (1 - progress) / (1 - warmup)")], wsd, "is not 1 between the warmup and the decay"),
+    "attention: dropout in eval mode": ([("        dropout = self.config.dropout if self.training else 0.0", "        dropout = self.config.dropout")],
+                                        attention, "not at all in eval mode"),
+    "attention: QK-norm over T": ([(QK, "            q, k = rms_norm(q.transpose(-2, -1)).transpose(-2, -1), rms_norm(k.transpose(-2, -1)).transpose(-2, -1)")],
+                                  attention, "a norm over T"),
+    "attention: heads put back without the transpose": ([(HEADS, "        y = y.reshape(B, T, C)")], attention, "how the heads are put back"),
+    "attention: scores not scaled": ([(SDPA, SDPA.replace("dropout_p=dropout)", "dropout_p=dropout, scale=1.0)"))], attention,
+                                     "the scale of the scores"),
+    "model: relu2 is relu in the table": ([("'relu2': relu_squared}", "'relu2': F.relu}")], gpt, "is the non-linearity ACTIVATIONS['relu2']"),
+    "model: the MLP's non-linearity forgotten": ([(MLP_OUT, MLP_OUT.replace("self.act(self.fc(x))", "self.fc(x)"))], gpt, "is linear in x"),
+    "model: the non-linearity after proj": ([(MLP_OUT, MLP_OUT.replace("self.proj(self.act(self.fc(x)))", "self.act(self.proj(self.fc(x)))"))],
+                                           gpt, "differs from its own fc, then relu, then proj"),
+    "model: post-norm block": ([(BLOCK, "        x = self.ln1(x + self.sa(x))  # (B, T, C)\n        return self.ln2(x + self.ffwd(x))  # (B, T, C)")],
+                               gpt, "pre-norm residual block"),
+    "model: the residual dropped": ([(BLOCK, BLOCK.replace("x = x + self.sa", "x = self.sa"))], gpt, "pre-norm residual block"),
+    "model: ln1 twice, ln2 unused": ([(BLOCK, BLOCK.replace("self.ffwd(self.ln2(x))", "self.ffwd(self.ln1(x))"))], gpt, "['blocks.0.ln2.weight'] gets no gradient"),
+    "model: no final norm": ([("self.lm_head(self.ln_f(self.blocks(x)))", "self.lm_head(self.blocks(x))")], gpt,
+                             "['ln_f.weight'] gets no gradient: the forward never uses it"),
+    "model: LayerNorm keeps its bias": ([("nn.LayerNorm(config.n_embd, bias=config.bias)", "nn.LayerNorm(config.n_embd)")], gpt,
+                                        "with bias=False the model still holds"),
+    "model: zeroed weights frozen": ([("                nn.init.zeros_(proj.weight)", "                nn.init.zeros_(proj.weight).requires_grad_(False)")],
+                                     gpt, "gets no gradient: it is frozen"),
+    "step: zero_grad between backward and step": ([(ZERO_GRAD, "    scaler.scale(loss).backward()\n"),
+                                                   (STEPS, STEPS.replace("        scaler", "        optimizer.zero_grad()\n        scaler"))],
+                                                  step, "cleared between backward and the steps"),
+    "step: the rate compounds": ([(RATE, "group['lr'] *= factor")], step, "never a multiple of the last step's rate"),
+    "step: no zero_grad": ([(ZERO_GRAD, "    scaler.scale(loss).backward()\n")], step, "the gradients add up over the steps"),
+    "step: only the first optimizer steps": ([(STEPS, "    scaler.step(optimizers[0])")], step, "no parameter of MuonByHand moved"),
+    "step: hidden matrices in AdamW too": ([("    if muon_lr is None:\n        groups.append", "    if True:\n        groups.append")],
+                                           step, "in two groups"),
+    "step: the gains left out": ([(", weight_decay=0.0)]", ", weight_decay=0.0)][:2]")], step, "out of every group"),
 }
 
 
@@ -119,6 +156,10 @@ CORRECT = {  # correct code a learner may write instead: the check must pass it
     "ns: no transpose for a tall G": ([("    if tall:\n        X = X.T  # (n, m)", "    if False:\n        X = X.T  # (n, m)"),
                                        ("    return X.T if tall else X", "    return X")], ns_check),
     "muon: momentum as mul and add": ([(LERP, "                buf.mul_(group['momentum']).add_(p.grad, alpha=1 - group['momentum'])")], muon),
+    "step: zero_grad after the steps": ([(ZERO_GRAD, "    scaler.scale(loss).backward()\n"),
+                                         ("    scaler.update()", "    scaler.update()\n    for optimizer in optimizers:\n        optimizer.zero_grad()")], step),
+    "step: zero_grad on the model's parameters": ([(ZERO_GRAD, "        for p in (p for g in optimizer.param_groups for p in g['params']):\n"
+                                                              "            p.grad = None\n    scaler.scale(loss).backward()\n")], step),
     "wsd: the decay written from its start": ([(DOWN, "    return 1.0 if progress <= 1 - cooldown else 1 - (progress - (1 - cooldown)) / cooldown")], wsd),
 }
 
@@ -131,4 +172,4 @@ def test_the_check_accepts_a_correct_variant(variant):
 
 def test_there_are_at_least_twelve_mistakes_over_every_piece():
     assert len(MISTAKES) >= 12 and {m.split(":")[0] for m in MISTAKES} == {"rms", "RMSNorm", "rope", "attention", "relu2", "model",
-                                                                          "ns", "muon", "wsd"}
+                                                                          "ns", "muon", "wsd", "step"}
