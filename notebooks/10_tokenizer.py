@@ -270,18 +270,39 @@ def shown(ids):
     return str(ids) if len(ids) < 8 else str(ids[:6])[:-1] + ", ...]"
 
 
+import signal, threading
+
+
 def check_get_stats(get_stats):
     """get_stats(ids) against collections.Counter of the pairs; get_stats(ids, counts) adds into counts."""
     rng = random.Random(0)
     for ids in [[97, 97, 97], [], [97]] + [[97 + rng.randrange(s) for _ in range(n)] for n, s in ((2, 2), (9, 2), (400, 4))]:
         got = attempt(f"get_stats({shown(ids)})", get_stats, list(ids), hint="ids is a list of integers")
         check(got == dict(collections.Counter(zip(ids, ids[1:]))), f"get_stats({shown(ids)}) gives {str(got)[:50]}, not "
-              "the count of every adjacent pair (overlapping pairs too: [97, 97, 97] holds (97, 97) twice)")
+              "the count of every adjacent pair" + (": the last pair is missed" if attempt("get_stats([97, 98, 99, 100])",
+                  get_stats, [97, 98, 99, 100], hint="ids is a list of integers") == {(97, 98): 1, (98, 99): 1}
+                  else " (overlapping pairs too: [97, 97, 97] holds (97, 97) twice)"))
     counts = {(97, 98): 5}
-    got = attempt("get_stats([97, 98, 99], counts)", get_stats, [97, 98, 99], counts)
+    got = attempt("get_stats([97, 98, 99], counts)", get_stats, [97, 98, 99], counts,
+                  hint="counts is a dict {pair: count}")
     check(got is counts and counts == {(97, 98): 6, (98, 99): 1}, "get_stats(ids, counts) must add this list's pairs "
           "into the counts it is given and return that same dict (the regex tokenizer sums its chunks' stats so)")
     return Passed("get_stats: passed (every adjacent pair counted, overlapping ones too, added into counts)")
+
+
+def in_time(seconds, message, fn, *args, **kwargs):
+    """attempt(fn, *args, **kwargs), stopped with message after seconds (where signal.alarm exists, in the main thread)."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        return fn(*args, **kwargs)
+    def stop(*_):
+        raise CheckFailed(message)
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(seconds)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def check_merge(merge):
@@ -291,8 +312,11 @@ def check_merge(merge):
     cases += [([97 + rng.randrange(s) for _ in range(n)], (97 + rng.randrange(s), 97)) for n, s in ((5, 2), (40, 2), (300, 3))]
     for ids, pair in cases:
         before = list(ids)
-        got = attempt(f"merge({shown(ids)}, {pair}, 256)", merge, ids, pair, 256, hint="merge returns a new list")
+        got = in_time(1, f"merge({shown(ids)}, {pair}, 256) did not finish on a {len(ids)}-token list: does every turn of its loop "
+                      "move i forward?", attempt, f"merge({shown(ids)}, {pair}, 256)", merge, ids, pair, 256,
+                      hint="it must not read past the end of ids (the last token starts no pair)")
         check(ids == before, "merge changed the list it was given: build and return a new list")
+        check(isinstance(got, list), f"merge must return a list, not a {type(got).__name__}")
         want = replaced(ids, pair, 256)
         check(isinstance(got, list) and got == want, f"merge({shown(ids)}, {pair}, 256) gives {shown(got)}, not {shown(want)}: "
               "replace each occurrence reading from the left; after a match both tokens of the pair are used up"
@@ -464,17 +488,19 @@ def check_training(make_tokenizer, vocab_size=256 + 40):
         try:
             tokenizer.train(text, size)
         except Exception as e:  # first replay the merges made before the crash: an earlier one may be the cause
-            replay(tokenizer, text, name)
+            left, pattern = replay(tokenizer, text, name), getattr(tokenizer, "pattern", None)
             raise CheckFailed(f"{name}().train(text, {size}) raised {type(e).__name__} ({str(e)[:80]}) in merge "
-                              f"{len(tokenizer.merges) + 1}, after {len(tokenizer.merges)} right ones: the counts must always be "
-                              "those of the current words (each chunk counted as often as it occurs), so a merge takes each "
-                              "changed word's old pairs out (a pair at 0 leaves), puts its new pairs in, and notes which "
-                              "words hold them") from None
+                              f"{len(tokenizer.merges) + 1}, after {len(tokenizer.merges)} right ones: " + (
+                                  "no pair was left (the text is one token), so stop merging there" if not (left or pattern) else
+                                  "the counts must always be those of the current words (each chunk counted as often as it "
+                                  "occurs), so a merge takes each changed word's old pairs out (a pair at 0 leaves), puts its "
+                                  "new pairs in, and notes which words hold them" if pattern else
+                                  "each merge must count the pairs of the ids as merged so far")) from None
         check(all(tokenizer.vocab.get(i) == bytes([i]) for i in range(256)), f"{name}.vocab must keep the 256 bytes as ids 0..255")
         made = sorted(tokenizer.merges.values())
         check(not made or len(made) >= size - 256 or made[-1] != size - 1, f"{name}.train(text, {size}) made ids up to "
               f"{made[-1] if made else 0} but holds {len(made)} merges: a pair was merged again, overwriting its entry, because "
-              "its merge never reached the ids (keep the merged list)")
+              "the counts it was chosen from were not those of the ids as merged so far (count the merged list again)")
         left = replay(tokenizer, text, name)
         check(len(tokenizer.merges) == size - 256 or not left, f"{name}.train(text, {size}) made {len(tokenizer.merges)} "
               f"merges, not {size - 256}: vocab_size counts the 256 bytes too")
@@ -491,6 +517,18 @@ def tiktoken_twin(tokenizer):
 def check_encode_decode(tokenizer):
     """encode equals tiktoken's on the same merges; decode(encode(s)) == s; a cut character decodes to '�'."""
     name, twin, pattern, texts = type(tokenizer).__name__, tiktoken_twin(tokenizer), getattr(tokenizer, "pattern", None), check_texts()
+    for merges in ({(97, 98): 256, (98, 99): 257, (256, 99): 258}, {(98, 99): 256, (97, 98): 257, (97, 256): 258}):
+        small = attempt(f"{name}()", type(tokenizer), hint="look at __init__")
+        small.merges, small.vocab = dict(merges), {i: bytes([i]) for i in range(256)}
+        for (a, b), i in merges.items():
+            small.vocab[i] = small.vocab[a] + small.vocab[b]
+        for s in ("ab", "bc", "abc", "xabcx abc bcab"):
+            ids, want = attempt(f"{name}.encode({s!r})", small.encode, s,
+                              hint=f"look at {name}.encode (it must stop when no pair present has a merge)"), tiktoken_twin(small).encode_ordinary(s)
+            check(ids == want, f"with the merges {merges}, {name}.encode({s!r}) gives {ids}, not {want}: " + (
+                "two bytes that have a merge must be merged too: make the merges in training order until no pair present "
+                "has one" if len(s) == 2 else "make the merges in training order "
+                "(among the pairs present, the lowest merge id first, not the latest or the most frequent)"))
     for s in texts:
         ids = attempt(f"{name}.encode({s[:20]!r}...)", tokenizer.encode, s,
                       hint=f"look at {name}.encode (it must stop when no pair present has a merge)")
@@ -500,11 +538,11 @@ def check_encode_decode(tokenizer):
                               "encode each chunk on its own (no merge crosses two chunks)")
         at = next((i for i, (a, b) in enumerate(zip(ids, want)) if a != b), min(len(ids), len(want)))
         check(ids == want, f"{name}.encode({s[:20]!r}...) gives {ids[at:at + 4]} from token {at} on, tiktoken on the same "
-              f"merges {want[at:at + 4]}: make the merges in training order (among the pairs present, the lowest merge id "
-              "first, not the most frequent)")
+              f"merges {want[at:at + 4]}: " + ("encode the text's UTF-8 bytes, not its characters' code points" if not s.isascii()
+              else "make the merges in training order (among the pairs present, the lowest merge id first)"))
         back = attempt(f"{name}.decode(encode({s[:20]!r}...))", tokenizer.decode, ids, hint=f"look at {name}.decode")
         if back != s:
-            one_by_one = "".join(attempt(f"{name}.decode([{i}])", tokenizer.decode, [i]) for i in ids)
+            one_by_one = "".join(attempt(f"{name}.decode([{i}])", tokenizer.decode, [i], hint=f"look at {name}.decode") for i in ids)
             raise CheckFailed(f"{name}.decode(encode(s)) gives {back[:20]!r}..., not s = {s[:20]!r}..." + (
                 ": it decodes each token on its own, which breaks a character whose bytes are in two tokens; join all "
                 "the bytes first, then decode once" if back == one_by_one else ""))
@@ -704,15 +742,17 @@ def check_special_tokens(tokenizer):
           "tokens must be registered (register_special_tokens), with ids after every ordinary token's")
     token, idx = next(iter(tokenizer.special_tokens.items()))
     for text in (f"First Citizen:{token}ROMEO:", f"{token}{token} a{token}", f"x {token}\n", token):
-        ids = attempt(f"{name}.encode({text!r}, allowed_special='all')", tokenizer.encode, text, allowed_special="all")
+        ids = attempt(f"{name}.encode({text!r}, allowed_special='all')", tokenizer.encode, text, allowed_special="all",
+                      hint="with allowed_special='all' each special token gets its id")
         want = twin.encode(text, allowed_special="all")
         cut_up = ids == twin.encode_ordinary(text)
-        check(idx in ids, f"{name}.encode({text!r}, allowed_special='all') holds no {idx}: " + ("the regex cut the special "
-              "token up; split the text at the special tokens first" if cut_up else "keep each special token when "
+        check(idx in ids, f"{name}.encode({text!r}, allowed_special='all') holds no {idx}: " + ("the special token was "
+              "cut up: split the text at the special tokens first, each matched literally (regex.escape)" if cut_up else "keep each special token when "
               "splitting the text at them (a capturing group in regex.split), and give it its id"))
         check(ids == want, f"{name}.encode({text!r}, allowed_special='all') gives {ids}, not tiktoken's {want}: each special "
               "token one id, the text between them encoded as usual")
-        plain = attempt(f"{name}.encode({text!r}, allowed_special='none')", tokenizer.encode, text, allowed_special="none")
+        plain = attempt(f"{name}.encode({text!r}, allowed_special='none')", tokenizer.encode, text, allowed_special="none",
+                        hint="with allowed_special='none' a special token is ordinary text: encode it, refuse nothing")
         check(plain == twin.encode_ordinary(text), f"{name}.encode({text!r}, allowed_special='none') must be all ordinary text")
         try:
             said = f"gives {tokenizer.encode(text)[:6]}"
@@ -878,11 +918,12 @@ def check_bits_per_char(bits_per_char):
     """bits_per_char against a uniform guess over V tokens (log2 V bits per token) at several tokens-per-character ratios."""
     for vocab_size, n_tokens, n_chars in ((65, 1000, 1000), (2048, 350, 1000), (512, 10, 27), (2, 1, 4)):
         loss = math.log(vocab_size)  # a uniform guess over vocab_size tokens: log2(vocab_size) bits per token
-        got = attempt(f"bits_per_char({loss:.3f}, {n_tokens}, {n_chars})", bits_per_char, loss, n_tokens, n_chars)
+        got = attempt(f"bits_per_char({loss:.3f}, {n_tokens}, {n_chars})", bits_per_char, loss, n_tokens, n_chars,
+                      hint="it takes plain numbers")
         want = math.log2(vocab_size) * n_tokens / n_chars
         check(isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-6), f"bits_per_char({loss:.3f}, {n_tokens}, "
-              f"{n_chars}) gives {got}: a uniform guess over {vocab_size} tokens costs log2({vocab_size}) bits per token, here "
-              f"{n_tokens} tokens for {n_chars} characters, so {want:.4f} bits per character (nats / ln 2, times tokens per character)")
+              f"{n_chars}) gives {got}, not the bits per character of a uniform guess over {vocab_size} tokens with {n_tokens} tokens "
+              f"for {n_chars} characters: the loss is in nats per token")
     return Passed("bits_per_char: passed (a uniform guess costs log2 V bits per token, spread over the characters)")
 
 
