@@ -68,11 +68,13 @@ def used(node):
         n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
 
 
-def copy_for(parts, homes):
-    """The notebook's cells with every shared cell replaced by the home's pieces that the notebook needs."""
+def copy_for(parts, homes, own=()):
+    """The notebook's cells with every shared cell replaced by the home's pieces that the notebook needs;
+    the cells it is itself the home of (own) stay whole, and what they use counts as needed."""
+    shared = lambda c: title(c) and title(c) not in own
     need = set()
     for c in parts:
-        if not title(c):
+        if not shared(c):
             try:
                 need |= used(ast.parse(c))
             except SyntaxError:  # cells[0] or a markdown cell that is not Python: no names
@@ -90,7 +92,7 @@ def copy_for(parts, homes):
     new = []
     for c in parts:
         t = title(c)
-        if not t:
+        if not shared(c):
             new.append(c)
             continue
         head, ps = homes[t]
@@ -115,14 +117,7 @@ def main(argv):
         if named and path.resolve() not in named:
             continue
         parts = cells(path.read_text())
-        if path.stem in HOMES.values():  # a home carries its own cells whole, and copies of the others
-            own = [t for t, nb in HOMES.items() if nb == path.stem]
-            others = {t: p for t, p in homes.items() if t not in own}
-            new = copy_for([c if title(c) not in own else c.replace("#@title Plumbing", "#@title Home", 1)
-                            for c in parts], others)
-            new = [c.replace("#@title Home", "#@title Plumbing", 1) for c in new]
-        else:
-            new = copy_for(parts, homes)
+        new = copy_for(parts, homes, own=[t for t, nb in HOMES.items() if nb == path.stem])
         if new != parts:
             changed.append(path)
             if not check_only:
