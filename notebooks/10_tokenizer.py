@@ -291,7 +291,7 @@ def check_get_stats(get_stats):
 
 
 def in_time(seconds, message, fn, *args, **kwargs):
-    """attempt(fn, *args, **kwargs), stopped with message after seconds (where signal.alarm exists, in the main thread)."""
+    """fn(*args, **kwargs), stopped with message after seconds (where signal.alarm exists, in the main thread)."""
     if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
         return fn(*args, **kwargs)
     def stop(*_):
