@@ -280,6 +280,7 @@ def bpe(ids, num_merges, first_new_id):
     return ids, merges
 
 
+# %%
 sample_ids = encode(text[:20_000])
 bpe_ids, merges = bpe(sample_ids, 50, vocab_size)
 pieces = {i: c for i, c in itos.items()}

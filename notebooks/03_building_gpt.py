@@ -870,6 +870,13 @@ def get_batch(split, generator=None):
     return x.to(device), y.to(device)
 
 
+check_batch(*attempt("get_batch('train')", get_batch, 'train', torch.Generator().manual_seed(0)),
+            train_data, batch_size, block_size, draw=lambda: get_batch('train'))
+same = [get_batch('train', torch.Generator().manual_seed(0))[0] for _ in range(2)]  # (B, T) each
+check(torch.equal(*same), "two generators with the same seed gave different batches: get_batch must draw its "
+      "offsets with the generator it is given, torch.randint(..., generator=generator)")
+
+# %%
 @torch.no_grad()
 def split_loss(model, data):
     """Mean loss of model over a whole split, cut into non-overlapping block_size chunks."""
@@ -880,13 +887,6 @@ def split_loss(model, data):
                 for xb, yb in zip(x.split(eval_batch), y.split(eval_batch)))
     model.train()
     return total / len(x)
-
-
-check_batch(*attempt("get_batch('train')", get_batch, 'train', torch.Generator().manual_seed(0)),
-            train_data, batch_size, block_size, draw=lambda: get_batch('train'))
-same = [get_batch('train', torch.Generator().manual_seed(0))[0] for _ in range(2)]  # (B, T) each
-check(torch.equal(*same), "two generators with the same seed gave different batches: get_batch must draw its "
-      "offsets with the generator it is given, torch.randint(..., generator=generator)")
 
 
 # %% [markdown]
@@ -1315,9 +1315,10 @@ class LayerNorm1d(nn.Module):
 # %% [markdown]
 # **Check.** `check_layernorm` compares a hand-written LayerNorm with `nn.LayerNorm` (same gain and
 # bias) on inputs far from normalised, and names the usual slips: the unbiased variance, the wrong
-# dimension, a forgotten `eps`.
+# dimension, a forgotten `eps` (the check is folded: open it to read it).
 
-# %%
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of LayerNorm1d (folded: open it to see how it works)
 def check_layernorm(layer_norm, dim=100):
     """Check a hand-written LayerNorm(dim) module against F.layer_norm, at the start and with a random gain and bias."""
     torch.manual_seed(1337)
@@ -1380,6 +1381,7 @@ class PreNormBlock(Block):
         return x
 
 
+# %%
 def transformer():
     """Step 6's model: n_layer pre-norm blocks and a final LayerNorm."""
     blocks = nn.Sequential(*[PreNormBlock(n_embd, n_head) for _ in range(n_layer)])

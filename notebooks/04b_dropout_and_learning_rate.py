@@ -643,8 +643,7 @@ def activation_bytes(config, batch_size, autocast_dtype=None):
     return batch_size * sum(size for _, size in seen)
 
 
-
-
+# %%
 torch.manual_seed(SEED)
 n_params = sum(p.numel() for p in GPTLanguageModel(GPTConfig()).parameters())
 memory = activation_bytes(GPTConfig(), batch_size=64) + 4 * 4 * n_params  # + weights, gradients, AdamW's two moments
