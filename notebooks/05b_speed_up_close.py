@@ -3,9 +3,10 @@
 #
 # Notebook 05 makes the lecture's GPT fast and times each change. This notebook opens each change
 # up, with experiments small enough for a CPU: the fast model is the lecture's, weight for weight;
-# half precision and its gradient scaler, number by number; what `torch.compile` and a fused
-# optimizer save; and the whole validation split evaluated in small and in large batches. It belongs
-# to the lecture's walk through nanoGPT (**1:46:22 to 1:48:53**), whose `model.py` it reads beside ours.
+# half precision and its gradient scaler, number by number, and notebook 05's training step checked
+# against SGD by hand; what `torch.compile` and a fused optimizer save; and the whole validation split
+# evaluated in small and in large batches. It belongs to the lecture's walk through nanoGPT
+# (**1:46:22 to 1:48:53**), whose `model.py` it reads beside ours; notebook 06 comes next.
 #
 # Standalone (it downloads its data) and a script: `python notebooks/05b_speed_up_close.py`.
 
@@ -327,11 +328,13 @@ print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_da
 # %% [markdown]
 # ## The lecture's model, exactly as notebook 04 built it
 #
-# The starting point and the yardstick. These cells are a copy of notebook 04's (a test checks
-# that the two copies never drift apart, and notebook 04 checks each piece), so this notebook runs
-# on its own.
+# Copies of notebook 04's model (`Head`, `MultiHeadAttention`, `FeedForward`, `Block`,
+# `GPTLanguageModel`, `generate`) and of notebook 05's fast one (`CausalSelfAttention`, `FastBlock`,
+# `FastGPT`), so that this notebook runs on its own; a test keeps the copies equal. They are folded:
+# you know them from notebooks 04 and 05.
 
-# %%
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Notebook 04's model: the configuration, a head, many heads, the feed-forward layer and the block (folded)
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -343,7 +346,6 @@ class GPTConfig:
     dropout: float = 0.2
 
 
-# %%
 class Head(nn.Module):
     """One head of causal self-attention."""
 
@@ -369,7 +371,6 @@ class Head(nn.Module):
         return wei @ self.value(x)  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
 
 
-# %%
 class MultiHeadAttention(nn.Module):
     """Several heads of self-attention in parallel, concatenated and projected."""
 
@@ -385,7 +386,6 @@ class MultiHeadAttention(nn.Module):
         return self.dropout(self.proj(out))  # (B, T, C)
 
 
-# %%
 class FeedForward(nn.Module):
     """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
 
@@ -402,7 +402,6 @@ class FeedForward(nn.Module):
         return self.net(x)  # (B, T, C)
 
 
-# %%
 class Block(nn.Module):
     """Transformer block: communication (attention) followed by computation, each pre-normed."""
 
@@ -419,10 +418,8 @@ class Block(nn.Module):
         return x
 
 
-# %% [markdown]
-# The language model around the blocks, and `generate`, as in notebook 04.
-
-# %%
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Notebook 04's model: the GPT and its generate (folded)
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
 
@@ -454,7 +451,6 @@ class GPTLanguageModel(nn.Module):
         return logits, loss
 
 
-# %%
 @torch.no_grad()
 def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
     """Append max_new_tokens sampled tokens to idx (B, T), in eval mode, cropping to block_size."""
@@ -476,11 +472,8 @@ def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
 GPTLanguageModel.generate = generate
 
 
-# %% [markdown]
-# The fast model, written in notebook 05: the lecture's blocks with `CausalSelfAttention`, all heads
-# in one batched matrix multiplication (and `scaled_dot_product_attention` with `flash=True`).
-
-# %%
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Notebook 05's fast model: batched heads and scaled_dot_product_attention (folded)
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
 
@@ -508,8 +501,6 @@ class CausalSelfAttention(nn.Module):
         return self.dropout(self.proj(y))  # (B, T, C)
 
 
-
-# %%
 class FastBlock(Block):
     """The lecture's Block with CausalSelfAttention in place of MultiHeadAttention."""
 
@@ -703,6 +694,101 @@ print(f"overflow: step skipped {torch.equal(tiny.weight, before)}, scale now {sc
 assert torch.equal(tiny.weight, before) and scaler.get_scale() == 2**15
 
 # %% [markdown]
+# Notebook 05's benchmark and race take every step through one function, `scaled_step`: the same
+# moves, with clipping between `unscale_` and the step. With the scaler disabled (float32, bfloat16)
+# each call is the plain step.
+
+# %%
+def scaled_step(model, optimizer, scaler, loss, lr, clip=None):
+    """One step on loss at learning rate lr: scaled backward, unscale and clip (if clip), step, new scale."""
+    for group in optimizer.param_groups:
+        group['lr'] = lr
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip:
+        scaler.unscale_(optimizer)  # the true gradients, so that the clip sees their real norm
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(optimizer)  # skipped if the scaled gradients overflowed
+    scaler.update()  # halve the scale after an overflow, double it after growth_interval good steps
+
+
+# %% [markdown]
+# **Check.** Six steps of a tiny linear model through `scaled_step`, with a real `GradScaler` on the
+# CPU (scale 2¹⁰, doubling every 2 good steps), different learning rates, clipping on some steps, and
+# one loss so large that its scaled gradients overflow. After every step the weights must equal plain
+# SGD computed by hand from the true gradients, and the scale must follow the scaler's rules; then
+# the same with the scaler disabled.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of scaled_step (folded: open it to see how it works)
+def sgd_by_hand(model, x, y, lr, clip, scale=1.0):
+    """(weights, gradients) of one SGD step on mse(model(x), y), the gradients clipped to norm clip after times scale."""
+    grads = torch.autograd.grad(F.mse_loss(model(x), y), list(model.parameters()))
+    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads)).item() * scale
+    grads = [g * min(1.0, clip / (norm + 1e-6)) if clip else g for g in grads]
+    return [p.detach() - lr * g for p, g in zip(model.parameters(), grads)], grads
+
+
+def step_suspects(model, x, y, lr, clip, scale):
+    """Likely mistakes in a scaled step, each with the weights it would give, most likely first."""
+    by_hand = lambda *a: sgd_by_hand(model, x, y, *a)[0]
+    return {"the gradients were clipped while still multiplied by the scale: unscale_ them before clip_grad_norm_":
+            by_hand(lr, clip, scale), "the gradients were not clipped to norm clip": by_hand(lr, None),
+            "the step used the scaled gradients: step with scaler.step(optimizer), which unscales them": by_hand(lr * scale, None),
+            "the gradients were divided by the scale but never multiplied by it: backward through scaler.scale(loss)":
+            by_hand(lr / scale, None), "the learning rate lr was not given to the optimizer's param_groups": by_hand(1.0, clip),
+            "the weights did not move: no step, or the gradients were zeroed between backward and the step":
+            [p.detach().clone() for p in model.parameters()]}
+
+
+SCALER_SAYS = {  # what GradScaler says when it is used out of order -> the likely cause
+    "since the last update()": "scaler.update() is missing: the scaler must update once after every step",
+    "No inf checks were recorded prior to update": "scaler.update() ran without scaler.step: step with scaler.step(optimizer)",
+    "No inf checks were recorded for this optimizer": "no parameter had a gradient at scaler.step: were the gradients zeroed "
+                                                      "between backward and the step?",
+    "_scale is None": "the gradients were never multiplied by the scale: backward through scaler.scale(loss)"}
+
+
+def check_scaled_step(step):
+    """step(model, optimizer, scaler, loss, lr, clip) against hand-computed SGD and the GradScaler's rules."""
+    for enabled in (True, False):
+        torch.manual_seed(0)
+        model, xs, ys = nn.Linear(4, 3), torch.randn(6, 8, 4), torch.randn(6, 8, 3)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        scaler = torch.amp.GradScaler('cpu', init_scale=2.0**10, growth_interval=2, enabled=enabled)
+        scale, good = 2.0**10 if enabled else 1.0, 0
+        for i, (lr, clip) in enumerate(zip([0.1, 0.05, 0.2, 0.1, 0.3, 0.1], [0.5, None, 0.5, 0.5, None, 0.5])):
+            overflow, before = enabled and i == 2, [p.detach().clone() for p in model.parameters()]
+            (wanted, grads), suspects = sgd_by_hand(model, xs[i], ys[i], lr, clip), step_suspects(model, xs[i], ys[i], lr, clip, scale)
+            try:
+                step(model, optimizer, scaler, F.mse_loss(model(xs[i]), ys[i]) * (1e36 if overflow else 1.0), lr, clip)
+            except Exception as e:
+                said = str(e).splitlines()[0]
+                cause = next((c for k, c in SCALER_SAYS.items() if k in said), "the order is zero_grad, scaled backward, "
+                             "unscale_ and clip, scaler.step, scaler.update")
+                raise CheckFailed(f"step {i + 1} of the check raised {type(e).__name__} ({said.strip()}): {cause}") from None
+            same = lambda ws: all(torch.allclose(p.detach(), w, rtol=1e-4, atol=1e-7) for p, w in zip(model.parameters(), ws))
+            check(not overflow or same(before), "a step whose scaled gradients overflowed to inf was taken: step with "
+                  "scaler.step(optimizer), which skips it, not optimizer.step()")
+            own = all(p.grad is None or not p.grad.any() or torch.allclose(p.grad, g, rtol=1e-4, atol=1e-7)
+                      for p, g in zip(model.parameters(), grads))
+            added = "gradients of earlier steps are added in: zero them before backward"
+            cause = next((s for s, ws in suspects.items() if same(ws)), None) or (added if not own else
+                                                                                 "compare each line with the recipe above")
+            check(overflow or same(wanted), f"after step {i + 1} of the check (lr {lr}, clip {clip}, scaler enabled: {enabled}) "
+                  f"the weights differ from SGD computed by hand on the true gradients: {cause}")
+            check(overflow or own, f"after step {i + 1} the gradients are not that step's own: {added}")
+            good = 0 if overflow else good + 1
+            scale, good = (scale / 2 if overflow else scale * 2 if good == 2 else scale), good % 2
+            check(not enabled or scaler.get_scale() == scale, f"after step {i + 1} the scale is {scaler.get_scale():g}, "
+                  f"not {scale:g}: the scaler must update once after every step (scaler.update())")
+    return Passed("scaled_step: passed (hand-computed SGD steps, overflow skipped, the scale halved and doubled)")
+
+
+# %%
+check_scaled_step(scaled_step)
+
+# %% [markdown]
 # **`torch.compile`** captures the model's Python code as a graph, then generates fused *kernels*
 # (a kernel is one function that runs on the device): a chain of element-wise operations that
 # PyTorch normally runs *eagerly*, one at a time as Python reaches it, each reading and writing the
@@ -710,7 +796,7 @@ assert torch.equal(tiny.weight, before) and scaler.get_scale() == 2**15
 # CPU. The first call compiles (slow, once); later calls are fast. nanoGPT's tanh GELU is such a
 # chain of seven operations:
 
-# %% tags=["nbval-ignore-output"]
+# %%
 def new_gelu(x):
     """GELU as nanoGPT once wrote it: seven element-wise operations."""
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
@@ -726,6 +812,10 @@ def seconds(f, *a, repeat=20):
     return statistics.median(times)
 
 
+# %% [markdown]
+# Compiled once, then timed against the eager function on a tensor of the feed-forward layer's size:
+
+# %% tags=["nbval-ignore-output"]
 xs = torch.randn(64, 64, 512)  # (B, T, 4C)
 if compiler_available():
     t0 = time.perf_counter()
@@ -783,6 +873,10 @@ def split_loss(model, data, batch=256, amp_dtype=None):
     return (total / len(x)).item()
 
 
+# %% [markdown]
+# The same chunks with the lecture's habits, for comparison:
+
+# %%
 @torch.no_grad()
 def split_loss_lecture_style(model, data, batch=32):
     """The same mean loss, with the lecture's habits: small batches, one .item() per batch."""
@@ -814,11 +908,12 @@ for batch, label in ((32, "batches of 32 with .item()"), (256, "batches of 256, 
 #   lecture's model into the fast one with the same loss: the speed-ups change the arithmetic's
 #   order, not the function.
 # - float16 has a small range (a gradient of 1e-8 vanishes unless scaled first), bfloat16 few
-#   digits; the gradient scaler scales, unscales, and skips a step that overflowed, halving its scale.
+#   digits; the gradient scaler scales, unscales, and skips a step that overflowed, halving its scale;
+#   notebook 05's `scaled_step` does all of it, step for step as SGD computed by hand.
 # - `torch.compile` fuses chains of element-wise operations into one kernel; fused AdamW updates all
 #   tensors in one kernel.
 # - Going over the whole split gives the exact loss; whether large batches are also faster depends on
-#   the device: on this 2-core CPU they were slower (a median of 1.70 s against 1.11 s for the
+#   the device: on this 2-core CPU they were slower (a median of 1.69 s against 1.31 s for the
 #   lecture's batches of 32); measure it on yours.
 #
 # ## Exercises

@@ -1,23 +1,17 @@
 # %% [markdown]
 # # 06 · The lecture's exercises, part 1: batched heads, and a GPT that adds
 #
-# The lecture's description suggests four exercises. Each one is a small project you can run; this
-# notebook holds the first two, on the lecture's own model:
+# The lecture's description suggests four exercises, each a small project you can run. This notebook,
+# after 05b in reading order, holds the first two, on the lecture's own model: (1) **the heads as a
+# batch dimension**, one module for all heads, equal to `MultiHeadAttention` with the same weights;
+# (2) **a GPT that adds** `a+b=c`, with problems served fresh by the data loader, the answer's digits
+# reversed and the loss masked on the question. Exercise 3 (pretrain, then finetune) and the lecture's
+# last chapter are notebook 06b; exercise 4 (one idea from a paper, measured) is notebook 06c.
 #
-# 1. **The heads as a batch dimension**: one module for all attention heads, equal to the lecture's
-#    `MultiHeadAttention` with the same weights.
-# 2. **A GPT that adds**: teach notebook 04's model `a+b=c`, with problems served fresh by the data
-#    loader, the answer's digits reversed, and the loss masked on the question.
-#
-# Exercise 3 (pretrain, then finetune), with the lecture's last chapter on ChatGPT, is notebook 06b;
-# exercise 4 (one idea from a paper, measured) is notebook 06c.
-#
-# Every exercise has the same shape: a statement with a hint; your starting point, which raises
-# `NotImplementedError` until you fill it in; a check (its code folded, so that it does not give the
-# answer away) that says in one sentence what is wrong, that it passed, or "not done yet"; then a
-# solution, folded in Jupyter and Colab (click to open it), the check run on it, and what it reaches.
-#
-# Standalone (it downloads its data) and a script: `python notebooks/06_exercises.py`.
+# Each exercise: a statement with a hint; your starting point, which raises `NotImplementedError`
+# until you fill it in; a check (folded, so that it does not give the answer away) that says in one
+# sentence what is wrong, that it passed, or "not done yet"; a folded solution, checked, and what it
+# reaches. Standalone (it downloads its data) and a script: `python notebooks/06_exercises.py`.
 
 # %%
 import copy, hashlib, itertools, math, os, pathlib, platform, statistics, sys, tempfile, time, urllib.request
@@ -35,8 +29,7 @@ IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 RUN_NAME = "06_exercises"                       # as a script, figures go to runs/06_exercises/
 
 # %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
-# the device, the data, the checks); they are folded in Jupyter and Colab.
+# The next cells are plumbing every notebook carries so that it stands alone; they are folded.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
@@ -234,9 +227,8 @@ def attention_diagnosis(out, q, k, v, n_embd):
 
 
 # %% [markdown]
-# A check passes with `Passed("…: passed (…)")` and fails with `CheckFailed` and one sentence. Run on
-# a starting point that is not filled in yet, it returns a `NotDone` sentence instead of failing, so
-# that the whole notebook still runs from top to bottom.
+# A check passes with `Passed("…: passed (…)")` and fails with `CheckFailed` and one sentence; on a
+# starting point not filled in yet it returns a `NotDone` sentence, so the notebook still runs through.
 
 # %%
 class NotDone(str):
@@ -257,10 +249,9 @@ print(describe_device(device))
 # %% [markdown]
 # ## The data and the lecture's model, as in notebook 04
 #
-# Tiny Shakespeare (or your own text through `COURSE_DATA`), and copies of notebook 04's model and
-# of notebook 05's optimizer and learning-rate schedule, so that this notebook runs on its own (a
-# test checks that the copies never drift from the originals). The copies are folded: you know them
-# from notebooks 04 and 05.
+# Tiny Shakespeare (or your own text through `COURSE_DATA`), and folded copies of notebook 04's model
+# and of notebook 05's optimizer and schedule, so that this notebook runs on its own (a test keeps the
+# copies equal to the originals).
 
 # %%
 text = load_text()
@@ -275,7 +266,7 @@ train_data, val_data = data[:n], data[n:]
 print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_data):,}, val {len(val_data):,}")
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 04's model: the configuration, a head, many heads (folded)
+#@title Notebook 04's model: the configuration, a head, many heads, the feed-forward layer and the block (folded)
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -327,8 +318,6 @@ class MultiHeadAttention(nn.Module):
         return self.dropout(self.proj(out))
 
 
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 04's model: the feed-forward layer and the block (folded)
 class FeedForward(nn.Module):
     """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
 
@@ -404,7 +393,6 @@ def sync():
         torch.mps.synchronize()
 
 
-
 def lr_at(it, peak, warmup, total):
     """Linear warmup to peak, then cosine decay to peak / 10 at step total."""
     if it < warmup:
@@ -433,18 +421,16 @@ def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
 # that the lecture's can be copied in (the check does that):
 #
 # - `qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)`: its output, split in three along the last
-#   dimension, is the queries, the keys and the values of all heads, `(B, T, C)` each. Within each
-#   third, head `h` owns channels `h * hs` to `(h + 1) * hs` (`hs = n_embd // n_head`): those rows
-#   of `qkv.weight` are head `h`'s `query.weight` (first third), `key.weight` (second), `value.weight`
-#   (third).
+#   dimension, is the queries, keys and values of all heads, `(B, T, C)` each. Within each third,
+#   head `h` owns channels `h * hs` to `(h + 1) * hs` (`hs = n_embd // n_head`): those rows of
+#   `qkv.weight` are head `h`'s `query.weight`, `key.weight`, `value.weight` (first, second, third).
 # - `proj`: the output projection, as in `MultiHeadAttention`.
 #
 # **Hint.** `view` each of q, k, v as `(B, T, n_head, hs)` and `transpose(1, 2)` to
 # `(B, n_head, T, hs)`: the heads are now a batch dimension, and `q @ k.transpose(-2, -1)` is every
 # head's `(T, T)` scores at once. Scale by `hs**-0.5`, mask with `tril[:T, :T]`, softmax, dropout,
 # `@ v`; then transpose back and `view(B, T, C)` (after `.contiguous()`), which places the heads side
-# by side exactly as `torch.cat` did. (`F.scaled_dot_product_attention` or `torch.einsum` are fine
-# too.)
+# by side as `torch.cat` did. (`F.scaled_dot_product_attention` or `torch.einsum` are fine too.)
 
 # %%
 class BatchedHeadAttention(nn.Module):
@@ -465,12 +451,10 @@ class BatchedHeadAttention(nn.Module):
 
 
 # %% [markdown]
-# **The check** (folded). It builds the lecture's `MultiHeadAttention` in two sizes, copies its
-# weights into your module with the layout above, and requires the same output on random inputs,
-# for sequences of `block_size` and shorter, with dropout switched off by `eval()` and on by
-# `train()`. When the outputs differ it finds out where: whether each head's output comes from its
-# own channels (the split and the join), then whether each head is causal attention (mask, scale,
-# softmax), then the projection.
+# **The check** (folded) copies the weights of the lecture's `MultiHeadAttention`, in two sizes, into
+# your module and requires the same output on random inputs of `block_size` and shorter, in `eval()`
+# and in `train()`. Where they differ it finds out where: each head's channels (the split and the
+# join), then each head's attention (mask, scale, softmax), then the projection.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of exercise 1 (folded: it holds no solution, but reading it is not the exercise)
@@ -647,9 +631,10 @@ class BatchedHeadAttentionSolution(BatchedHeadAttention):
 check_batched_heads(BatchedHeadAttentionSolution)
 
 # %% [markdown]
-# **What it gains.** One forward and backward pass through one attention layer of notebook 04's CPU
-# size (4 heads of 32 channels, 32 sequences of 64 characters), the lecture's module against the
-# batched one, median of 20 timed passes each:
+# **What it gains.** The same arithmetic in fewer, larger operations: three matrix multiplications
+# become one `qkv`, and the scores, mask and softmax run once for all heads. One forward and backward
+# pass through one attention layer of notebook 04's CPU size (4 heads of 32 channels, 32 sequences of
+# 64 characters), the lecture's module against the batched one, median of 20 timed passes each:
 
 # %%
 def ms_per_pass(module, x, repeats=20):
@@ -674,11 +659,6 @@ print(f"MultiHeadAttention {lecture_ms:.2f} ms, BatchedHeadAttentionSolution {ba
       f"({lecture_ms / batched_ms:.2f}x) on {device}")
 
 # %% [markdown]
-# The batched module does the same arithmetic as the lecture's in fewer, larger operations: three
-# matrix multiplications for `qkv` become one, and the scores, mask and softmax run once for all
-# heads instead of once per head.
-
-# %% [markdown]
 # ## Exercise 2: a GPT that adds
 #
 # *Practises* [the data loader, 0:14:27](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=867s)
@@ -686,23 +666,19 @@ print(f"MultiHeadAttention {lecture_ms:.2f} ms, BatchedHeadAttentionSolution {ba
 #
 # Teach notebook 04's GPT, unchanged, to add two numbers. Each example is one problem written as
 # characters, for 3-digit numbers `482+319=1080`: `a`, `+`, `b`, `=` and the sum `c = 801` as four
-# digits (`0801`) **reversed** (`1080`). The lecture's description of the exercise suggests two
-# ideas to make this easier to learn; below we measure what each is worth:
+# digits (`0801`) **reversed** (`1080`). The lecture's description suggests two ideas to make this
+# easier to learn; below we measure what each is worth:
 #
-# - **Reverse the answer.** We add from the right: the last digit of the sum depends only on the
-#   last digits of `a` and `b`, and each next digit on one more pair and the carry. Written lowest
-#   digit first, each digit needs one pair of digits of the problem and the carry, and the carry can
-#   be read from the previous pair and the digit just written; written the usual way, the first digit
-#   depends on every carry still to come.
+# - **Reverse the answer.** We add from the right: written lowest digit first, each digit of the sum
+#   needs one pair of digits of the problem and the carry, which can be read from the previous pair
+#   and the digit just written; written the usual way, the first digit depends on every carry to come.
 # - **Mask the question.** The digits of `a` and `b` are random: no model can predict them, and a
-#   loss on them is noise. Setting those targets to `-1` and computing the loss with
-#   `F.cross_entropy(..., ignore_index=-1)` trains only on the answer.
+#   loss on them is noise. Targets set to `-1` and `F.cross_entropy(..., ignore_index=-1)` train only
+#   on the answer.
 #
-# The problems are served fresh by the data loader, drawn at random at every step, instead of read
-# from a file. A thousand problems are set aside first and never drawn: the model is tested on them,
-# so a right answer cannot be one it memorised.
-#
-# The vocabulary is the ten digits, `+` and `=`; token `i` is the digit `i`.
+# The data loader draws fresh problems at every step instead of reading a file. A thousand problems
+# are set aside first and never drawn: the model is tested on them, so a right answer cannot be one
+# it memorised. The vocabulary is the ten digits, `+` and `=`; token `i` is the digit `i`.
 
 # %%
 ADD_VOCAB = "0123456789+="  # token i is the digit i; token 10 is '+', token 11 is '='
@@ -735,17 +711,15 @@ for d in (2, 3):
 # %% [markdown]
 # Write `get_addition_batch(problems, batch_size, digits, reverse=True, mask=True)`:
 #
-# - draw `batch_size` problems at random from `problems` (a tensor of numbers `a * 10**digits + b`;
-#   the held-out ones are not in it);
+# - draw `batch_size` problems at random from `problems` (numbers `a * 10**digits + b`, held-out ones left out);
 # - write each as tokens: `a`'s `digits` digits, `+` (10), `b`'s digits, `=` (11), then the sum's
 #   `digits + 1` digits, lowest first if `reverse`; `digits_of` above gives the digits;
 # - return `x`, the sequence without its last token, and `y`, the sequence without its first (the
 #   next token at every position), both `(B, 3 * digits + 2)`, with every target before the answer
 #   set to `-1` if `mask` (the first `2 * digits + 1`).
 #
-# **Hint.** `problems[torch.randint(len(problems), (batch_size,))]`, then `//` and `%` by
-# `10**digits`; `torch.cat` the pieces along `dim=1`; `.flip(1)` reverses; `y = seq[:, 1:].clone()`
-# before writing `-1` into it.
+# **Hint.** `problems[torch.randint(len(problems), (batch_size,))]`, then `//` and `%` by `10**digits`;
+# `torch.cat` the pieces along `dim=1`; `.flip(1)` reverses; `y = seq[:, 1:].clone()` before the `-1`s.
 
 # %%
 def get_addition_batch(problems, batch_size, digits, reverse=True, mask=True):
@@ -754,10 +728,9 @@ def get_addition_batch(problems, batch_size, digits, reverse=True, mask=True):
 
 
 # %% [markdown]
-# **The check** (folded) draws batches from three known problems (`123+456`, `999+999` and `5+7`),
-# reads the rows back, and compares every part with what it should be: the problems, the reversed
-# answers, the shift by one, the `-1`s; then the same with `reverse=False` and `mask=False`, and
-# with 2 digits.
+# **The check** (folded) draws batches from three known problems (`123+456`, `999+999`, `5+7`) and
+# reads every part back: the problems, the reversed answers, the shift by one, the `-1`s; then again
+# with `reverse=False` and `mask=False`, and with 2 digits.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of exercise 2 (folded)
@@ -863,12 +836,10 @@ def get_addition_batch_solution(problems, batch_size, digits, reverse=True, mask
 check_addition_batch(get_addition_batch_solution)
 
 # %% [markdown]
-# **Training.** Notebook 04's `GPTLanguageModel`, unchanged and small (a problem is only 12 tokens
-# long), trained with notebook 05's optimizer and schedule. The model's own loss knows nothing of
-# masks, so the loop asks it for the logits only and computes the loss itself with
-# `ignore_index=-1`. Every `every` steps it answers the 1,000 held-out problems greedily (always
-# the most likely next digit) and counts the answers right in every digit: exact match. The clock
-# counts training only, not these tests.
+# **Training.** Notebook 04's `GPTLanguageModel`, unchanged and small (a problem is 12 tokens long),
+# with notebook 05's optimizer and schedule. Its own loss knows nothing of masks, so the step takes
+# the logits and computes the loss with `ignore_index=-1`. The test answers the 1,000 held-out problems
+# greedily (always the most likely next digit) and counts those right in every digit: exact match.
 
 # %%
 ADDER = dict(n_embd=64, n_head=4, n_layer=2, dropout=0.0)  # notebook 04's GPT, small: 2 blocks of 64 channels
@@ -898,6 +869,22 @@ def addition_accuracy(model, problems, digits, reverse=True):
 
 
 # %%
+def masked_step(model, optimizer, x, y, lr):
+    """One step at learning rate lr on the loss of the targets that are not -1 (the answer's, when masked)."""
+    for group in optimizer.param_groups:
+        group['lr'] = lr
+    logits, _ = model(x.to(device))  # (B, T, vocab_size)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-1)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+# %% [markdown]
+# The loop: a fresh batch and one masked step at a time, the clock on training only (not the tests),
+# the held-out problems answered every `every` steps.
+
+# %%
 def train_adder(get_batch, digits, steps, reverse=True, mask=True, every=100, seed=1337):
     """Notebook 04's GPT trained on get_batch's problems; returns it and a log of (step, seconds, held-out accuracy)."""
     train_problems, test_problems = addition_problems(digits)
@@ -907,14 +894,8 @@ def train_adder(get_batch, digits, steps, reverse=True, mask=True, every=100, se
     log, seconds = [], 0.0
     for it in range(steps):
         t0 = time.perf_counter()
-        for group in optimizer.param_groups:
-            group['lr'] = lr_at(it, ADD_LR, ADD_WARMUP, steps)
         x, y = get_batch(train_problems, ADD_BATCH, digits, reverse, mask)  # (B, T) each
-        logits, _ = model(x.to(device))  # (B, T, vocab_size)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        masked_step(model, optimizer, x, y, lr_at(it, ADD_LR, ADD_WARMUP, steps))
         sync()
         seconds += time.perf_counter() - t0
         if (it + 1) % every == 0 or it + 1 == steps:
@@ -923,8 +904,8 @@ def train_adder(get_batch, digits, steps, reverse=True, mask=True, every=100, se
 
 
 # %% [markdown]
-# **The main run**: 3-digit problems, reversed and masked. The goal is at least 99% exact match on
-# the 1,000 held-out problems within 5 minutes of training on a 2-core CPU.
+# **The main run**: 3-digit problems, reversed and masked; the goal, 99% exact match on the 1,000
+# held-out problems within 5 minutes of training on a 2-core CPU.
 
 # %% tags=["nbval-ignore-output"]
 ADD_STEPS = 10 if SMOKE else 700  # training steps of every run of this exercise
@@ -942,9 +923,8 @@ for problem, answer in zip(test_problems[:6].tolist(), answers):
     print(f"  {a}+{b} = {usual} (written {written(answer)}): {'right' if usual == f'{a + b:04d}' else 'WRONG'}")
 
 # %% [markdown]
-# **What the two ideas are worth.** The same training (the same steps, schedule and seed), with one
-# idea taken away at a time, on 3-digit problems; 2-digit problems for comparison; and the main run
-# again with another seed, to show how much the moment a run learns varies by chance alone.
+# **What the two ideas are worth.** The same training (steps, schedule, seed) with one idea taken away
+# at a time; 2-digit problems for comparison; the main run with another seed, to show the chance alone.
 
 # %% tags=["nbval-ignore-output"]
 add_runs = {"3 digits, reversed, masked (the main run)": (3, True, True, 1337, add_log)}
@@ -971,33 +951,30 @@ show(fig, 'addition')
 
 # %% [markdown]
 # In the stored run (the 2-core CPU) four of the five runs passed 99% exact match on their 1,000
-# held-out problems within 700 steps, 11 to 15 s of training each: well inside the goal of 99% in
-# 5 minutes. The main run passed 99% only at its last step and ended at 99.9%; the same run with
-# another seed passed it at step 400 and ended at 100%, so the moment a run learns varies a lot by
-# chance alone. Without reversed answers the model ended at 98.3%, the only run short of 99%;
-# without the mask it passed 99% at step 400, as the other seed of the main run did, so one run each
-# cannot tell the mask's effect from the seed's. At three digits reversing may help a little and
-# masking is not needed within this budget; the carry travels further with more digits, which is
-# where reversing should matter (see the exercises at the end).
+# held-out problems within 700 steps, 12 to 17 s of training each: well inside the goal of 99% in
+# 5 minutes. The main run passed 99% only at its last step and ended at 99.9%; with another seed it
+# passed it at step 400 and ended at 100%: the moment a run learns varies a lot by chance alone.
+# Without reversed answers the model ended at 98.3%, the only run short of 99%; without the mask it
+# passed 99% at step 400, as the other seed did, so one run each cannot tell the mask's effect from
+# the seed's. At three digits reversing may help a little and masking is not needed in this budget;
+# the carry travels further with more digits, where reversing should matter (see the exercises).
 
 # %% [markdown]
 # ## Summary
 #
 # - **Exercise 1**: the heads as a batch dimension compute exactly the lecture's multi-head
-#   attention, in fewer and larger operations, which is how nanoGPT writes it (notebook 05).
-# - **Exercise 2**: notebook 04's GPT, unchanged, learned to add: the data loader wrote fresh problems
-#   at every step, held out a thousand for testing, reversed the answers and masked the questions.
+#   attention in fewer, larger operations, as nanoGPT writes it (notebook 05).
+# - **Exercise 2**: notebook 04's GPT, unchanged, learned to add from fresh problems at every step,
+#   a thousand held out for testing, the answers reversed and the questions masked.
 #
-# Notebook 06b goes on with exercise 3 (pretrain on another text, then finetune on tiny Shakespeare)
-# and the lecture's last chapter, from this model to ChatGPT; notebook 06c with exercise 4 (GELU,
-# weight tying and rotary position embeddings, each checked and raced).
+# Next, notebook 06b: exercise 3 (pretrain on another text, finetune on tiny Shakespeare) and the
+# lecture's last chapter; then 06c: exercise 4 (GELU, weight tying, rotary embeddings, each raced).
 #
 # ## More exercises
 #
-# 1. Extend exercise 2 to subtraction: add `-` to the vocabulary, choose the operation of each row at
-#    random, decide how a negative result is written (a sign token, or only `a >= b`), keep the
-#    answer's width fixed. Does subtraction need the lowest digit first too, where the borrow travels
-#    like the carry? Then try `*`, whose higher digits depend on many pairs of digits.
+# 1. Extend exercise 2 to subtraction: add `-`, pick each row's operation at random, decide how a
+#    negative result is written (a sign token, or only `a >= b`), keep the answer's width fixed. Does the
+#    borrow need the lowest digit first too? Then try `*`, whose higher digits depend on many pairs.
 # 2. How many digits can the same model add before 99% is out of reach in 5 minutes?
 # 3. In exercise 2, give the model one block instead of two, or half the channels: what is the
 #    smallest model that still reaches 99% on 3-digit problems within 700 steps?

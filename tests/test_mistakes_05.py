@@ -112,18 +112,6 @@ MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what i
                                    "not at every offset"),
     "inputs and targets swapped": ([("return chunk[:, :-1], chunk[:, 1:]", "return chunk[:, 1:], chunk[:, :-1]")], batches,
                                    "the targets are not the inputs moved one step on"),
-    "scaler.update() left out": ([(UPDATE, "")], step, "scaler.update()"),
-    "unscale_ left out before clipping": ([(UNSCALE, "")], step, "clipped while still multiplied by the scale"),
-    "clipping before unscale_": ([(UNSCALE + CLIP, CLIP + UNSCALE)], step, "clipped while still multiplied by the scale"),
-    "optimizer.step() for scaler.step": ([("scaler.step(optimizer)  # skipped", "optimizer.step()  # skipped")], step,
-                                         "step with scaler.step(optimizer)"),
-    "zero_grad between backward and the step": ([(ZERO, "    scaler.scale(loss).backward()\n    optimizer.zero_grad(set_to_none=True)\n")],
-                                                step, "were the gradients zeroed between backward and the step"),
-    "zero_grad left out": ([(ZERO, "    scaler.scale(loss).backward()\n")], step, "gradients of earlier steps are added in"),
-    "the learning rate never set": ([(LR, "")], step, "the learning rate lr was not given"),
-    "plain loss.backward()": ([("    scaler.scale(loss).backward()\n    if clip:", "    loss.backward()\n    if clip:")], step,
-                              "backward through scaler.scale(loss)"),
-    "clipped at 1.0, not at clip": ([(CLIP, CLIP.replace("clip)", "1.0)"))], step, "differ from SGD computed by hand"),
     "warmup from zero": ([("return peak * (it + 1) / warmup", "return peak * it / warmup")], schedule,
                          "every step needs a positive rate"),
     "decay to zero": ([(COSINE, "return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, progress)))")], schedule,
@@ -142,7 +130,19 @@ MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what i
                                                    "configure_optimizer fails with ValueError"),
 }
 
-MISTAKES_5B = {  # notebook 05b: name: (edit, check, sentence)
+MISTAKES_5B = {  # notebook 05b, which holds the check of notebook 05's training step: name: (edit, check, sentence)
+    "scaler.update() left out": ([(UPDATE, "")], step, "scaler.update()"),
+    "unscale_ left out before clipping": ([(UNSCALE, "")], step, "clipped while still multiplied by the scale"),
+    "clipping before unscale_": ([(UNSCALE + CLIP, CLIP + UNSCALE)], step, "clipped while still multiplied by the scale"),
+    "optimizer.step() for scaler.step": ([("scaler.step(optimizer)  # skipped", "optimizer.step()  # skipped")], step,
+                                         "step with scaler.step(optimizer)"),
+    "zero_grad between backward and the step": ([(ZERO, "    scaler.scale(loss).backward()\n    optimizer.zero_grad(set_to_none=True)\n")],
+                                                step, "were the gradients zeroed between backward and the step"),
+    "zero_grad left out": ([(ZERO, "    scaler.scale(loss).backward()\n")], step, "gradients of earlier steps are added in"),
+    "the learning rate never set": ([(LR, "")], step, "the learning rate lr was not given"),
+    "plain loss.backward()": ([("    scaler.scale(loss).backward()\n    if clip:", "    loss.backward()\n    if clip:")], step,
+                              "backward through scaler.scale(loss)"),
+    "clipped at 1.0, not at clip": ([(CLIP, CLIP.replace("clip)", "1.0)"))], step, "differ from SGD computed by hand"),
     "copy_heads: key and query swapped": ([("enumerate(['query', 'key', 'value'])", "enumerate(['key', 'query', 'value'])")],
                                           copied_heads, "copy_heads computes another function than the lecture's"),
     "copy_heads: the projection not copied": ([("        attn.proj.load_state_dict(mha.proj.state_dict())\n", "")], copied_heads,
@@ -151,6 +151,15 @@ MISTAKES_5B = {  # notebook 05b: name: (edit, check, sentence)
                                                 "fast_from_lecture computes another function"),
     "fast_from_lecture: the blocks skipped": ([("if '.sa.' not in k}", "if 'blocks' not in k}")], copied_model,
                                               "fast_from_lecture computes another function"),
+}
+
+CORRECT_5B = {  # notebook 05b: name: (a variant a learner may write, the check)
+    "zero_grad at the end of the step": ([(ZERO, "    scaler.scale(loss).backward()\n"),
+                                          (UPDATE, UPDATE + "    optimizer.zero_grad()\n")], step),
+    "unscale_ on every step": ([(UNSCALE, ""), ("    if clip:\n        nn.utils", "    scaler.unscale_(optimizer)\n    if clip:\n        nn.utils")],
+                               step),
+    "clip the optimizer's own parameters": ([(CLIP, "        nn.utils.clip_grad_norm_([p for g in optimizer.param_groups "
+                                                    "for p in g['params']], clip)\n")], step),
 }
 
 CORRECT = {  # name: (a variant a learner may write, the check)
@@ -162,12 +171,6 @@ CORRECT = {  # name: (a variant a learner may write, the check)
     "batches stacked from slices": ([("chunk = data[pos]  # (B, T+1)",
                                       "chunk = torch.stack([data[i:i + block_size + 1] for i in ix.flatten().tolist()])  # (B, T+1)")],
                                     batches),
-    "zero_grad at the end of the step": ([(ZERO, "    scaler.scale(loss).backward()\n"),
-                                          (UPDATE, UPDATE + "    optimizer.zero_grad()\n")], step),
-    "unscale_ on every step": ([(UNSCALE, ""), ("    if clip:\n        nn.utils", "    scaler.unscale_(optimizer)\n    if clip:\n        nn.utils")],
-                               step),
-    "clip the optimizer's own parameters": ([(CLIP, "        nn.utils.clip_grad_norm_([p for g in optimizer.param_groups "
-                                                    "for p in g['params']], clip)\n")], step),
     "nanoGPT's warmup, (it + 1) / (warmup + 1)": ([("return peak * (it + 1) / warmup", "return peak * (it + 1) / (warmup + 1)")],
                                                   schedule),
     "decay chosen by name and shape": ([(DECAY, "    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]\n"
@@ -194,7 +197,27 @@ def test_the_check_accepts_a_correct_variant(variant):
 
 def test_there_are_at_least_fifteen_mistakes_and_every_check_is_probed():
     assert len(MISTAKES) >= 15
-    assert {c for _, c, _ in MISTAKES.values()} >= {batches, step, schedule, optimizer}
+    assert {c for _, c, _ in MISTAKES.values()} >= {batches, schedule, optimizer}
+    assert step in {c for _, c, _ in MISTAKES_5B.values()}
+
+
+STEP_MISTAKES = [m for m, (_, c, _) in MISTAKES_5B.items() if c is step]
+
+
+@pytest.mark.parametrize("mistake", STEP_MISTAKES)
+def test_notebook_05_checks_its_own_training_step_too(mistake):
+    """05 shows scaled_step where a learner may edit it: its own copy of the check stops the same mistakes."""
+    edit, run_check, sentence = MISTAKES_5B[mistake]
+    assert "passed" in run_check(ns())
+    with pytest.raises(AssertionError) as caught:
+        run_check(ns(replace=edit))
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("variant", [v for v, (_, c) in CORRECT_5B.items() if c is step])
+def test_notebook_05_accepts_a_correct_training_step(variant):
+    edit, run_check = CORRECT_5B[variant]
+    assert "passed" in run_check(ns(replace=edit))
 
 
 @pytest.mark.parametrize("mistake", list(MISTAKES_5B))
@@ -204,6 +227,13 @@ def test_notebook_05b_stops_the_mistake_with_its_sentence(mistake):
     with pytest.raises(AssertionError) as caught:
         run_check(ns_5b(replace=edit))
     assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)  # one sentence, not a traceback
+
+
+@pytest.mark.parametrize("variant", list(CORRECT_5B))
+def test_notebook_05b_accepts_a_correct_variant(variant):
+    edit, run_check = CORRECT_5B[variant]
+    assert "passed" in run_check(ns_5b(replace=edit))
 
 
 def test_notebook_05b_accepts_heads_copied_in_one_go():
