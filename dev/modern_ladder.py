@@ -1,5 +1,5 @@
-"""Tune and measure notebook 09's CPU race: each argument is one set of flags for
-`python notebooks/09_modern_gpt.py --race`, run one after the other in fresh processes; the printed
+"""Tune and measure notebook 09b's CPU race: each argument is one set of flags for
+`python notebooks/09b_muon_and_the_race.py --race`, run one after the other in fresh processes; the printed
 race line is parsed and appended to dev/results/modern_race_tuning.json.
 
     flock /tmp/course-cpu.lock python dev/modern_ladder.py "" "--seed 1" "--muon-lr 0.05"
@@ -20,7 +20,7 @@ OUT = ROOT / "dev" / "results" / "modern_race_tuning.json"
 LINE = re.compile(r"(\d+) steps in ([\d.]+) s; whole-split val loss ([\d.]+); ([\d.]+) s with the evaluation")
 
 
-def race(flags, notebook="09_modern_gpt"):
+def race(flags, notebook="09b_muon_and_the_race"):
     """Run one race; returns {flags, steps, train_s, total_s, val} from its printed line."""
     cmd = [sys.executable, str(ROOT / "notebooks" / f"{notebook}.py"), "--race", *shlex.split(flags)]
     done = subprocess.run(cmd, cwd=ROOT / "notebooks", capture_output=True, text=True)
@@ -34,7 +34,7 @@ def race(flags, notebook="09_modern_gpt"):
 
 def main(argv):
     runs = json.loads(OUT.read_text()) if OUT.exists() else []
-    todo = [("", "05_fast_gpt")] if argv == ["--notebook-05"] else [(a, "09_modern_gpt") for a in argv or [""]]
+    todo = [("", "05_fast_gpt")] if argv == ["--notebook-05"] else [(a, "09b_muon_and_the_race") for a in argv or [""]]
     for flags, notebook in todo:
         row = race(flags, notebook)
         print(f"{notebook} --race {flags}: {row['steps']} steps in {row['train_s']} s; val {row['val']:.4f}; "
