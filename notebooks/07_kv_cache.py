@@ -2,17 +2,15 @@
 # # 07 · Sampling fast: a cache of keys and values
 #
 # To write its 100th character, the lecture's `generate` runs all 99 before it through the model
-# again, although it computed their keys and values while writing the 99th. This notebook keeps them,
-# a cache of every layer's keys and values, so that a new character costs one position instead of the
-# whole context; proves that the cached sampler writes exactly the lecture's characters; and measures
-# the gain, and where this model's learned positions stop it.
-#
-# Beyond the lecture (it has no cache); it builds on notebook 05's fast model. Standalone (it finds or
-# downloads its data) and a script: `python notebooks/07_kv_cache.py`, or add `--bench` to time
-# cached against recomputed sampling and stop.
+# again, although it computed their keys and values while writing the 99th. This notebook keeps them in
+# a cache, so that a new character costs one position instead of the whole context; proves that the
+# cached sampler writes exactly the lecture's characters; and measures the gain, and where learned
+# positions stop it. Beyond the lecture (it has no cache), after notebook 05's fast model. Standalone
+# and a script: `python notebooks/07_kv_cache.py`, or add `--bench` to time both samplers and stop.
+# Folded cells hold the plumbing every notebook carries so that it stands alone.
 
 # %%
-import argparse, hashlib, math, os, pathlib, platform, statistics, sys, tempfile, time, urllib.request
+import argparse, hashlib, math, os, pathlib, platform, sys, tempfile, time, urllib.request
 from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn as nn
@@ -25,10 +23,6 @@ import matplotlib.pyplot as plt
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: a tiny model, few steps, same printed facts
 IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 RUN_NAME = "07_kv_cache"                        # as a script, figures go to runs/07_kv_cache/
-
-# %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
-# the device, the data, the checks, the command line); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (the same in every notebook)
@@ -265,11 +259,10 @@ def check_flags(args, rules):
 def positive(v):
     return v >= 1
 # %% [markdown]
-# ## The command line
+# ## The command line, and the data
 #
-# With no flags the script does what the notebook does. `--bench` only times cached against
-# recomputed sampling on freshly initialised weights (the speed does not depend on the weights) and
-# stops; `--num-chars` sets how many characters are timed. A flag out of range stops with one line.
+# With no flags the script does what the notebook does. `--bench` only times both samplers on fresh
+# weights (speed does not depend on them) and stops; a flag out of range stops with one line.
 
 # %%
 def parse_args(argv=None):
@@ -283,24 +276,11 @@ def parse_args(argv=None):
 
 
 args = parse_args([] if IN_NOTEBOOK else None)
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: every flag of this notebook checked before anything runs
 RULES = {"num_chars": (positive, "at least 1"), "seed": (lambda v: 0 <= v < 2**64, "between 0 and 2**64 - 1")}
-
-
-def check_args(args):
-    """Stop with one line if a flag is out of range."""
-    check_flags(args, RULES)
-
-
-check_args(args)
-
-# %% [markdown]
-# ## The data, as in the other notebooks
+check_flags(args, RULES)  # one line, and a stop, at the first flag out of range
 
 # %%
-text = load_text()
+text = load_text()  # the data, as in the other notebooks
 chars = sorted(set(text))
 stoi = {ch: i for i, ch in enumerate(chars)}
 itos = {i: ch for i, ch in enumerate(chars)}
@@ -314,14 +294,13 @@ print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_da
 # %% [markdown]
 # ## The lecture's model and notebook 05's fast model
 #
-# Copies of notebook 04's model and notebook 05's fast one, folded below, so that this notebook runs
-# on its own (a test keeps the copies equal; notebooks 04 and 05 check each piece): `GPTConfig`, the
-# lecture's `GPTLanguageModel` and its `generate`, and `FastGPT`, whose `CausalSelfAttention`
-# computes all heads at once from one `qkv` linear layer with `F.scaled_dot_product_attention`. The
-# lecture's `generate` is the yardstick: the cached sampler must write exactly what it writes.
+# Folded copies of 04's `GPTConfig`, `GPTLanguageModel` and `generate`, and of 05's `FastGPT`, whose
+# `CausalSelfAttention` computes all heads from one `qkv` layer with `F.scaled_dot_product_attention`
+# (tests keep them equal); the lecture's `Block` holds it from the start, as its `Head`s would only be
+# built to be replaced. `generate` is the yardstick: the cached sampler must write exactly what it writes.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title The lecture's model and notebook 05's fast model (copies of their code)
+#@title The lecture's model and notebook 05's fast model (copies of their code; the Block holds 05's attention)
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -333,44 +312,31 @@ class GPTConfig:
     dropout: float = 0.2
 
 
-class Head(nn.Module):
-    """One head of causal self-attention."""
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
 
-    def __init__(self, config, head_size):
+    def __init__(self, config, flash=True):
         super().__init__()
-        self.key = nn.Linear(config.n_embd, head_size, bias=False)
-        self.query = nn.Linear(config.n_embd, head_size, bias=False)
-        self.value = nn.Linear(config.n_embd, head_size, bias=False)
-        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)))
+        self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = nn.Dropout(config.dropout)
         self.dropout = nn.Dropout(config.dropout)
+        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
-    def attention(self, x):
-        """The attention weights (B, T, T) of this head for x (B, T, C)."""
+    def forward(self, x):
         B, T, C = x.shape
-        k = self.key(x)  # (B, T, hs)
-        q = self.query(x)  # (B, T, hs)
-        wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, T), scaled by head_size, not C
-        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)
-        return F.softmax(wei, dim=-1)  # (B, T, T)
-
-    def forward(self, x):
-        wei = self.dropout(self.attention(x))  # (B, T, T)
-        return wei @ self.value(x)  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
-
-
-class MultiHeadAttention(nn.Module):
-    """Several heads of self-attention in parallel, concatenated and projected."""
-
-    def __init__(self, config):
-        super().__init__()
-        head_size = config.n_embd // config.n_head
-        self.heads = nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])
-        self.proj = nn.Linear(head_size * config.n_head, config.n_embd)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x):
-        out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, C)
-        return self.dropout(self.proj(out))  # (B, T, C)
+        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if self.flash:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
+        else:
+            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
+            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
+            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
+        return self.dropout(self.proj(y))  # (B, T, C)
 
 
 class FeedForward(nn.Module):
@@ -394,7 +360,7 @@ class Block(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.sa = MultiHeadAttention(config)
+        self.sa = CausalSelfAttention(config)  # 05's batched heads: the lecture's Head is never run here
         self.ffwd = FeedForward(config)
         self.ln1 = nn.LayerNorm(config.n_embd)
         self.ln2 = nn.LayerNorm(config.n_embd)
@@ -457,33 +423,6 @@ def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
 GPTLanguageModel.generate = generate
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
-
-    def __init__(self, config, flash=True):
-        super().__init__()
-        self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
-        self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
-        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
-        else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
-        return self.dropout(self.proj(y))  # (B, T, C)
-
-
 class FastBlock(Block):
     """The lecture's Block with CausalSelfAttention in place of MultiHeadAttention."""
 
@@ -504,9 +443,9 @@ class FastGPT(GPTLanguageModel):
 # %% [markdown]
 # ## 1. What `generate` computes again
 #
-# Attention is causal: position `t` looks only at positions `0 … t`. So appending a character
-# changes nothing at the positions before it, in any layer: their keys and values come out as they
-# did one step earlier. Each layer's `qkv` output, for 9 characters and for the same 9 plus a 10th:
+# Attention is causal: position `t` looks only at `0 … t`, so appending a character changes nothing
+# at the positions before it, in any layer. Each layer's keys and values, for 9 characters and for the
+# same 9 plus a 10th:
 
 # %%
 toy = GPTConfig(vocab_size=65, block_size=16, n_embd=64, n_head=4, n_layer=2, dropout=0.0)  # a small model for the checks
@@ -525,22 +464,20 @@ for layer in range(toy.n_layer):
     assert same
 
 # %% [markdown]
-# A step needs only the new character's own query, key and value in each layer: its query attends to
-# the cached keys and its own. Writing `n` characters from a one-character prompt, the lecture's
-# `generate` runs `1 + 2 + … + n` positions through the model (until the context reaches
-# `block_size`); with a cache it runs `n`.
+# A step needs only the new character's query, key and value in each layer: writing `n` characters from
+# one, `generate` runs `1 + 2 + … + n` positions through the model (up to `block_size`); a cache, `n`.
 #
 # ## 2. The cache, and attention over it
 #
 # The cache holds every layer's keys and values `(B, n_head, T, head_size)` for the `T` positions seen
-# so far. It has no weights, so what follows are functions of notebook 05's modules.
+# so far. It has no weights: what follows are functions of notebook 05's modules.
 
 # %%
 class KVCache:
     """The keys and values (B, nh, T, hs) of every layer for the T positions seen so far; len() is T."""
 
     def __init__(self, n_layer):
-        self.keys, self.values = [None] * n_layer, [None] * n_layer
+        self.keys, self.values = [None] * n_layer, [None] * n_layer  # each (B, nh, T, hs) once filled
 
     def __len__(self):
         return 0 if self.keys[0] is None else self.keys[0].shape[2]
@@ -548,11 +485,10 @@ class KVCache:
 
 # %% [markdown]
 # `attend_cached` is `CausalSelfAttention.forward` for new positions only: their keys and values are
-# appended to the layer's cache, and their queries attend over everything in it. With nothing cached
-# (a *prefill* of the prompt) it is the ordinary causal attention. After `T_past` cached positions,
-# new query `i` may see keys `0 … T_past + i`: a lower-triangular mask shifted right by `T_past`
-# (`is_causal=True` aligns its mask to the top left, so a single new query would see only the first
-# key). No dropout: sampling runs in `eval()` mode.
+# appended to the layer's cache, and their queries attend over all of it. With nothing cached (a
+# *prefill* of the prompt) it is ordinary causal attention. After `T_past` cached positions, new query
+# `i` sees keys `0 … T_past + i`: a lower-triangular mask shifted right by `T_past` (`is_causal=True`
+# aligns its mask to the top left). No dropout: sampling runs in `eval()` mode.
 
 # %%
 def attend_cached(attn, x, cache, layer):
@@ -574,10 +510,9 @@ def attend_cached(attn, x, cache, layer):
 
 
 # %% [markdown]
-# **Check.** Prompts of 7, 4 and 1 positions through `attend_cached`, each followed by two new
-# positions at once and then single ones up to 10, must give what `CausalSelfAttention` gives over all 10 at once. To name a
-# mistake, the check first sets the output projection to the identity, so that each head can be
-# compared with PyTorch's own attention; then it restores the projection.
+# **Check.** Prompts of 7, 4 and 1 positions, then two new ones at once and single ones up to 10, must
+# give what `CausalSelfAttention` gives over all 10. To name a mistake it compares each head with
+# PyTorch's attention (the output projection set to the identity), then the whole layer.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of attend_cached (folded: open it to see how it works)
@@ -599,10 +534,7 @@ def check_attend_cached(attend_cached, config):
     torch.manual_seed(0)
     C, nh, T = config.n_embd, config.n_head, 10
     attn, plain = CausalSelfAttention(config).eval(), CausalSelfAttention(config).eval()
-    plain.load_state_dict(attn.state_dict())
-    with torch.no_grad():
-        plain.proj.weight.copy_(torch.eye(C))  # the heads' output as it is, to compare with PyTorch's attention
-        plain.proj.bias.zero_()
+    plain.load_state_dict({**attn.state_dict(), "proj.weight": torch.eye(C), "proj.bias": torch.zeros(C)})  # heads as they are
     heads = lambda t: t.reshape(t.shape[0], -1, nh, C // nh).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
     for B, P in ((3, 7), (1, 4), (2, 1)):
         x = torch.randn(B, T, C)  # (B, T, C)
@@ -618,10 +550,10 @@ def check_attend_cached(attend_cached, config):
         check(mistake is None, f"attend_cached over a prompt of {P} is not causal self-attention: {mistake}")
         check_cache_holds(cache, k, v, P)
         last = heads(y)[:, :, -1:]  # (B, nh, 1, hs) the last single step
-        check(not torch.allclose(last, v[:, :, :1], atol=1e-5), "a new position after cached ones sees only the first "
-              "key: is_causal=True aligns its mask to the top left; shift the mask right by the cached length")
-        check(not torch.allclose(last, v[:, :, -1:], atol=1e-5), "a new position attends only to itself: its query "
-              "must see the cached keys and values too (concatenate them before the attention)")
+        check(not torch.allclose(last, v[:, :, :1], atol=1e-5), "a new position after cached ones sees only the first key: "
+              "is_causal=True aligns its mask to the top left; shift the mask right by the cached length")
+        check(not torch.allclose(last, v[:, :, -1:], atol=1e-5), "a new position attends only to itself: its query must "
+              "see the cached keys and values too (concatenate them before the attention)")
         check(torch.allclose(heads(y), want, atol=1e-5), f"after a prompt of {P}, the new positions (two at once, then "
               "single ones) do not attend like causal attention over the whole sequence: new query i must see every "
               "cached key and the new ones up to its own, nothing later")
@@ -633,10 +565,9 @@ def check_attend_cached(attend_cached, config):
 
 def check_cache_holds(cache, k, v, P):
     """The cache after the run holds the keys and the values (B, nh, T, hs) of the whole sequence, in its order."""
-    for what, got, want, other in (("keys", cache.keys[0], k, v), ("values", cache.values[0], v, k)):
+    for what, twin, got, want, other in (("keys", "values", cache.keys[0], k, v), ("values", "keys", cache.values[0], v, k)):
         if not isinstance(got, torch.Tensor) or got.shape != want.shape or torch.allclose(got, want, atol=1e-5):
             continue
-        twin = "values" if what == "keys" else "keys"
         check(not torch.allclose(got[:, :, :P], other[:, :, :P], atol=1e-5), f"after a prompt of {P}, the cached "
               f"{what} of the prompt are its {twin}: the new {what} are concatenated onto the cached {twin}, not the cached {what}")
         found = [any(torch.allclose(got[:, :, j], want[:, :, i], atol=1e-5) for i in range(want.shape[2]))
@@ -654,8 +585,8 @@ check_attend_cached(attend_cached, toy)
 # %% [markdown]
 # ## 3. The model, one new position at a time
 #
-# `forward_cached` is the model's forward pass for new characters that follow the cached ones: they
-# sit at positions `len(cache) …`, not `0 …`, and each block's attention goes through the cache.
+# `forward_cached` is the forward pass for new characters after the cached ones, at positions
+# `len(cache) …` (not `0 …`), each block's attention through the cache.
 
 # %%
 def forward_cached(model, idx, cache):
@@ -672,12 +603,11 @@ def forward_cached(model, idx, cache):
 # %% [markdown]
 # ### When the context is full
 #
-# The positions are learned, one row per position `0 … block_size - 1`: with `block_size` positions
-# cached there is no row for the next one, and the cache cannot slide. The lecture's `generate` crops
-# the context to its last `block_size` characters, moving every character one position left and
-# changing every key and value; so, to write exactly what it writes, the cached sampler runs the
-# cropped window afresh (a prefill) once the window is full, and every step from then on costs a full
-# window. `next_logits_cached` is one step of sampling; `next_logits_recomputed`, the lecture's.
+# The positions are learned, one row each for `0 … block_size - 1`: with `block_size` cached there is no
+# row for the next, and the cache cannot slide. `generate` crops the context to its last `block_size`
+# characters, moving each one left and changing every key and value; to write exactly that, the cached
+# sampler prefills the cropped window afresh once it is full, so every later step costs a full window.
+# `next_logits_cached` is one step of sampling; `next_logits_recomputed`, the lecture's.
 
 # %%
 def next_logits_cached(model, idx, cache):
@@ -695,11 +625,9 @@ def next_logits_recomputed(model, idx, cache=None):
 
 
 # %% [markdown]
-# **Check.** Random characters fed one at a time from a prompt of three, far past the point where
-# the window fills, then from a prompt longer than the window: after each step the cache must hold the
-# right number of positions, and the logits must equal the full forward pass's last position on the
-# same (cropped) context. On a difference, hooks on every layer norm and `lm_head` find the first
-# piece fed otherwise than in the full pass, and the check names it.
+# **Check.** Random characters one at a time from a prompt of three, far past the full window, then from
+# a prompt longer than it: after each step the cache holds the right number of positions and the logits
+# equal the full pass's on the same (cropped) context; hooks name the first piece fed otherwise.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of next_logits_cached (folded: open it to see how it works)
@@ -750,14 +678,12 @@ def check_cached_logits(next_logits, config):
                          if t <= bs else f"step {t - start}, after the window filled")
                 try:
                     (logits, cache), got = stream_inputs(model, lambda: next_logits(model, idx, cache))
-                except IndexError as e:
-                    check(t <= bs, f"with {t} characters of context, more than block_size = {bs}, {where} asked for a "
-                          f"position past {bs - 1}: positions are learned, so prefill the last block_size characters afresh")
-                    raise CheckFailed(f"next_logits_cached raised IndexError at {where}, with idx of shape {tuple(idx.shape)} "
-                                      f"and {held} positions cached: {e}") from None
-                except Exception as e:
+                except Exception as e:  # a position past the learned ones, or another crash: one sentence either way
+                    check(t <= bs or not isinstance(e, IndexError), f"with {t} characters of context, more than block_size = "
+                          f"{bs}, {where} asked for a position past {bs - 1}: positions are learned, so prefill the last "
+                          "block_size characters afresh")
                     raise CheckFailed(f"next_logits_cached raised {type(e).__name__} at {where}, with idx of shape "
-                                      f"{tuple(idx.shape)} and {held} positions cached: {str(e).splitlines()[0] if str(e) else e!r}") from None
+                                      f"{tuple(idx.shape)} and {held} positions cached: {(str(e).splitlines() or [repr(e)])[0]}") from None
                 check(isinstance(logits, torch.Tensor) and logits.shape == (2, V), f"at {where} next_logits_cached "
                       f"returned logits of shape {tuple(getattr(logits, 'shape', ()))}, not (B, vocab_size) = (2, {V}): "
                       "return (the last position's logits, the cache)")
@@ -785,9 +711,8 @@ check_cached_logits(next_logits_cached, toy)
 # %% [markdown]
 # ## 4. Sampling with the cache
 #
-# `generate_cached` samples as the lecture's `generate` does (with the course's `temperature` and
-# `top_k`, in `eval()` mode without gradients, the mode restored after); only the logits come from the
-# cache, and each call starts with an empty one.
+# `generate_cached` samples as `generate` does (`temperature`, `top_k`, `eval()` mode without gradients,
+# the mode restored after); only the logits come from the cache, and each call starts with an empty one.
 
 # %%
 @torch.no_grad()
@@ -809,11 +734,9 @@ def generate_cached(model, idx, max_new_tokens, temperature=1.0, top_k=None):
 
 
 # %% [markdown]
-# **Check.** With the same weights and seed, `generate_cached` must write exactly what `generate`
-# writes: a short call, the same call again (nothing may outlive a call), calls far past the window,
-# with a low temperature, a high one with `top_k`, a prompt longer than `block_size`. The model has
-# dropout, so a sampler without `eval()` writes other characters; and it must leave the model in the
-# mode it found, training or eval.
+# **Check.** With the same weights and seed, `generate_cached` must write what `generate` writes: a short
+# call, the same again (nothing may outlive a call), far past the window, low and high temperature,
+# `top_k`, a long prompt; the model has dropout, so `eval()` shows, and its mode must be restored.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of generate_cached (folded: open it to see how it works)
@@ -857,9 +780,8 @@ def check_generate_cached(generate_cached, config):
 check_generate_cached(generate_cached, toy)
 
 # %% [markdown]
-# The work, counted rather than timed: positions through the model (a hook on the token embedding
-# counts them) while writing from a one-character prompt on the toy model (`block_size = 16`); then
-# the memory a cache takes.
+# The work, counted rather than timed: positions through the toy model (`block_size = 16`, a hook on
+# the token embedding counts them) from a one-character prompt; then the memory a cache takes.
 
 # %%
 def positions_computed(sample, model, max_new_tokens):
@@ -889,10 +811,11 @@ print(f"memory of the cache for one full sequence of the lecture's model: 2 x {l
 # %% [markdown]
 # ## 5. A model worth sampling from
 #
-# To sample text rather than noise, train a fast model briefly, with the lecture's AdamW at a constant
-# learning rate. The device chooses the size: the lecture's configuration on CUDA,
-# notebook 05's CPU size (4 layers of 128 channels, `block_size = 64`) elsewhere, for a few hundred
-# steps: enough for words and names, not for good Shakespeare.
+# To sample text rather than noise, train a fast model briefly (the lecture's AdamW, a constant
+# learning rate), sized by the device: the lecture's configuration on CUDA, notebook 05's CPU size
+# elsewhere (4 layers of 128 channels, `block_size = 64`). The stored run (the 2-core CPU, seed 1337,
+# 400 steps) reached a whole-split validation loss of 2.0268: words, names and line breaks, not yet
+# good Shakespeare; the training cell prints where yours landed.
 
 # %% tags=["nbval-ignore-output"]
 device = pick_device(args.device)
@@ -929,14 +852,11 @@ def get_batch_on_device(data, batch_size, block_size):
     return chunk[:, :-1], chunk[:, 1:]  # (B, T) inputs, (B, T) targets
 
 
-
 # %% [markdown]
 # ## 6. Timing both, character by character
 #
-# Each sampler writes `num_chars` characters (2,000 by default, far past the window) from a
-# one-character prompt, and every step is timed. The two take turns, `repeats` times, and each step
-# keeps its fastest time (other work on the machine only ever adds time): characters per second
-# within the window (the first `block_size`) and over all of them, and the cost of each character.
+# Each sampler writes `num_chars` characters (2,000 by default) from one, every step timed; the two take
+# turns `repeats` times and each step keeps its fastest time (other work only ever adds time).
 
 # %%
 def ms_per_character(next_logits, model, num_chars, seed=0):
@@ -973,11 +893,8 @@ def print_speeds(model, num_chars, repeats):
     return ms
 
 
-# %% [markdown]
-# `--bench` stops here, after timing both on freshly initialised weights.
-
 # %% tags=["nbval-ignore-output"]
-if args.bench:
+if args.bench:  # --bench stops here, after timing both on freshly initialised weights
     print(f"bench: generate against generate_cached on freshly initialised weights, the fastest of {repeats} turns")
     torch.manual_seed(args.seed)
     print_speeds(FastGPT(config).to(device), num_chars, repeats)
@@ -1011,11 +928,6 @@ def split_loss(model, data, batch=256):
     return (total / len(x)).item()
 
 
-# %% [markdown]
-# The stored run (the 2-core CPU, seed 1337, 400 steps) reached a whole-split validation loss of
-# 2.0268: words, names and line breaks in the right places, not yet good Shakespeare. The cell
-# prints where yours landed.
-
 # %% tags=["nbval-ignore-output"]
 t0 = time.perf_counter()
 model, last_loss = train_briefly(config, batch_size, max_iters, learning_rate, seed=args.seed)
@@ -1023,12 +935,9 @@ sync()
 print(f"{max_iters} steps in {time.perf_counter() - t0:.1f} s; last batch's loss {last_loss:.4f}, "
       f"whole-split val loss {split_loss(model, val_data):.4f}")
 
-# %% [markdown]
-# With the same seed, both samplers must write the same text from the trained model: the cell says
-# whether they did (two ways of adding up the same numbers can differ in the last bit; if a draw ever
-# fell on such a boundary, the texts would part there and the cell would say where).
-
 # %% tags=["nbval-ignore-output"]
+# With the same seed both samplers must write the same text (two ways of adding the same numbers can
+# differ in the last bit: if a draw fell on such a boundary, the cell would say where the texts part).
 start = torch.zeros((1, 1), dtype=torch.long, device=device)  # (B, T) one character, a newline
 samples = []
 for sample in (generate, generate_cached):
@@ -1039,11 +948,8 @@ print(f"the same {num_chars:,} characters both ways: {len(differ) == 0}"
       + (f" (they part at character {differ[0].item()})" if len(differ) else ""))
 print(decode(samples[1][:300].tolist()))
 
-# %% [markdown]
-# Now the timing, on the trained model, and each character's cost against the context it is written in.
-
 # %% tags=["nbval-ignore-output"]
-steps_ms = print_speeds(model, num_chars, repeats)
+steps_ms = print_speeds(model, num_chars, repeats)  # the timing on the trained model, then each character's cost
 fig, ax = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
 for name, ms in steps_ms.items():
     _ = ax.plot(range(1, 3 * block_size + 1), ms[:3 * block_size], label=name)
@@ -1054,26 +960,21 @@ _ = ax.legend()
 show(fig, 'ms_per_character')
 
 # %% [markdown]
-# In the stored run, within the window the cached sampler ran at 2.32x the lecture's speed, and over
-# 2,000 characters at 1.03x: after the first `block_size` characters every step is a prefill of the
-# whole window, as costly as the lecture's step. The lecture's step grows with the context until it
-# reaches `block_size`, then stays at the cost of a full window; the cached step stays nearly flat
-# while the window fills (one more cached position per step is too little to see at this size). On a
-# small model and a CPU much of a step is fixed cost (Python, small matrix products, the sampling
-# itself), so one position instead of a window saves less than the positions counted above suggest.
+# In the stored run the cached sampler ran at 2.34x the lecture's speed within the window and at 1.02x
+# over 2,000 characters: past the first `block_size` every step is a prefill of the whole window, as
+# costly as the lecture's, whose step grows with the context up to `block_size` while the cached one
+# stays nearly flat. On a small model and a CPU much of a step is fixed cost (Python, small matrix
+# products, the sampling), so one position instead of a window saves less than the count above suggests.
 #
 # ## Summary
 #
 # - A cache of each layer's keys and values makes a step of sampling cost one position instead of the
-#   whole context: causal attention never changes what earlier positions computed, so the new query
-#   needs only the cached keys and values plus its own.
-# - Each piece was checked against an oracle: the cached attention against `CausalSelfAttention` over
-#   the whole sequence, each step's logits against the full forward pass (before and after the window
-#   fills, a failure naming the first piece fed otherwise), and the samples against the lecture's
-#   `generate`, character for character, call after call.
-# - Learned positions limit the gain: once the context passes `block_size`, every position moves and
-#   the cache must be rebuilt at every step. The gain holds for the first `block_size` characters,
-#   256 for the lecture's configuration.
+#   whole context: causal attention never changes what earlier positions computed.
+# - Each piece was checked against an oracle: the cached attention against `CausalSelfAttention`, each
+#   step's logits against the full forward pass (before and after the window fills, naming the first
+#   piece fed otherwise), the samples against `generate`, character for character, call after call.
+# - Learned positions limit the gain: past `block_size` every position moves and the cache must be
+#   rebuilt at every step; the gain holds for the first `block_size` characters (256 in the lecture).
 #
 # ## Exercises
 #
@@ -1082,7 +983,7 @@ show(fig, 'ms_per_character')
 #    speed over 2,000 characters. The samples are no longer the lecture's: why?
 # 2. Sample 16 sequences at once (`idx` of shape `(16, 1)`). How do the two samplers' characters per
 #    second change, per sequence and in all?
-# 3. Rotary position embeddings (RoPE, used by LLaMA) rotate queries and keys by their position
-#    instead of adding a learned row. Why does that let a cache slide past `block_size`? (It is no
-#    longer exactly the recomputed window: the deeper layers' cached keys and values were computed
-#    while the dropped characters were still in view. Measure how much that changes the samples.)
+# 3. Rotary position embeddings (RoPE, used by LLaMA) rotate queries and keys by their position instead
+#    of adding a learned row. Why does that let a cache slide past `block_size`? (Not exactly the
+#    recomputed window: deeper layers' cached keys and values saw the dropped characters. How much
+#    does that change the samples?)

@@ -1,16 +1,10 @@
 # %% [markdown]
 # # 08 · Training on several processes: DistributedDataParallel and torchrun
 #
-# The lecture trains on one GPU, and so does every notebook so far. This notebook goes beyond the
-# lecture: nanoGPT's `train.py` (the lecture walks through the nanoGPT repository from
-# [at 1:46:22](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6382s)) also trains one model on several
-# GPUs, and on several machines, with PyTorch's `DistributedDataParallel` (DDP), launched by `torchrun`.
-# Here we take notebook 05's fast model and its race, show with numbers what DDP computes (one step on
-# a batch that is the union of every process's batch), build the training script, run it with two
-# processes on the CPU, and prove that two processes train the weights that one process trains on
-# their batches combined, equal up to float rounding.
-#
-# Standalone (it downloads its data) and a script:
+# Beyond the lecture (one GPU), nanoGPT's `train.py` (walked through [at 1:46:22](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6382s))
+# trains on several GPUs and machines with PyTorch's `DistributedDataParallel` (DDP), launched by
+# `torchrun`. With notebook 05's fast model: what DDP computes, the script, a run of two CPU processes,
+# and the proof that they train the weights one process trains on their batches combined. Standalone, and a script:
 #
 # ```
 # python notebooks/08_ddp.py                                          # what the notebook does
@@ -34,10 +28,6 @@ import matplotlib.pyplot as plt
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: tiny sizes and few steps
 IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 RUN_NAME = "08_ddp"                             # as a script, figures go to runs/08_ddp/
-
-# %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
-# the device, the data, the checks, the command line); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (the same in every notebook)
@@ -197,72 +187,6 @@ def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
             raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
                              f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the batch check (the same in every notebook that carries it)
-def check_batch(x, y, data, batch_size, block_size, draw=None):
-    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, every row a chunk of data; with
-    draw (a call of get_batch without arguments), also its offsets at both ends of their range, and fresh draws."""
-    check(x.shape == y.shape == (batch_size, block_size), f"get_batch should return two ({batch_size}, "
-          f"{block_size}) tensors, got {tuple(x.shape)} and {tuple(y.shape)}: stack batch_size chunks of block_size")
-    check(x.dtype == y.dtype == torch.long, f"get_batch returns {x.dtype} and {y.dtype}: keep the data as torch.long")
-    check(not torch.equal(x, y), "the targets equal the inputs: take y = data[i+1:i+block_size+1], one step on")
-    check(torch.equal(x[:, 1:], y[:, :-1]), "the targets are not the inputs shifted by one: "
-          "x = data[i:i+block_size] needs y = data[i+1:i+block_size+1]")
-    data = data.cpu()
-    check_rows(x.cpu(), y.cpu(), data)
-    check(len(x) == 1 or len({tuple(r) for r in x.tolist()}) > 1, "every row of the batch is the same chunk: draw "
-          "batch_size random offsets, ix = torch.randint(len(data) - block_size, (batch_size,))")
-    if draw is not None:
-        with torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
-            torch.manual_seed(0)
-            (ex, ey), forced = attempt("get_batch, given the smallest and the largest offsets torch.randint can draw,",
-                                       at_extremes, draw, hint="the last chunk needs block_size + 1 characters, so "
-                                       "offsets stay below len(data) - block_size")
-            check_rows(ex.cpu(), ey.cpu(), data, "with offsets at both ends of their range, ")
-            last = data[len(data) - block_size - 1:len(data) - 1]  # (T,) the last chunk that has a next character
-            check(not forced or any(torch.equal(r, last) for r in ex.cpu()), "with torch.randint at the top of its "
-                  "range no row is the last chunk of the split, so the offsets stop short of len(data) - block_size - 1 "
-                  "and the last characters are never trained on: torch.randint(n, ...) draws 0 to n - 1")
-            again = [draw()[0].cpu() for _ in range(3)]
-        check(not all(torch.equal(a, again[0]) for a in again), "get_batch gave the same batch three times in a row: "
-              "draw fresh random offsets at every call, ix = torch.randint(len(data) - block_size, (batch_size,))")
-    return Passed("get_batch: passed")
-
-
-def check_rows(x, y, data, when=""):
-    """Every row of x is a chunk of data and the row of y the characters that follow it."""
-    for row in range(min(len(x), 8)):
-        found = torch.arange(len(data) - x.shape[1])  # every start with a next character after the chunk
-        for j, c in enumerate(x[row].tolist()):
-            found = found[data[found + j] == c]
-        check(len(found) > 0, f"{when}row {row} of the batch is not a chunk of the training split: index that "
-              "split, x = data[i:i+block_size]")
-        for j, c in enumerate(y[row].tolist()):
-            found = found[data[found + 1 + j] == c]
-        check(len(found) > 0, f"{when}row {row}'s targets are not the characters that follow its inputs in the "
-              "training split: y = data[i+1:i+block_size+1] (a shift or roll of x loses the character after the chunk)")
-
-
-def at_extremes(draw):
-    """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn; and whether it was called."""
-    real, called = torch.randint, []
-
-    def ends(*args, size=None, **kwargs):
-        called.append(True)
-        ints = [a for a in args if isinstance(a, int)]
-        size = size if size is not None else next(a for a in args if isinstance(a, (tuple, list, torch.Size)))
-        low, high = (ints[0], ints[1]) if len(ints) > 1 else (kwargs.get("low", 0), ints[0] if ints else kwargs["high"])
-        out = torch.full(tuple(size), low, dtype=kwargs.get("dtype") or torch.long, device=kwargs.get("device"))
-        out.view(-1)[::2] = high - 1
-        return out
-
-    torch.randint = ends
-    try:
-        return draw(), bool(called)
-    finally:
-        torch.randint = real
-
-
-# %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: command-line checks (the same in every notebook that carries it)
 class Parser(argparse.ArgumentParser):
     """argparse, except that a mistake on the command line is one line on stderr (exit status 2)."""
@@ -290,15 +214,11 @@ def finite(v):
 # %% [markdown]
 # ## What DistributedDataParallel does
 #
-# `torchrun --nproc_per_node=2 script.py` starts the same script twice. Each copy is a **process**
-# with a **rank** (0, 1, …) out of a **world size** (2), and each holds a full **replica** of the
-# model. Every step, each process draws its *own* batch, runs forward and backward on it, and
-# then the processes **all-reduce** their gradients (a collective operation: every process puts in
-# its tensor and every process gets back the same combination of all of them, here the average):
-# each one sends its gradients to the others and receives theirs. Same weights, same gradient,
-# same optimizer: every replica takes the same step, so the replicas never drift apart, although no
-# weight is sent after the start (only buffers, such as the `tril` masks, are re-sent by rank 0 at
-# each forward pass: DDP's `broadcast_buffers`, on by default, and cheap).
+# `torchrun --nproc_per_node=2 script.py` starts the script twice: two **processes**, **rank** 0 and 1 of
+# **world size** 2, each with a **replica** of the model. Every step each draws its *own* batch, runs
+# forward and backward, and they **all-reduce** their gradients (every process puts in its tensor and
+# gets back the same combination of all, here the average). Same weights, gradient and optimizer: the
+# same step everywhere, although no weight is sent after the start (only buffers such as `tril`).
 #
 # ```
 #  rank 0                                rank 1
@@ -308,28 +228,19 @@ def finite(v):
 #  AdamW step with g                     AdamW step with g      (the same step)
 # ```
 #
-# Because the loss is a mean over the batch, the mean of two batches' gradients is the gradient of
-# the mean over both batches together: **one step of W processes with batch B each is one step of
-# one process with batch B × W**. The learning rate and the number of steps mean what they meant
-# with one process; each step just sees W times as many sequences.
-
-# %% [markdown]
-# **The processes.** `torchrun` tells each copy of the script who it is through environment variables:
-# `RANK` (0 … world size − 1, over all machines), `LOCAL_RANK` (its number on this machine, which
-# picks its GPU), `WORLD_SIZE`, `LOCAL_WORLD_SIZE`, and `MASTER_ADDR`/`MASTER_PORT`, where the
-# processes meet. With plain `python` none is set and the script is rank 0 of 1. Rank 0 is the
-# **master process** (nanoGPT's name): it alone prints, evaluates and saves; the other processes run
-# the same cells with their output thrown away, so that nothing appears twice; a mistake on the
-# command line or in the data stops every process, but only rank 0 says why, in one line (`once`).
+# The loss is a mean over the batch, so **one step of W processes with batch B each is one step of one
+# process with batch B × W**, at the same learning rate.
+#
+# **The processes.** `torchrun` tells each copy who it is in environment variables: `RANK` (0 … world
+# size − 1, over all machines), `LOCAL_RANK` (its number on this machine, which picks its GPU),
+# `WORLD_SIZE`, `LOCAL_WORLD_SIZE`, and `MASTER_ADDR`/`MASTER_PORT`, where they meet; with plain `python`,
+# rank 0 of 1. Rank 0, the **master process** (nanoGPT's name), alone prints, evaluates and saves; the
+# others run the same cells silently, and a mistake that stops them all is told once (`once`).
 
 # %%
-def process_env():
-    """(rank, local rank, world size, processes on this machine) as torchrun sets them; (0, 0, 1, 1) without it."""
-    get = lambda name, default: int(os.environ.get(name, default))
-    return get("RANK", 0), get("LOCAL_RANK", 0), get("WORLD_SIZE", 1), get("LOCAL_WORLD_SIZE", 1)
-
-
-ddp_rank, ddp_local_rank, ddp_world_size, local_world_size = process_env()
+torchrun_sets = lambda name, default: int(os.environ.get(name, default))  # the default: plain python, one process
+ddp_rank, ddp_local_rank = torchrun_sets("RANK", 0), torchrun_sets("LOCAL_RANK", 0)  # over all machines; on this one
+ddp_world_size, local_world_size = torchrun_sets("WORLD_SIZE", 1), torchrun_sets("LOCAL_WORLD_SIZE", 1)  # processes: all; here
 master_process = ddp_rank == 0  # prints, evaluates and saves
 if not master_process:
     sys.stdout = open(os.devnull, "w")  # the same cells run silently on the other ranks (errors still show)
@@ -352,12 +263,11 @@ def once(fn, *args):
 print(f"rank {ddp_rank} of world size {ddp_world_size} ({local_world_size} on this machine)")
 
 # %% [markdown]
-# ## The command line
+# ## The command line, and the data
 #
-# With no flag, the script does what the notebook does. `--race` trains notebook 05's race (sized for
-# the device, changed by the flags), with as many processes as `torchrun` starts, or one with plain
-# `python`. A flag out of range, or one that does not apply, stops with one line, before anything
-# else runs. The race's settings for each device, notebook 05's `RACES`:
+# With no flag the script does what the notebook does; `--race` trains notebook 05's `RACES` (sized for
+# the device, changed by the flags) on as many processes as `torchrun` starts. A flag out of range or
+# that does not apply stops with one line, before anything else runs.
 
 # %%
 RACES = {  # device: (model sizes, batch, steps, peak lr, warmup, target val loss, clip, steps between checks)
@@ -367,15 +277,8 @@ RACES = {  # device: (model sizes, batch, steps, peak lr, warmup, target val los
 }
 
 
-# %%
-def parse_args(argv=None):
-    """The command-line flags; argv=[] gives the defaults (None: sized for the device)."""
-    p = Parser(prog="08_ddp.py", description="Train the fast GPT with DistributedDataParallel, on as many "
-               "processes as torchrun starts (one with plain python).")
-    g = p.add_argument_group("what to run (default: everything the notebook does)")
-    g.add_argument("--race", action="store_true", help="only train notebook 05's race on this process (and the others torchrun started)")
-    g.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="where to run (default: the fastest there is)")
-    g.add_argument("--out", help="folder where rank 0 saves ckpt.pt (the weights, the config and the log)")
+def add_race_flags(p):
+    """The flags that change the race; each one left out takes notebook 05's value for the device."""
     g = p.add_argument_group("model (default: notebook 05's race for the device)")
     g.add_argument("--n-layer", type=int, help="blocks")
     g.add_argument("--n-head", type=int, help="attention heads per block (must divide --n-embd)")
@@ -387,6 +290,18 @@ def parse_args(argv=None):
     g.add_argument("--learning-rate", type=float, help="peak learning rate of the schedule")
     g.add_argument("--warmup", type=int, help="steps of linear warmup before the cosine decay")
     g.add_argument("--seed", type=int, default=1337, help="random seed; rank r draws its batches with seed + r (default: 1337)")
+
+
+# %%
+def parse_args(argv=None):
+    """The command-line flags; argv=[] gives the defaults (None: sized for the device)."""
+    p = Parser(prog="08_ddp.py", description="Train the fast GPT with DistributedDataParallel, on as many "
+               "processes as torchrun starts (one with plain python).")
+    g = p.add_argument_group("what to run (default: everything the notebook does)")
+    g.add_argument("--race", action="store_true", help="only train notebook 05's race on this process (and the others torchrun started)")
+    g.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="where to run (default: the fastest there is)")
+    g.add_argument("--out", help="folder where rank 0 saves ckpt.pt (the weights, the config and the log)")
+    add_race_flags(p)
     return p.parse_args(argv)
 
 
@@ -394,9 +309,8 @@ args = once(parse_args, [] if IN_NOTEBOOK else None)
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: every flag of this notebook checked before anything runs
-RULES = {"n_layer": (positive, "at least 1"), "n_head": (positive, "at least 1"), "n_embd": (positive, "at least 1"),
-         "block_size": (positive, "at least 1"), "max_iters": (positive, "at least 1"),
-         "batch_size": (positive, "at least 1"), "learning_rate": (finite, "a positive finite number"),
+RACE_ONLY = ("out", "n_layer", "n_head", "n_embd", "block_size", "max_iters", "batch_size", "learning_rate", "warmup")
+RULES = {**{name: (positive, "at least 1") for name in RACE_ONLY[1:7]}, "learning_rate": (finite, "a positive finite number"),
          "warmup": (lambda v: v >= 0, "at least 0"), "seed": (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1")}
 
 
@@ -405,8 +319,7 @@ def check_args(args):
     check_flags(args, RULES)
     if "RANK" in os.environ and not args.race:
         raise SystemExit("error: under torchrun this script only trains: add --race (plain python runs the notebook)")
-    given = [f for f in ("out", "n_layer", "n_head", "n_embd", "block_size", "max_iters", "batch_size",
-                         "learning_rate", "warmup") if getattr(args, f) is not None] + (["device"] if args.device != "auto" else [])
+    given = [f for f in RACE_ONLY if getattr(args, f) is not None] + (["device"] if args.device != "auto" else [])
     if given and not args.race:
         raise SystemExit(f"error: --{given[0].replace('_', '-')} sets the training of --race: add --race "
                          "(without it the script does what the notebook does)")
@@ -432,11 +345,8 @@ def choose_device(args):
 
 once(check_args, args)
 
-# %% [markdown]
-# ## The data, as in the other notebooks
-
 # %%
-text = once(load_text)
+text = once(load_text)  # the data, as in the other notebooks
 chars = sorted(set(text))
 stoi = {ch: i for i, ch in enumerate(chars)}
 itos = {i: ch for i, ch in enumerate(chars)}
@@ -453,14 +363,12 @@ if args.race:  # the race's context must fit in both splits: checked before any 
 # %% [markdown]
 # ## The fast model, exactly as notebook 05 built it
 #
-# Copies of notebook 05's cells, folded below (a test keeps the copies equal; notebooks 04 and 05
-# check each piece): the lecture's model and `FastGPT`, with batched heads and
-# `scaled_dot_product_attention`; then 05's training pieces: mixed precision for the device
-# (`amp_dtype_for`), `sync`, the whole-split loss, the warmup-and-cosine schedule `lr_at`, and AdamW
-# with weight decay on the matrices (`configure_optimizer`).
+# Folded copies of 05's `FastGPT` (its `Block` holds 05's batched heads from the start: the lecture's
+# `Head`s would only be built to be replaced), `amp_dtype_for`, `sync`, `split_loss`, `lr_at` (warmup
+# and cosine) and `configure_optimizer`; a test keeps them equal to 05's.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 05's model and training pieces (copies of its code)
+#@title Notebook 05's model and training pieces (copies of its code; the Block holds 05's attention)
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -472,44 +380,31 @@ class GPTConfig:
     dropout: float = 0.2
 
 
-class Head(nn.Module):
-    """One head of causal self-attention."""
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
 
-    def __init__(self, config, head_size):
+    def __init__(self, config, flash=True):
         super().__init__()
-        self.key = nn.Linear(config.n_embd, head_size, bias=False)
-        self.query = nn.Linear(config.n_embd, head_size, bias=False)
-        self.value = nn.Linear(config.n_embd, head_size, bias=False)
-        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)))
+        self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = nn.Dropout(config.dropout)
         self.dropout = nn.Dropout(config.dropout)
+        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
-    def attention(self, x):
-        """The attention weights (B, T, T) of this head for x (B, T, C)."""
+    def forward(self, x):
         B, T, C = x.shape
-        k = self.key(x)  # (B, T, hs)
-        q = self.query(x)  # (B, T, hs)
-        wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, T), scaled by head_size, not C
-        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)
-        return F.softmax(wei, dim=-1)  # (B, T, T)
-
-    def forward(self, x):
-        wei = self.dropout(self.attention(x))  # (B, T, T)
-        return wei @ self.value(x)
-
-
-class MultiHeadAttention(nn.Module):
-    """Several heads of self-attention in parallel, concatenated and projected."""
-
-    def __init__(self, config):
-        super().__init__()
-        head_size = config.n_embd // config.n_head
-        self.heads = nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])
-        self.proj = nn.Linear(head_size * config.n_head, config.n_embd)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x):
-        out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, C)
-        return self.dropout(self.proj(out))
+        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if self.flash:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
+        else:
+            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
+            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
+            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
+        return self.dropout(self.proj(y))
 
 
 class FeedForward(nn.Module):
@@ -533,7 +428,7 @@ class Block(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.sa = MultiHeadAttention(config)
+        self.sa = CausalSelfAttention(config)  # 05's batched heads: the lecture's Head is never run here
         self.ffwd = FeedForward(config)
         self.ln1 = nn.LayerNorm(config.n_embd)
         self.ln2 = nn.LayerNorm(config.n_embd)
@@ -573,33 +468,6 @@ class GPTLanguageModel(nn.Module):
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
-
-    def __init__(self, config, flash=True):
-        super().__init__()
-        self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
-        self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
-        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
-        else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
-        return self.dropout(self.proj(y))
 
 
 class FastBlock(Block):
@@ -667,11 +535,9 @@ def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
 # %% [markdown]
 # ## 1. Every process draws its own batches
 #
-# If every process drew the same batch, W processes would compute W copies of one gradient: W times
-# the work for nothing. So each rank draws from its own random generator, seeded with `seed + rank`
-# (nanoGPT seeds each rank with `1337 + rank` the same way). A generator of our own, instead of the
-# global random state, has one more use: one process can replay the batches that every rank drew,
-# which is how we will check the real thing. Otherwise this is notebook 05's `get_batch_on_device`.
+# Were the batches the same, W processes would compute one gradient W times. So each rank draws from a
+# generator seeded `seed + rank` (nanoGPT: `1337 + rank`), which also lets one process replay every
+# rank's batches to check the real thing. Otherwise this is notebook 05's `get_batch_on_device`.
 
 # %%
 def get_batch_of_rank(data, batch_size, block_size, generator):
@@ -694,7 +560,14 @@ def check_batches_of_ranks(get_batch_of_rank, data, seed=1337):
           "draw the offsets with torch.randint(..., generator=generator), not from the global random state")
     check(not torch.equal(x0, x1) and not torch.equal(x0, x0_next), "two ranks, or two steps of one rank, drew the same "
           "batch: draw every batch's offsets from the rank's generator, which moves on at each draw")
-    check_batch(x0, y0, data, 4, 8)
+    check(x0.shape == y0.shape == (4, 8), f"get_batch_of_rank should return two (4, 8) tensors, got {tuple(x0.shape)} "
+          f"and {tuple(y0.shape)}: stack batch_size chunks of block_size")
+    check(x0.dtype == y0.dtype == torch.long, f"get_batch_of_rank returns {x0.dtype} and {y0.dtype}: keep the data as torch.long")
+    check(not torch.equal(x0, y0), "the targets equal the inputs: take y = data[i+1:i+block_size+1], one step on")
+    chunks = data.cpu().unfold(0, 9, 1)  # (len(data) - 8, 9): every chunk of 8 characters with the one after it
+    rows = torch.cat((x0, y0[:, -1:]), dim=1).cpu()  # (4, 9): each row of inputs with its last target
+    check(torch.equal(x0[:, 1:], y0[:, :-1]) and all((chunks == r).all(1).any() for r in rows), "a row of the batch is not a "
+          "chunk of the training split with its targets one character on: x = data[i:i+block_size], y = data[i+1:i+block_size+1]")
     return x0, x1
 
 
@@ -705,12 +578,9 @@ print(f"rank 0 starts with {decode(x0[0].tolist())!r}, rank 1 with {decode(x1[0]
 # %% [markdown]
 # ## 2. Averaging the gradients is training on the combined batch
 #
-# Write `L_r` for the mean loss of rank r's B sequences. The loss of one process on all W × B
-# sequences is the mean of the means, `L = (L_0 + … + L_{W-1}) / W`, so its gradient is the average
-# of the ranks' gradients, and that average is what DDP computes (it adds the gradients and divides
-# by the world size). It is exact because every rank's batch has the same size B; with batches of
-# different sizes the mean of the means would weigh the small batch's sequences more. First by hand,
-# in this one process: a replica per "rank", each with its own batch, then the all-reduce as a loop.
+# With `L_r` the mean loss of rank r's B sequences, one process's loss on all W × B is the mean of the
+# means, `L = (L_0 + … + L_{W-1}) / W` (every batch has size B), so its gradient is the ranks' average,
+# which DDP computes. First by hand, in one process: a replica per "rank", then the all-reduce.
 
 # %%
 def average_gradients(replicas):
@@ -722,15 +592,13 @@ def average_gradients(replicas):
 
 
 # %% [markdown]
-# **Check.** Replicas from the same seed, each on its own batch, then the averaging function: every
-# replica's gradient must be that of one model on all the batches concatenated, `(W × B, T)`, for
-# three replicas and for two. It names a sum instead of an average, and a second division by W.
+# **Check.** Replicas from one seed, each on its own batch, then the averaging: every replica's gradient
+# must be one model's on all batches concatenated, `(W × B, T)`, for three replicas and two.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of average_gradients (folded: open it to see how it works)
 def check_data_parallel(average, world_size=2, batch_size=4, seed=1337):
-    """Check a gradient exchange: replicas on their own batches, after average(replicas), must all hold
-    the gradient of one model on all their batches together."""
+    """Replicas on their own batches, after average(replicas), must all hold one model's gradient on all the batches."""
     config = GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)
     tokens = torch.randint(0, 65, (1000,), generator=torch.Generator().manual_seed(0))
     batches = [get_batch_of_rank(tokens, batch_size, 8, torch.Generator().manual_seed(seed + r)) for r in range(world_size)]
@@ -763,10 +631,9 @@ check_data_parallel(average_gradients, world_size=3)  # three replicas, then two
 check_data_parallel(average_gradients)
 
 # %% [markdown]
-# **Why the check looks at gradients and not at weights.** A sum instead of an average would double
-# the learning rate of plain SGD; AdamW hides it, because it divides each gradient by a running
-# estimate of its own size. One step of each optimizer, with a gradient and with twice that gradient,
-# from the same weights:
+# **Why gradients, not weights.** A sum instead of an average doubles plain SGD's learning rate; AdamW
+# hides it, dividing each gradient by a running estimate of its size. One step of each, with a gradient
+# and with twice it:
 
 # %%
 torch.manual_seed(0)
@@ -782,27 +649,18 @@ for name, optimizer_class, options in (("SGD", torch.optim.SGD, dict(lr=0.1)),
     print(f"{name:<6} step with the summed gradient / step with the averaged one: {(moves[1] / moves[0]).mean():.4f}")
 
 # %% [markdown]
-# So with AdamW a run with summed gradients trains almost the same weights (only AdamW's tiny `eps`,
-# and gradient clipping when it clips one and not the other, see the difference): comparing weights
-# would miss the mistake, while the gradients show it plainly.
+# So with AdamW summed gradients train almost the same weights (only `eps`, and clipping, tell them
+# apart): comparing weights would miss the mistake; gradients show it.
 #
 # ## 3. What DDP adds
 #
-# `DDP(model)` does across processes what `average_gradients` did in one:
-#
-# - When it wraps the model, it **broadcasts** rank 0's parameters and buffers to every rank, so all
-#   replicas start equal even if each process initialised its own differently (nanoGPT seeds the model
-#   differently on every rank and relies on this). We seed the model the same way on every rank anyway.
-# - During `loss.backward()`, hooks on the parameters collect the gradients into **buckets** (about
-#   25 MB each) and start the all-reduce of a bucket as soon as all its gradients are ready, while backward computes
-#   the earlier layers: communication overlaps computation. When `backward()` returns, every `.grad`
-#   holds the average over the ranks. The optimizer step is the ordinary one.
-# - The all-reduce runs on a **backend**: **NCCL** between CUDA GPUs (over NVLink, PCIe or InfiniBand),
-#   **Gloo** for CPU tensors (over TCP). Apple's MPS has none, so on a Mac several processes use the CPU.
-#
-# The cost is the traffic. A ring all-reduce sends about 2 (W − 1) / W times the size of the gradients
-# from every process at every step: at most twice their size, however many processes there are. For notebook 05's race on a CPU and on CUDA (its `RACES`, above),
-# in float32:
+# `DDP(model)` **broadcasts** rank 0's parameters and buffers to every rank, so replicas start equal
+# even if each initialised its own (nanoGPT relies on this; we seed every rank alike). During
+# `loss.backward()` hooks gather the gradients into **buckets** (about 25 MB) and all-reduce each as
+# soon as it is ready, while backward computes the earlier layers; when it returns, every `.grad` holds
+# the average. The all-reduce runs on a **backend**: **NCCL** between CUDA GPUs, **Gloo** for CPU tensors
+# (Apple's MPS has none: on a Mac several processes use the CPU). The cost is traffic: a ring all-reduce
+# sends about 2 (W − 1) / W times the gradients' size per process and step. For 05's race, in float32:
 
 # %%
 for key in ("cpu", "cuda"):
@@ -815,32 +673,47 @@ for key in ("cpu", "cuda"):
 # %% [markdown]
 # ## 4. The training function
 #
-# Notebook 05's `train_fast`, changed where several processes need it:
-#
-# - the model is built from the same seed on every rank and, with more than one process, wrapped in
-#   `DDP` (the forward and backward go through the wrapper; the optimizer and the saved weights use the
-#   model inside);
-# - the batches come from one generator per rank in `ranks`, seeded `seed + rank`: a process of a
-#   torchrun job draws only its own (`ranks=[rank]`); one process given `ranks=[0, 1]` draws both
-#   ranks' batches and concatenates them, `(2B, T)`, which is the single-process reference;
-# - no early stop: every rank must take every step, or the others would wait at the all-reduce forever.
+# Notebook 05's `train_fast`, changed for several processes: `replica` builds the model from the same
+# seed on every rank, wrapped in `DDP` with more than one process, and a generator per rank in `ranks`
+# (a torchrun process draws its own; one process given `ranks=[0, 1]` draws both, `(2B, T)`, the
+# single-process reference). No early stop: every rank must take every step, or the others wait forever.
 
 # %%
-def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, world_size=1, ranks=None,
-              weight_decay=0.1, clip=None, amp_dtype=None, fused=False, compile=False):
-    """Train a FastGPT as process rank of world_size on the batches of ranks (default: its own), with the
-    gradients averaged over the processes by DDP when world_size > 1; returns it and a log of (step, seconds,
-    loss, gradient norm)."""
+def replica(config, seed, rank, world_size, ranks, peak_lr, weight_decay, amp_dtype, fused, compile):
+    """A FastGPT, what runs its forward and backward (DDP around it when world_size > 1), its AdamW and
+    gradient scaler, one batch generator per rank in ranks (default: its own), and the training split on the device."""
     torch.manual_seed(seed)  # the same initial weights in every process
     model = FastGPT(config).to(device)
     step_model = model if world_size == 1 else DDP(model, device_ids=[torch.cuda.current_device()] if device == 'cuda' else None)
     step_model = torch.compile(step_model) if compile else step_model
     optimizer = configure_optimizer(model, peak_lr, weight_decay, fused)
     scaler = torch.amp.GradScaler(device, enabled=amp_dtype == torch.float16)
-    train_on_device = train_data.to(device)
     generators = [torch.Generator(device).manual_seed(seed + r) for r in (ranks or [rank])]
     torch.manual_seed(seed + rank)  # dropout: each rank its own masks, as each has its own batch
-    sync()
+    train_on_device = train_data.to(device)
+    sync()  # the set-up done before the clock starts
+    return model, step_model, optimizer, scaler, generators, train_on_device
+
+
+# %%
+def backward_and_step(loss, model, optimizer, scaler, clip=None):
+    """loss.backward() and one optimizer step, clipped if clip; returns the gradient's norm."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()  # with DDP, the gradients are averaged over the processes here
+    scaler.unscale_(optimizer)  # the true gradients (nothing to undo without float16)
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip or math.inf)  # their size; clipped if clip
+    scaler.step(optimizer)
+    scaler.update()
+    return grad_norm
+
+
+# %%
+def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, world_size=1, ranks=None,
+              weight_decay=0.1, clip=None, amp_dtype=None, fused=False, compile=False):
+    """Train a FastGPT as process rank of world_size on the batches of ranks (default: its own), the gradients
+    averaged by DDP when world_size > 1; returns it and a log of (step, seconds, loss, gradient norm)."""
+    model, step_model, optimizer, scaler, generators, train_on_device = replica(
+        config, seed, rank, world_size, ranks, peak_lr, weight_decay, amp_dtype, fused, compile)
     log, t0 = [], time.perf_counter()
     for it in range(iters):
         for group in optimizer.param_groups:
@@ -849,12 +722,7 @@ def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, wor
         x, y = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])  # (len(ranks) * B, T) each
         with torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             _, loss = step_model(x, y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()  # with DDP, the gradients are averaged over the processes here
-        scaler.unscale_(optimizer)  # the true gradients (nothing to undo without float16)
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip or math.inf)  # their size; clipped if clip
-        scaler.step(optimizer)
-        scaler.update()
+        grad_norm = backward_and_step(loss, model, optimizer, scaler, clip)
         if it == 0 or (it + 1) % max(1, iters // 20) == 0 or it + 1 == iters:
             last = loss.item()  # this process's own batch loss; waits for the device, so read it before the clock
             log.append((it + 1, time.perf_counter() - t0, last, grad_norm.item()))
@@ -865,10 +733,8 @@ def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, wor
 # %% [markdown]
 # ## 5. The script
 #
-# The device: with several processes on CUDA, `LOCAL_RANK` picks the GPU (`torch.cuda.set_device`),
-# one GPU per process, and the backend is NCCL; elsewhere it is Gloo on the CPU. On a CPU the
-# processes share the cores, so each gets `cores // processes` threads: two processes with all cores
-# each would fight over them. This notebook itself runs on the CPU; `--race` uses the device.
+# On CUDA `LOCAL_RANK` picks each process's GPU, with NCCL; elsewhere Gloo on the CPU, each process with
+# `cores // processes` threads. This notebook itself runs on the CPU; `--race` uses the device.
 
 # %% tags=["nbval-ignore-output"]
 device = choose_device(args)  # checked with the flags: CUDA, MPS (one process only) or the CPU
@@ -885,11 +751,9 @@ if not args.race and torch.cuda.is_available():
 
 
 # %% [markdown]
-# **Check.** `train_ddp` in one process, on a tiny model, against numbers computed another way: its
-# first step's gradient norm (logged) must be that of a fresh model from the same seed on the rank's
-# first batch; the weights after one step must be one AdamW step by hand at the schedule's first
-# learning rate; and the second step's gradient must be that of those weights on the second batch
-# alone, not piled on the first.
+# **Check.** `train_ddp` in one process on a tiny model, against numbers computed another way: step 1's
+# logged gradient norm is a fresh model's on the rank's first batch; the weights after it are one AdamW
+# step by hand at `lr_at(0, ...)`; step 2's gradient is those weights' on the second batch alone.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of train_ddp (folded: open it to see how it works)
@@ -935,12 +799,8 @@ def check_train_ddp(train_ddp, lr=1e-2, warmup=2, seed=1337):
 # %%
 check_train_ddp(train_ddp)
 
-# %% [markdown]
-# `--race` trains notebook 05's race for the device: its model size, batch per process, steps, peak
-# learning rate and warmup, changed by the flags; `torch.compile` and mixed precision on CUDA, as in 05.
-
 # %%
-def race_settings(args, device):
+def race_settings(args, device):  # torch.compile and mixed precision on CUDA, as in 05
     """train_ddp's keyword arguments for --race (notebook 05's race for the device, changed by the flags), and its target."""
     sizes, batch, iters, lr, warmup, target, clip, _ = RACES["tiny" if SMOKE else "cuda" if device == "cuda" else "cpu"]
     given = lambda name, default: default if getattr(args, name, None) is None else getattr(args, name)
@@ -954,10 +814,9 @@ def race_settings(args, device):
 
 
 # %% [markdown]
-# The race itself, which `--race` runs and then stops. Every process joins the **process group**
-# (`init_process_group` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`), trains, and leaves
-# it; rank 0 evaluates the whole validation split and saves. In the notebook this cell does nothing:
-# section 6 runs it through `torchrun`.
+# The race itself, which `--race` runs and then stops: every process joins the **process group**
+# (`init_process_group` reads `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`), trains and leaves it;
+# rank 0 evaluates and saves. In the notebook these cells do nothing: section 6 runs them by `torchrun`.
 
 # %% tags=["nbval-ignore-output"]
 if args.race:
@@ -970,6 +829,9 @@ if args.race:
     print(f"race: {asdict(settings['config'])}, {ddp_world_size} process(es) x batch {B} = {ddp_world_size * B} "
           f"sequences per step, {settings['iters']} steps, peak lr {settings['peak_lr']}, warmup {settings['warmup']}")
     model, log = train_ddp(**settings, rank=ddp_rank, world_size=ddp_world_size)
+
+# %% tags=["nbval-ignore-output"]
+if args.race:  # rank 0 evaluates the whole validation split and saves; every process leaves the group
     (first, t_first, *_), (last, seconds, *_) = log[0], log[-1]  # the first step compiles and allocates: not timed
     if master_process:
         block_size = T  # split_loss cuts the split into chunks of the model's context
@@ -989,31 +851,21 @@ if args.race:
 # %% [markdown]
 # ## 6. Launching: one machine, or several
 #
-# On one machine, `--standalone` lets torchrun pick a free port and meet its own processes there:
+# On one machine, `--standalone` lets torchrun pick a free port for its processes to meet (the first
+# two lines below). On several machines, run a command on each with the number of machines (`--nnodes`)
+# and where they meet: `--node-rank=0` (then 1, …) with `--master-addr=10.0.0.1 --master-port=29500`
+# (machine 0), or the same everywhere with a **rendezvous** (PyTorch's c10d store on one machine's
+# port, where each machine's torchrun registers and gets its node rank), the third line:
 #
 # ```
 # torchrun --standalone --nproc_per_node=8 notebooks/08_ddp.py --race     # 8 GPUs (NCCL)
 # torchrun --standalone --nproc_per_node=2 notebooks/08_ddp.py --race --device cpu   # 2 CPU processes (Gloo)
-# ```
-#
-# On several machines, run the same command on each, telling torchrun how many machines (`--nnodes`)
-# and where they meet: by hand, `--node-rank=0` (then 1, …) with `--master-addr=10.0.0.1
-# --master-port=29500` (machine 0's address), or with a **rendezvous** (a meeting point, here PyTorch's c10d store on one machine's port, where
-# every machine's torchrun registers and is given its node rank), the same command everywhere:
-#
-# ```
 # torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=10.0.0.1:29500 --rdzv-id=gpt08 notebooks/08_ddp.py --race
 # ```
 #
-# That is 16 processes, `RANK` 0 … 15, `LOCAL_RANK` 0 … 7 on each machine; the script is unchanged.
-# The machines must reach each other on that port, and every machine needs the data (here each
-# downloads or finds its own `datasets/tinyshakespeare.txt`).
-#
-# **Two processes from this notebook.** The next cells launch `torchrun` on this notebook's own script
-# with two Gloo processes on the CPU, and read back what rank 0 saved. The script is the file running,
-# or `08_ddp.py` beside the notebook, or else one written from the code cells of the `08_ddp.ipynb`
-# beside it (a notebook downloaded on its own); on Colab, where neither is in the working folder, the
-# cell says what to do.
+# That is 16 processes, `RANK` 0 … 15, `LOCAL_RANK` 0 … 7 on each machine, the script unchanged; the
+# machines must reach each other on that port, and each needs the data. **From this notebook**, the
+# next cells launch `torchrun` with two Gloo processes on the CPU and read back what rank 0 saved.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Finding this notebook's own script (folded: open it to see how it works)
@@ -1056,14 +908,10 @@ def launch_torchrun(nproc, *flags):
 
 
 # %% [markdown]
-# **Check.** After a few steps, the weights that two processes saved must equal those of one process
-# trained on both ranks' batches concatenated, `train_ddp(..., ranks=[0, 1])`, up to float rounding;
-# one process on rank 0's batches alone ends clearly elsewhere. Rounding differences grow with every
-# step (AdamW can turn a last-bit difference in a nearly zero gradient into a whole step for that
-# weight), so the check measures the distance over all weights at once: under 1% of the distance to
-# rank 0 alone. Because AdamW hides a scaled gradient (section 2), it also compares the first step's
-# gradient norm, which `train_ddp` logs: from the same weights and batches it must be the same, and W
-# or 1/W times as large means a loss scaled by the world size.
+# **Check.** The two processes' weights must equal one process's on both ranks' batches, `train_ddp(...,
+# ranks=[0, 1])`, up to rounding, which grows with each step (AdamW can turn a last-bit difference into
+# a whole step): the distance over all weights must be under 1% of that to rank 0's batches alone. As
+# AdamW hides a scaled gradient, step 1's gradient norms must match too (W or 1/W: a scaled loss).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of two processes against one (folded: open it to see how it works)
@@ -1104,12 +952,9 @@ ran and check_same_training(ckpt['model'], combined.state_dict(), alone.state_di
 # %% [markdown]
 # ## 7. Is it faster?
 #
-# Tokens per second of the race's model with one process and with two, the same batch per process
-# and steps, each launched by `torchrun` (start-up and the first step not timed). On a CPU with few
-# cores do not expect a gain: two processes share the cores one process used with all its threads,
-# and the all-reduce adds communication. DDP pays off when every process has hardware of its own, one
-# GPU each (`torchrun --standalone --nproc_per_node=N notebooks/08_ddp.py --race` on N GPUs), which
-# this notebook's stored outputs do not include.
+# Tokens per second of the race's model with one process and with two (the same batch per process and
+# steps, start-up and step 1 not timed). On a CPU with few cores expect no gain: two processes share the
+# cores one used, and add the all-reduce. DDP pays off with a GPU per process, not in the stored outputs.
 
 # %% tags=["nbval-ignore-output"]
 steps = 3 if SMOKE else 50
@@ -1132,34 +977,26 @@ _ = right.set(xlabel='step', ylabel="rank 0's batch loss", title='The same steps
 show(fig, 'processes')
 
 # %% [markdown]
-# In the stored run on the 2-core CPU, one process trained 34,708 tokens per second and two processes
-# 36,247, 1.04x as many: one pair of short runs, too close to call a gain. Per step, the run with two
-# processes trains on twice as many sequences at the same learning rate; per second it has no clear
-# advantage on a CPU this small: one process already kept both cores busy with its two threads, two
-# processes of one thread each share the same two cores and add the all-reduce. Processes pay off
-# when each brings its own device.
+# In the stored run on the 2-core CPU, one process trained 34,997 tokens per second and two 38,541,
+# 1.10x as many: one pair of short runs, too few to call a gain. Per step two processes train on twice
+# the sequences; per second, no clear advantage: one process already kept both cores busy.
 #
 # ## Summary
 #
-# - Data parallelism keeps one replica of the model per process; each process draws its own batches
-#   (seeded `seed + rank`), and the all-reduce of the gradients during backward gives every replica the
-#   same average gradient, hence the same step. W processes with batch B train exactly as one process
-#   with batch W × B, at the same learning rate and number of steps (exactly so without dropout, as on
-#   the CPU; with dropout, as on CUDA, each rank draws its own dropout masks too): checked on gradients in one
-#   process (a sum or a double division is named), on `train_ddp`'s steps against hand-computed ones, and
-#   on the weights and first gradient of a real two-process Gloo run (a loss scaled by W is named).
+# - A replica per process, each on its own batches (seeded `seed + rank`); the all-reduce during backward
+#   gives every replica the same average gradient, so W processes with batch B train as one with batch
+#   W × B (exactly so without dropout). Checked on gradients in one process, on `train_ddp`'s steps
+#   against hand-computed ones, and on a real two-process Gloo run.
 # - `torchrun` starts the processes and sets `RANK`, `LOCAL_RANK`, `WORLD_SIZE` and the meeting point;
-#   `init_process_group` reads them; NCCL on GPUs, Gloo on the CPU; the same command spans machines
-#   with `--nnodes` and a node rank or a c10d rendezvous. Rank 0 alone prints, evaluates and saves.
-# - The price is an all-reduce of every gradient at every step, overlapped with the backward pass;
-#   on a 2-core CPU, two processes trained about as fast as one (1.04x, within what one pair of runs can tell).
+#   NCCL on GPUs, Gloo on the CPU; `--nnodes` with a node rank or a rendezvous spans machines.
+# - The price is an all-reduce of every gradient at every step, overlapped with backward; on a 2-core
+#   CPU two processes trained about as fast as one (1.10x, within what one pair of runs can tell).
 #
 # ## Exercises
 #
-# 1. nanoGPT keeps the total batch fixed instead: it divides its gradient-accumulation steps by the
-#    world size, and skips the all-reduce on all but the last micro-step
-#    (`model.require_backward_grad_sync`, or `with model.no_sync():`). Add `--grad-accum` and check that
-#    2 processes × 2 micro-steps train the weights of one process on the same 4 batches.
+# 1. nanoGPT keeps the total batch fixed instead: it divides its gradient-accumulation steps by the world
+#    size and skips the all-reduce on all but the last micro-step (`with model.no_sync():`). Add
+#    `--grad-accum` and check that 2 processes × 2 micro-steps train one process's weights on the same 4 batches.
 # 2. Add notebook 05's early stop to `train_ddp`: rank 0 evaluates every `eval_every` steps and
 #    `dist.broadcast`s whether to stop, so that every rank leaves the loop at the same step.
 # 3. On a machine with several GPUs, time the race with 1, 2, 4 … processes. Does the tokens per second

@@ -74,6 +74,18 @@ def test_the_notebooks_checks_pass_on_its_code(sizes):
     assert "passed" in nb["check_generate_cached"](nb["generate_cached"], c)
 
 
+def test_the_fast_model_is_notebook_05s():
+    # 07's Block holds CausalSelfAttention from the start (no lecture Heads built to be replaced): the same
+    # parameters, and the same logits from 05's weights
+    fast = load("05_fast_gpt", device="cpu")
+    c = dict(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0)
+    theirs, ours = fast["FastGPT"](fast["GPTConfig"](**c)).eval(), nb["FastGPT"](nb["GPTConfig"](**c)).eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(theirs.state_dict())
+    idx = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(theirs(idx)[0], ours(idx)[0], atol=1e-6)
+
+
 TOY = dict(block_size=8, n_embd=32, n_head=4, n_layer=2)
 
 

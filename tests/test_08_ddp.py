@@ -11,7 +11,7 @@ from notebook_code import NOTEBOOKS, load, source_of
 from script_runner import one_line_error, run_script, smoke_env
 
 SCRIPT = NOTEBOOKS / "08_ddp.py"
-COPIED = ["GPTConfig", "Head", "MultiHeadAttention", "FeedForward", "Block", "GPTLanguageModel", "CausalSelfAttention",
+COPIED = ["GPTConfig", "FeedForward", "GPTLanguageModel", "CausalSelfAttention",  # Block holds 05's attention from the start
           "FastBlock", "FastGPT", "amp_dtype_for", "sync", "split_loss", "lr_at", "configure_optimizer", "RACES"]
 nb = load("08_ddp", device="cpu")
 
@@ -39,6 +39,19 @@ def gap(a, b):
 def test_the_copies_are_notebook_05s():
     for name in COPIED:
         assert source_of("08_ddp", name) == source_of("05_fast_gpt", name), name
+
+
+def test_the_fast_model_is_notebook_05s():
+    # 08's Block holds CausalSelfAttention from the start (no lecture Heads built to be replaced): the same
+    # parameters, and the same logits and loss from 05's weights
+    fast = load("05_fast_gpt", device="cpu")
+    c = dict(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0)
+    theirs, ours = fast["FastGPT"](fast["GPTConfig"](**c)).eval(), nb["FastGPT"](nb["GPTConfig"](**c)).eval()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    ours.load_state_dict(theirs.state_dict())
+    idx = torch.randint(0, 11, (3, 8), generator=torch.Generator().manual_seed(0))
+    (a, loss_a), (b, loss_b) = theirs(idx, idx), ours(idx, idx)
+    assert torch.allclose(a, b, atol=1e-6) and torch.allclose(loss_a, loss_b, atol=1e-6)
 
 
 def test_two_gloo_processes_train_the_weights_of_one_process_on_both_batches(race, tmp_path):

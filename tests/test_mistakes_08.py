@@ -39,7 +39,7 @@ CHECKS = {
     "check_train_ddp": lambda ns: ns["check_train_ddp"](ns["train_ddp"]),
 }
 SCHEDULE = "            group['lr'] = lr_at(it, peak_lr, warmup, iters)"
-BACKWARD = "        optimizer.zero_grad(set_to_none=True)\n        scaler.scale(loss).backward()"
+BACKWARD = "    optimizer.zero_grad(set_to_none=True)\n    scaler.scale(loss).backward()"
 MISTAKES = {  # id: ([(old, new)], the check after the piece, what its sentence must say)
     "the mean given to the first replica only": (
         [("        for p in params:\n            p.grad = mean.clone()", "        params[0].grad = mean.clone()")],
@@ -70,12 +70,12 @@ MISTAKES = {  # id: ([(old, new)], the check after the piece, what its sentence 
     "chunks one character short": (
         [("    pos = ix + torch.arange(block_size + 1, device=data.device)  # (B, T+1) positions of each chunk",
           "    pos = ix + torch.arange(block_size, device=data.device)  # (B, T+1) positions of each chunk")],
-        "check_batches_of_ranks", r"get_batch should return two \(4, 8\) tensors, got \(4, 7\)"),
+        "check_batches_of_ranks", r"get_batch_of_rank should return two \(4, 8\) tensors, got \(4, 7\)"),
     "no zero_grad: the gradients pile up": (
-        [(BACKWARD, "        scaler.scale(loss).backward()")],
+        [(BACKWARD, "    scaler.scale(loss).backward()")],
         "check_train_ddp", "train_ddp's second step has a gradient norm of .*the gradients pile up"),
     "zero_grad between backward and step": (
-        [(BACKWARD, "        scaler.scale(loss).backward()\n        optimizer.zero_grad(set_to_none=False)")],
+        [(BACKWARD, "    scaler.scale(loss).backward()\n    optimizer.zero_grad(set_to_none=False)")],
         "check_train_ddp", "train_ddp's steps have no gradient: call optimizer.zero_grad.. before loss.backward"),
     "the learning rate never taken from the schedule": (
         [(SCHEDULE, "            group['lr'] = peak_lr")],
