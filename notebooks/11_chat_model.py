@@ -4,47 +4,39 @@
 # The lecture ends by explaining how ChatGPT is made from a model like ours (its closing chapter
 # [▶ 1:48:53](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6533s)): pretrain on a lot of text, then
 # finetune the model to answer, then tune it further with reinforcement learning. Notebook 06b retells
-# that in prose; this notebook runs every stage, on a CPU, in minutes, on data it makes itself:
+# that in prose; this notebook and the next run it on a CPU, in minutes, on data they make themselves:
 #
 # - **the chat format** (section 1): special tokens `<|user|>`, `<|assistant|>`, `<|end|>` past the
 #   characters, the embedding table and the head grown to hold them, and sampling that stops at `<|end|>`;
 # - **base** (section 2): notebook 05's GPT, pretrained on tiny Shakespeare: a document completer;
 # - **sft** (sections 3 to 5): supervised finetuning on conversations written by code (arithmetic asked in
 #   words, and continuing Shakespeare), with a **loss mask** so that only the assistant's tokens count;
-# - **rl** (section 6): reinforcement learning with a *verifiable* reward: sample several answers to a
-#   problem, reward the exact ones, push up those that beat the group's average.
+# - **rl**: reinforcement learning with a verifiable reward, in the next notebook,
+#   [11b](11b_reinforcement_learning.ipynb), which starts from the model this one saves.
 #
 # Each stage is measured the same way, on 500 held-out problems that no stage trains on. The stages are
-# those of Karpathy's [nanochat](https://github.com/karpathy/nanochat), which runs them for real on 8 GPUs:
+# those of Karpathy's [nanochat](https://github.com/karpathy/nanochat), which runs them on 8 GPUs:
 # [`base_train.py`](https://github.com/karpathy/nanochat/blob/master/scripts/base_train.py),
-# [`mid_train.py`](https://github.com/karpathy/nanochat/blob/master/scripts/mid_train.py) (the chat
-# format and its special tokens), [`chat_sft.py`](https://github.com/karpathy/nanochat/blob/master/scripts/chat_sft.py)
-# and [`chat_rl.py`](https://github.com/karpathy/nanochat/blob/master/scripts/chat_rl.py).
-#
-# Standalone (it downloads its data) and a script: `python notebooks/11_chat_model.py` runs every
-# stage and saves the finetuned model; `python notebooks/11_chat_model.py --chat` then talks to it.
+# [`mid_train.py`](https://github.com/karpathy/nanochat/blob/master/scripts/mid_train.py) (the chat format),
+# [`chat_sft.py`](https://github.com/karpathy/nanochat/blob/master/scripts/chat_sft.py). Standalone (it downloads
+# its data) and a script: `python notebooks/11_chat_model.py` runs every stage and saves the finetuned model.
 
 # %%
-import argparse, collections, copy, hashlib, math, os, pathlib, platform, random, re, signal, sys, tempfile, time, urllib.request
+import argparse, collections, copy, contextlib, hashlib, io, math, os, pathlib, platform, random, re, signal, sys, tempfile, time, urllib.request
 from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # as a script, figures are saved as PNG files instead of opening windows
-import matplotlib.pyplot as plt
 
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: tiny sizes and few steps
 IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
-RUN_NAME = "11_chat_model"                      # as a script, figures and the chat model go to runs/11_chat_model/
+RUN_NAME = "11_chat_model"                      # as a script, the finetuned model goes to runs/11_chat_model/
 
 # %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
-# the device, the data, the checks, the command line); they are folded in Jupyter and Colab.
+# The next cells are plumbing every notebook carries so that it stands alone; folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: folders, figures and checks (the same in every notebook)
+#@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
 def course_root():
     """The course checkout (holding notebooks/ and datasets/), else the working folder (a notebook on its own)."""
     here = pathlib.Path.cwd()
@@ -65,18 +57,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
-
-def show(fig, name, folder=None):
-    """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
-    if IN_NOTEBOOK:
-        plt.show()
-        return
-    folder = pathlib.Path(folder or runs_folder())
-    folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    print(f"figure saved: {folder / f'{name}.png'}")
 
 
 class CheckFailed(AssertionError):
@@ -206,41 +186,31 @@ def check_flags(args, rules):
         value = getattr(args, name, None)
         if value is not None and not ok(value):
             raise SystemExit(f"error: --{name.replace('_', '-')} must be {must} (got {value})")
-# %% [markdown]
-# ## The command line
-#
-# With no flag the script does what the notebook does and saves the finetuned model (to
-# `runs/11_chat_model/chat.pt`, or where `--ckpt` says); `--chat` skips the training and talks to
-# that model, one question a line (an empty line, Ctrl-D or Ctrl-C ends it).
-
 # %%
 def parse_args(argv=None):
     """The command-line flags; argv=[] gives the defaults."""
-    p = Parser(prog="11_chat_model.py", description="Pretrain, finetune and RL-tune a tiny chat model, or talk to it.")
-    p.add_argument("--chat", action="store_true", help="talk to the finetuned model saved by an earlier run (no training)")
-    p.add_argument("--ckpt", help="the finetuned model's file (default: runs/11_chat_model/chat.pt)")
-    p.add_argument("--temperature", type=float, default=0.0, help="--chat's sampling temperature (default 0: the most likely token)")
+    p = Parser(prog="11_chat_model.py", description="Pretrain a tiny GPT and finetune it into a chat model "
+               "(notebook 11b tunes it further, and its --chat talks to it).")
+    p.add_argument("--ckpt", help="where to save the finetuned model (default: runs/11_chat_model/chat.pt)")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="where to run (default: the fastest there is)")
     p.add_argument("--seed", type=int, default=1337, help="random seed of every stage (default: 1337)")
     return p.parse_args(argv)
 
 
-RULES = {"temperature": (lambda v: math.isfinite(v) and v >= 0, "a finite number, at least 0"),
-         "seed": (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1")}
+RULES = {"seed": (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1")}
 args = parse_args([] if IN_NOTEBOOK else None)
 check_flags(args, RULES)
-if args.temperature and not args.chat:
-    raise SystemExit("error: --temperature sets --chat's sampling; the training run samples at its own settings: drop it or add --chat")
-if not IN_NOTEBOOK:  # Ctrl-C: one line, not a traceback; the saved chat model is replaced only at the end of a run
-    signal.signal(signal.SIGINT, lambda *_: sys.exit("\ninterrupted (Ctrl-C); a chat model saved earlier is unchanged"))
+if not IN_NOTEBOOK:  # Ctrl-C: one line, not a traceback; the saved model is replaced only at the end of a run
+    signal.signal(signal.SIGINT, lambda *_: sys.exit("\ninterrupted (Ctrl-C); a model saved earlier is unchanged"))
 device = pick_device(args.device)
 ckpt_path = pathlib.Path(args.ckpt) if args.ckpt else runs_folder() / "chat.pt"
 
 # %% [markdown]
-# ## The data and notebook 05's model
+# ## The data, notebook 05's model and the sizes
 #
-# Tiny Shakespeare, its characters as the vocabulary, and copies of notebook 05's fast GPT and its
-# optimizer and schedule (folded: you know them from notebooks 04 and 05; a test keeps the copies equal).
+# Tiny Shakespeare, its characters as the vocabulary, and notebook 05's fast GPT in one class, with its
+# optimizer and schedule (folded: you know them from notebooks 04 and 05). One size for every device,
+# sized for two CPU cores: notebook 05's CPU race model (3 blocks of 128 channels, context 64).
 
 # %%
 text = load_text()
@@ -255,7 +225,7 @@ train_data, val_data = data[:n], data[n:]
 print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_data):,}, val {len(val_data):,}")
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 05's model: the configuration, heads, the feed-forward layer and the block (folded)
+#@title Notebook 05's fast GPT in two classes, its optimizer and schedule (folded)
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -266,79 +236,28 @@ class GPTConfig:
     n_layer: int = 6       # blocks
     dropout: float = 0.2
 
-class Head(nn.Module):
-    """One head of causal self-attention."""
-
-    def __init__(self, config, head_size):
-        super().__init__()
-        self.key = nn.Linear(config.n_embd, head_size, bias=False)
-        self.query = nn.Linear(config.n_embd, head_size, bias=False)
-        self.value = nn.Linear(config.n_embd, head_size, bias=False)
-        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)))
-        self.dropout = nn.Dropout(config.dropout)
-
-    def attention(self, x):
-        """The attention weights (B, T, T) of this head for x (B, T, C)."""
-        B, T, C = x.shape
-        k = self.key(x)  # (B, T, hs)
-        q = self.query(x)  # (B, T, hs)
-        wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, T), scaled by head_size, not C
-        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)
-        return F.softmax(wei, dim=-1)  # (B, T, T)
-
-    def forward(self, x):
-        wei = self.dropout(self.attention(x))  # (B, T, T)
-        return wei @ self.value(x)  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
-
-class MultiHeadAttention(nn.Module):
-    """Several heads of self-attention in parallel, concatenated and projected."""
-
-    def __init__(self, config):
-        super().__init__()
-        head_size = config.n_embd // config.n_head
-        self.heads = nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])
-        self.proj = nn.Linear(head_size * config.n_head, config.n_embd)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x):
-        out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, C)
-        return self.dropout(self.proj(out))  # (B, T, C)
-
-class FeedForward(nn.Module):
-    """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(config.n_embd, 4 * config.n_embd),  # (B, T, 4C)
-            nn.ReLU(),
-            nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)
-            nn.Dropout(config.dropout),
-        )
-
-    def forward(self, x):
-        return self.net(x)  # (B, T, C)
-
 class Block(nn.Module):
-    """Transformer block: communication (attention) followed by computation, each pre-normed."""
+    """Notebook 05's FastBlock in one class: causal self-attention (one fused qkv linear, the heads as a batch
+    dimension), then the feed-forward layer, each pre-normed and added to the residual."""
 
     def __init__(self, config):
         super().__init__()
-        self.sa = MultiHeadAttention(config)
-        self.ffwd = FeedForward(config)
-        self.ln1 = nn.LayerNorm(config.n_embd)
-        self.ln2 = nn.LayerNorm(config.n_embd)
+        C, self.n_head, self.dropout_p = config.n_embd, config.n_head, config.dropout
+        self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
+        self.qkv, self.proj = nn.Linear(C, 3 * C, bias=False), nn.Linear(C, C)  # query, key, value of all heads
+        self.ffwd = nn.Sequential(nn.Linear(C, 4 * C), nn.ReLU(), nn.Linear(4 * C, C))  # (B, T, 4C) inside
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        x = x + self.sa(self.ln1(x))  # (B, T, C)
-        x = x + self.ffwd(self.ln2(x))  # (B, T, C)
-        return x
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)  # (B, T, C) each
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0)
+        x = x + self.dropout(self.proj(y.transpose(1, 2).contiguous().view(B, T, C)))  # (B, T, C)
+        return x + self.dropout(self.ffwd(self.ln2(x)))  # (B, T, C)
 
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 05's model: the GPT, its batched attention, and the training pieces (folded)
-class GPTLanguageModel(nn.Module):
-    """A decoder-only Transformer over characters."""
+class GPT(nn.Module):
+    """Notebook 05's FastGPT in one class: the same layers, initialisation and loss."""
 
     def __init__(self, config):
         super().__init__()
@@ -348,65 +267,18 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
-
-    def embed(self, idx):
-        """Token plus position embeddings (B, T, C) of idx (B, T)."""
-        pos = torch.arange(idx.shape[1], device=idx.device)  # (T,)
-        return self.token_embedding_table(idx) + self.position_embedding_table(pos)  # (B, T, C)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
 
     def forward(self, idx, targets=None):
-        x = self.blocks(self.embed(idx))  # (B, T, C)
+        pos = torch.arange(idx.shape[1], device=idx.device)  # (T,)
+        x = self.blocks(self.token_embedding_table(idx) + self.position_embedding_table(pos))  # (B, T, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
-
-    def __init__(self, config, flash=True):
-        super().__init__()
-        self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
-        self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
-        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
-        else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
-        return self.dropout(self.proj(y))  # (B, T, C)
-
-class FastBlock(Block):
-    """The lecture's Block with CausalSelfAttention in place of MultiHeadAttention."""
-
-    def __init__(self, config, flash=True):
-        super().__init__(config)
-        self.sa = CausalSelfAttention(config, flash)
-
-class FastGPT(GPTLanguageModel):
-    """The lecture's GPTLanguageModel built from FastBlocks."""
-
-    def __init__(self, config, flash=True):
-        super().__init__(config)
-        self.blocks = nn.Sequential(*[FastBlock(config, flash) for _ in range(config.n_layer)])
-        self.blocks.apply(self._init_weights)
 
 def get_batch_on_device(data, batch_size, block_size):
     """Random (B, T) inputs and targets gathered from data, a split that already lives on the device."""
@@ -430,37 +302,29 @@ def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused or None)
 
 
-# %% [markdown]
-# ## The sizes
-#
-# One size for every device, sized for two CPU cores: notebook 05's CPU race model (3 blocks of 128
-# channels, context 64). Each stage has its own steps, batch and learning rate.
-
 # %% tags=["nbval-ignore-output"]
 CHAT_SIZES = {  # "cpu" on every device (a teaching toy); "tiny" for the tests
     "cpu": dict(model=dict(block_size=64, n_embd=128, n_head=4, n_layer=3, dropout=0.0),
                 base=(1200, 32, 2e-3),           # pretraining: steps, sequences per step, peak learning rate
                 sft=(2000, 128, 2e-3),           # finetuning: steps, conversations per step, peak learning rate
-                unmasked_steps=400,              # the finetuning without the mask, to see what it writes
-                rl=(300, 16, 8, 3e-5, 25)),      # RL: steps, problems per step, samples per problem, learning rate, steps between tests
+                unmasked_steps=400),             # the finetuning without the mask, to see what it writes
     "tiny": dict(model=dict(block_size=64, n_embd=32, n_head=2, n_layer=1, dropout=0.0),
-                 base=(20, 8, 2e-3), sft=(20, 16, 1e-3), unmasked_steps=8, rl=(4, 4, 4, 1e-4, 2)),
+                 base=(20, 8, 2e-3), sft=(20, 16, 1e-3), unmasked_steps=8),
 }
 S = CHAT_SIZES["tiny" if SMOKE else "cpu"]
 config = GPTConfig(vocab_size=len(chars), **S["model"])
 print(describe_device(device))
-print(f"model {asdict(config)}; base {S['base']}, sft {S['sft']}, rl {S['rl']}")
+print(f"model {asdict(config)}; base {S['base']}, sft {S['sft']}")
 
 # %% [markdown]
 # ## 1. The chat format
 #
 # A conversation is a list of turns, `("user", text)` and `("assistant", text)`. As tokens a user turn
 # is `<|user|>`, its characters, `<|assistant|>`; an assistant turn is its characters and `<|end|>`.
-# Three **special tokens** that no text contains mark who speaks, and `<|end|>` is how the model says it
-# is done (nanochat's tokenizer has `<|user_start|>`, `<|assistant_end|>` and others). They get ids past
-# the characters, and so do the characters the chat data needs that tiny Shakespeare lacks (nine digits
-# and `+`). The embedding table needs a row for each new id, and the head a row and a bias; every old
-# row is kept, so that the grown model is the base model on Shakespeare's characters.
+# Three **special tokens** that no text contains mark who speaks; `<|end|>` is how the model says it is
+# done (nanochat's tokenizer has `<|user_start|>`, `<|assistant_end|>` and others). They get ids past the
+# characters, as do the characters tiny Shakespeare lacks (nine digits and `+`). The embedding table and
+# the head get a row for each new id; every old row is kept, so the grown model is the base model on old text.
 
 # %%
 SPECIALS = ["<|user|>", "<|assistant|>", "<|end|>"]
@@ -477,7 +341,7 @@ print(f"{len(chars)} characters + {len(vocab) - len(chars) - 3} new characters +
 # %%
 def grow_vocab(model, vocab_size):
     """A copy of model with vocab_size tokens: embedding and head rows of the old tokens kept, the new ones fresh."""
-    grown = FastGPT(replace(model.config, vocab_size=vocab_size)).to(device)  # freshly initialized
+    grown = GPT(replace(model.config, vocab_size=vocab_size)).to(device)  # freshly initialized
     old = model.config.vocab_size
     with torch.no_grad():
         for name, p in grown.named_parameters():
@@ -490,16 +354,15 @@ def grow_vocab(model, vocab_size):
 
 
 # %% [markdown]
-# **Check.** A small random model grown by four tokens must give exactly the old logits for the old
-# tokens, on any text of old tokens; its new rows must be parameters (so that they train), different
-# from each other (or the model could not tell the new tokens apart).
+# **Check.** A small random model grown by four tokens must give exactly the old logits on text of old
+# tokens; its new rows must be parameters (so that they train), different from each other.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of grow_vocab (folded: open it to see how it works)
 def check_grow_vocab(grow_vocab):
     """Probe grow_vocab(model, vocab_size) on a small random model grown by 4 tokens."""
     torch.manual_seed(0)
-    small = FastGPT(GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)).to(device)
+    small = GPT(GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)).to(device)
     with torch.no_grad():
         small.lm_head.bias.normal_()  # a bias that is not zero, so that a bias left behind shows
     idx = torch.randint(0, 11, (3, 8), device=device)
@@ -580,9 +443,19 @@ print(decode(ids))
 print(''.join('^' if m else '.' for m in mask), "(^: learned)")
 
 # %% [markdown]
-# **Sampling that stops at `<|end|>`**, for many prompts at once: grouped by length, so that each group
-# is one `(N, T)` tensor; each step appends a token to every row; a row that wrote the stop token is done,
-# and the loop ends when every row is. Temperature 0 takes the most likely token (greedy).
+# **Sampling that stops at `<|end|>`**, for many prompts at once. `next_tokens` is one step: the model's
+# next token after every row of a batch, the most likely one at temperature 0 (greedy), else sampled.
+# `sample_replies` groups the prompts by length, so that each group is one `(N, T)` tensor; each step
+# appends a token to every row; a row that wrote the stop token is done, and the loop ends when all are.
+
+# %%
+def next_tokens(model, idx, temperature):
+    """The next token (N, 1) that model picks after each row of idx (N, T)."""
+    logits = model(idx[:, -model.config.block_size:])[0][:, -1]  # (N, vocab_size) at the last position
+    if temperature == 0:
+        return logits.argmax(-1, keepdim=True)  # (N, 1)
+    return torch.multinomial(F.softmax(logits / temperature, dim=-1), 1)  # (N, 1)
+
 
 # %%
 @torch.no_grad()
@@ -597,14 +470,9 @@ def sample_replies(model, prompts, max_new_tokens, temperature=1.0, stop=None):
         idx = torch.tensor([prompts[i] for i in rows], device=device)  # (N, T0)
         done = torch.zeros(len(rows), dtype=torch.bool, device=device)  # (N,)
         for _ in range(max_new_tokens):
-            logits = model(idx[:, -model.config.block_size:])[0][:, -1]  # (N, vocab_size)
-            if temperature == 0:
-                next_id = logits.argmax(-1, keepdim=True)  # (N, 1)
-            else:
-                next_id = torch.multinomial(F.softmax(logits / temperature, dim=-1), 1)  # (N, 1)
+            next_id = next_tokens(model, idx, temperature)  # (N, 1)
             idx = torch.cat([idx, next_id.masked_fill(done[:, None], stop)], dim=1)  # (N, T + 1)
-            done |= idx[:, -1] == stop
-            if done.all():
+            if (done := done | (idx[:, -1] == stop)).all():
                 break
         for i, row in zip(rows, idx[:, length:].tolist()):
             replies[i] = row[:row.index(stop) + 1] if stop in row else row
@@ -680,79 +548,17 @@ def check_sample_replies(sample_replies):
 check_sample_replies(sample_replies)
 
 # %% [markdown]
-# **Talking to it**, as `--chat` does: each line typed becomes a one-turn conversation rendered up to
-# `<|assistant|>`, and the reply is sampled until `<|end|>`. A line the model cannot read (a character it
-# has no token for, or too long for its context) is refused in one line, and the loop goes on. The
-# finetuned model is saved with its sizes and vocabulary (section 7).
-
-# %%
-def chat(model, temperature=0.0):
-    """Answer each line typed on stdin with model's reply, until an empty line, Ctrl-D or Ctrl-C."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C ends the loop below
-    try:  # from the first line on: a Ctrl-C just after the greeting ends cleanly too
-        print("Ask something ('what is 47 + 85?', 'continue: ROMEO:'); an empty line, Ctrl-D or Ctrl-C ends.", flush=True)
-        while (line := input("you> ")).strip():
-            unknown, room = ''.join(sorted(set(line) - set(vocab[:-3]))), model.config.block_size - 8  # room for a reply
-            if unknown:
-                print(f"error: the model has no token for {unknown!r}: use letters, digits, spaces and punctuation such as .,;:!?'-+")
-            elif len(line) > room:
-                print(f"error: {len(line)} characters is too long for the model's context: ask in at most {room}")
-            else:
-                prompt = render([("user", line)])[0]
-                reply = sample_replies(model, [prompt], model.config.block_size - len(prompt), temperature)[0]
-                print("model>", decode(reply[:-1]) if reply[-1:] == [END] else decode(reply) + " (no <|end|> within the context)", flush=True)
-    except (EOFError, KeyboardInterrupt):
-        print()
-    print("bye")
-
-
-def save_chat_model(model, path):
-    """Save model, its sizes and the vocabulary to path (written beside it first, so an old file survives a crash)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model.config), "vocab": vocab, "model": model.state_dict()}, path.with_suffix(".part"))
-    path.with_suffix(".part").replace(path)
-
-
-def load_chat_model(path):
-    """The model and vocabulary saved by save_chat_model at path, or stop with one line."""
-    if not path.is_file():
-        raise SystemExit(f"error: no finetuned model at {path}; run `python notebooks/11_chat_model.py` first (it saves one there), "
-                         "or give --ckpt FILE")
-    try:
-        saved = torch.load(path, map_location=device, weights_only=True)
-        model = FastGPT(GPTConfig(**saved["config"])).to(device)
-        model.load_state_dict(saved["model"])
-    except Exception as e:
-        raise SystemExit(f"error: {path} is not a chat model saved by this notebook ({type(e).__name__}); run the notebook "
-                         "again to save one") from None
-    return model.eval(), list(saved["vocab"])
-
-
-# %% [markdown]
-# `--chat` stops here, before any training.
-
-# %%
-if args.chat:
-    model, vocab = load_chat_model(ckpt_path)
-    stoi, itos = {s: i for i, s in enumerate(vocab)}, dict(enumerate(vocab))
-    USER, ASSISTANT, END = (stoi[s] for s in SPECIALS)
-    chat(model, args.temperature)
-    sys.exit(0)
-
-# %% [markdown]
 # ## 2. The base model
 #
-# Pretraining as in notebook 05: random chunks of the training split, the next character at every
-# position. The base model continues text; it has never seen a question, a digit other than `3` (the
-# only one in tiny Shakespeare) or a special token. Its Shakespeare is measured as its loss on 24
-# characters of the validation split after the 24 before them (later stages: the same, asked as
-# `continue: ...` in the chat format).
+# Pretraining as in notebook 05. The base model continues text; it has never seen a question, a digit
+# other than `3` (the only one in tiny Shakespeare) or a special token. Its Shakespeare is its loss on 24
+# characters of the validation split after the 24 before them (later stages: asked as `continue: ...`).
 
 # %%
 def pretrain(config, steps, batch_size, peak_lr, seed):
-    """A FastGPT trained on tiny Shakespeare's training split."""
+    """A GPT trained on tiny Shakespeare's training split."""
     torch.manual_seed(seed)
-    model = FastGPT(config).to(device)
+    model = GPT(config).to(device)
     optimizer, on_device = configure_optimizer(model, peak_lr), train_data.to(device)
     for it in range(steps):
         for group in optimizer.param_groups:
@@ -764,6 +570,7 @@ def pretrain(config, steps, batch_size, peak_lr, seed):
     return model
 
 
+# %%
 @torch.no_grad()
 def continuation_loss(model, chat=True, n=200):
     """Mean loss of model on the 24 characters after 24 others, in n fixed passages of the validation split,
@@ -785,7 +592,6 @@ def continuation_loss(model, chat=True, n=200):
 t0 = time.perf_counter()
 base = pretrain(config, *S["base"], seed=args.seed)
 seconds, shakespeare = {"base": time.perf_counter() - t0}, {"base": continuation_loss(base, chat=False)}
-chat_base = grow_vocab(base, len(vocab))
 print(f"base: {S['base'][0]} steps in {seconds['base']:.0f} s; loss {shakespeare['base']:.3f} on 24 characters of the "
       "validation split after the 24 before them (200 passages)")
 
@@ -796,8 +602,8 @@ print(f"base: {S['base'][0]} steps in {seconds['base']:.0f} s; loss {shakespeare
 # one of eight phrasings and answered with the number alone (`-38` when it is negative): a task whose
 # answer is checked exactly, as nanochat's GSM8K reward checks the final number. 500 problems are held
 # out, drawn once with a fixed seed: no stage trains on them, in any phrasing, and every test is on them.
-# **Continuing Shakespeare** is the second task, so that the model keeps what it was pretrained on: the
-# user gives 24 characters of the training split after `continue: `, the assistant writes the next 24.
+# **Continuing Shakespeare** (24 characters of the training split after `continue: `, the next 24 as the
+# answer) is the second task, so that the model keeps what it was pretrained on.
 
 # %%
 DIGITS = 2                                   # a and b below 10**DIGITS
@@ -815,6 +621,9 @@ def problem(p, phrasing=None):
     return question, str(a + b if op == "+" else a - b)
 
 
+# %% [markdown]
+#
+# %%
 def training_problems(count, rng):
     """count problems drawn at random from those not held out."""
     drawn = torch.randint(N_PROBLEMS, (2 * count,), generator=rng)
@@ -840,7 +649,8 @@ print(f"{N_PROBLEMS:,} problems, {len(HELD_OUT)} held out; the longest conversat
 
 # %% [markdown]
 # **Check.** Many training batches drawn, every arithmetic question read back to its numbers: each
-# answer must be right, none may be a held-out problem (in any phrasing), and both operations must come up.
+# answer must be right, none may be a held-out problem (in any phrasing), and both operations must come up
+# (in training and among the held-out problems).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of the held-out problems (folded)
@@ -871,6 +681,9 @@ def check_held_out(training_conversations):
                 a, b = divmod(p // 2, 10**DIGITS)
                 check(answer == str(a - b if p % 2 else a + b), f"the answer to {question!r} is {answer!r}: check the arithmetic")
                 seen.append(p)
+    held = HELD_OUT.tolist()
+    check(len(set(held)) == len(held) == int(IS_HELD_OUT.sum()) and {p % 2 for p in held} == {0, 1}, "the held-out problems "
+          "repeat, or are all of one operation: draw distinct problem numbers, from both operations (p even: +, odd: -)")
     leaked = [p for p in seen if IS_HELD_OUT[p]] + [None]
     check(leaked[0] is None, f"{len(leaked) - 1} of {len(seen)} training questions are held-out problems: draw training "
           "problems only from those not held out")
@@ -882,15 +695,13 @@ def check_held_out(training_conversations):
 
 # %%
 check_held_out(training_conversations)
-
 # %% [markdown]
 # ## 4. Supervised finetuning, with a loss mask
 #
-# A batch is made as in pretraining: `x` is a rendered conversation without its last token, `y` without
-# its first, so that `y[t]` is the token after `x[t]`. Every target the model must not learn is then set
-# to `-1`, which `F.cross_entropy(..., ignore_index=-1)` skips: those the mask does not cover, and the
-# padding that gives the rows one length. The mask is read at the target: `y[t]` is learned if the
-# assistant wrote token `t + 1`. (Notebook 06's adder masked its question the same way.)
+# `x` is a rendered conversation without its last token, `y` without its first, so that `y[t]` is the
+# token after `x[t]`. Every target the model must not learn is set to `-1`, which `F.cross_entropy(...,
+# ignore_index=-1)` skips: those the mask does not cover (it is read at the target: `y[t]` is learned if
+# the assistant wrote token `t + 1`), and the padding. Notebook 06's adder masked its question so too.
 
 # %%
 def sft_batch(conversations, masked=True):
@@ -909,8 +720,7 @@ def sft_batch(conversations, masked=True):
 # %% [markdown]
 # **Check**, on random conversations: every row's inputs are its ids, and its targets exactly the
 # assistant's tokens and `<|end|>`s, each at the position before it (`-1` elsewhere, padding included);
-# with `masked=False` every next token. The sentence names the usual mistakes: the mask shifted by one
-# against the targets, the user's tokens counted, `<|end|>` left out of the loss.
+# with `masked=False` every next token.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of sft_batch (folded)
@@ -953,7 +763,9 @@ print(''.join('.' if t < 0 else '$' if t == END else itos[t] for t in y[0].tolis
 # %% [markdown]
 # The finetuning loop: a copy of the grown base model, notebook 05's optimizer and schedule, fresh
 # conversations at every step: three batches of arithmetic, then a batch a quarter as large of
-# Shakespeare to continue (a mixed batch would pad every short problem to a passage's length).
+# Shakespeare to continue (a mixed batch would pad every short problem to a passage's length). It runs twice
+# from the same base model: the second seed draws other new rows (in `grow_vocab`) and other conversations,
+# to show how much of a result is chance. A third, shorter run leaves the mask out.
 
 # %%
 def finetune(model, steps, batch_size, peak_lr, masked=True, seed=1337):
@@ -975,19 +787,25 @@ def finetune(model, steps, batch_size, peak_lr, masked=True, seed=1337):
 
 
 # %% tags=["nbval-ignore-output"]
-t0 = time.perf_counter()
-sft = finetune(chat_base, *S["sft"], seed=args.seed)
-seconds["sft"] = time.perf_counter() - t0
+hint = "a target of -1 is a token not learned (the user's turn, the padding), which the loss must be told to skip"
+sfts, chat_bases = {}, {}
+for seed in (args.seed, args.seed + 1):
+    torch.manual_seed(seed)  # the new rows of the embedding table and the head
+    chat_bases[seed], t0 = grow_vocab(base, len(vocab)), time.perf_counter()
+    sfts[seed] = attempt(f"finetune(chat_base, ...) with seed {seed}", finetune, chat_bases[seed], *S["sft"], seed=seed, hint=hint)
+    seconds["sft" if seed == args.seed else "sft, another seed"] = time.perf_counter() - t0
+sft, chat_base = sfts[args.seed], chat_bases[args.seed]
 unmasked = finetune(chat_base, S["unmasked_steps"], *S["sft"][1:], masked=False, seed=args.seed)
-print(f"sft: {S['sft'][0]} steps in {seconds['sft']:.0f} s; without the mask {S['unmasked_steps']} steps")
+print(f"sft: {S['sft'][0]} steps in {seconds['sft']:.0f} s (another seed: {seconds['sft, another seed']:.0f} s); "
+      f"without the mask {S['unmasked_steps']} steps")
 
 # %% [markdown]
 # ## 5. Measuring a stage
 #
-# Every stage answers the same 500 held-out problems. **Exact match**: the answer written greedily (the
-# most likely token each time) is the number, then `<|end|>`. **pass@k**: of 8 answers sampled at
-# temperature 1, the share of them that is exact (k = 1), or whether any of the 8 is (k = 8). The base
-# model knows no chat format, so it is **prompted with two examples** in plain text, and stops at a newline.
+# Every stage answers the same 500 held-out problems. **Exact match**: the answer written greedily is the
+# number, then `<|end|>`. **pass@k**: of 8 answers sampled at temperature 1, the share that is exact
+# (k = 1), or whether any of the 8 is (k = 8). The base model knows no chat format, so it is **prompted
+# with two examples** in plain text, and stops at a newline.
 
 # %%
 MAX_ANSWER = 6  # tokens an answer may take: '-99' or '198' and <|end|> take 4
@@ -1004,6 +822,8 @@ def is_right(reply, p, stop=None):
     return reply[-1:] == [END if stop is None else stop] and decode(reply[:-1]) == problem(p)[1]
 
 
+
+# %%
 def held_out_accuracy(model, stage, samples=8, few_shot=False):
     """Exact match (greedy), pass@1 and pass@samples (at temperature 1) on the held-out problems; prints the stage's line."""
     ps, stop = HELD_OUT.tolist(), stoi["\n"] if few_shot else END
@@ -1017,17 +837,78 @@ def held_out_accuracy(model, stage, samples=8, few_shot=False):
     return dict(exact=exact, pass1=right.float().mean().item(), pass8=right.any(1).float().mean().item())
 
 
+# %% [markdown]
+# **Check**, with stand-in models that answer by script: always right scores 100% on every measure, always
+# wrong or never stopping 0%; right 30% of the time (its likeliest answer wrong): 0% exact, pass@1 ≈ 30%.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of held_out_accuracy (folded)
+class Answers(nn.Module):
+    """A stand-in model: to each held-out problem it writes the answer with probability `right` (else a wrong one), then <|end|>."""
+
+    def __init__(self, right, end=True):
+        super().__init__()
+        self.config, self.scripts, tail = GPTConfig(vocab_size=len(vocab), block_size=10_000), {}, [END] if end else encode("0") * 8
+        self.first = [math.log(max(right, 1e-9)), math.log(max(1 - right, 1e-9))]  # log-probabilities of the right and the wrong one
+        for p in HELD_OUT.tolist():
+            answer = problem(p)[1]
+            self.scripts[tuple(prompt_for(p))] = encode(answer) + tail, encode(answer[1:] if answer[0] == "-" else "-" + answer) + tail
+
+    def forward(self, idx):
+        picks = []  # (row, token, logit) of each token the stand-in may write next
+        for b, row in enumerate(idx.tolist()):
+            cut = row.index(ASSISTANT) + 1
+            good, bad = self.scripts[tuple(row[:cut])]
+            if len(row) == cut:  # the first token decides: right (good) or wrong (bad)
+                picks += [(b, good[0], self.first[0]), (b, bad[0], self.first[1])]
+            else:
+                script = good if row[cut] == good[0] else bad
+                picks.append((b, script[min(len(row) - cut, len(script) - 1)], 0.0))
+        rows, tokens, values = zip(*picks)
+        logits = torch.full((len(idx), len(vocab)), -1e9, device=idx.device)  # (B, vocab_size) at the last position
+        logits[list(rows), list(tokens)] = torch.tensor(values, device=idx.device)
+        return logits[:, None].expand(*idx.shape, -1), None  # (B, T, vocab_size)
+
+
+def check_held_out_accuracy(held_out_accuracy):
+    """held_out_accuracy of stand-in models whose scores are known."""
+    torch.manual_seed(0)
+    for right, end, want, why in ((1.0, True, 1.0, "a reply is right when it is the answer's characters and then <|end|>"),
+                                  (0.0, True, 0.0, "count only the replies that are the right answer"),
+                                  (1.0, False, 0.0, "an answer counts only when <|end|> follows it: a model that never stops is not right")):
+        with contextlib.redirect_stdout(io.StringIO()):
+            got = attempt("held_out_accuracy(model, 'test')", held_out_accuracy, Answers(right, end), "test")
+        check(isinstance(got, dict) and {"exact", "pass1", "pass8"} <= set(got), "held_out_accuracy returns no dict with 'exact', 'pass1' and 'pass8'")
+        scores = [float(got[k]) for k in ("exact", "pass1", "pass8")]
+        check(all(abs(s - want) < 1e-9 for s in scores), f"a model {'always right' if right else 'always wrong'}{'' if end else ' that never stops'} "
+              f"scores exact match, pass@1, pass@8 = {', '.join(f'{s:.0%}' for s in scores)}, not {want:.0%} each: {why}")
+    with contextlib.redirect_stdout(io.StringIO()):
+        got = held_out_accuracy(Answers(0.3), "test")
+    exact, pass1, pass8 = (float(got[k]) for k in ("exact", "pass1", "pass8"))
+    check(exact == 0, f"a model right 30% of the time at temperature 1 (its likeliest answer wrong) scores exact match {exact:.0%}, not 0%: "
+          "exact match is the answer written greedily, at temperature 0")
+    check(0.25 < pass1 < 0.35, f"that model scores pass@1 {pass1:.1%}, not about 30%: pass@1 is the share of all sampled answers that are right")
+    check(pass1 <= pass8 and 0.88 < pass8 < 0.99, f"that model scores pass@8 {pass8:.1%}, not about 94%: pass@8 is the share of problems "
+          "that at least one of their 8 samples answers right")
+    return Passed("held_out_accuracy: passed (100% and 0% where every answer is right or wrong; greedy exact match; pass@1 <= pass@8)")
+
+
+# %%
+check_held_out_accuracy(held_out_accuracy)
+
 # %% tags=["nbval-ignore-output"]
-torch.manual_seed(args.seed)
-results = {"base": held_out_accuracy(chat_base, "base", few_shot=True), "sft": held_out_accuracy(sft, "sft")}
-shakespeare["sft"] = continuation_loss(sft)
+results = {}
+for stage, model in (("base", chat_base), ("sft", sft), ("sft, another seed", sfts[args.seed + 1])):
+    torch.manual_seed(args.seed)
+    results[stage] = held_out_accuracy(model, stage, few_shot=stage == "base")
+    if stage != "base":  # the base model's Shakespeare was measured on plain text, above
+        shakespeare[stage] = continuation_loss(model)
 for p, reply in zip(HELD_OUT[:4].tolist(), sample_replies(sft, [prompt_for(p) for p in HELD_OUT[:4].tolist()], MAX_ANSWER, 0)):
     print(f"  sft, asked {problem(p)[0]!r} (answer {problem(p)[1]}), writes {decode(reply)!r}")
 
 # %% [markdown]
 # **What the mask does.** Trained without it, the model learns to write the user's turns too. Asked to
-# go on after a bare `<|user|>`, does it write a question like those of the training data? (With the
-# mask, nothing ever taught it what follows `<|user|>`.)
+# go on after a bare `<|user|>`, does it write a question like those of the training data?
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(args.seed)
@@ -1037,246 +918,46 @@ for name, model in (("sft", sft), ("sft without the mask", unmasked)):
     print(f"{name}: after <|user|>, {asks} of 200 samples are a question of the training data; e.g. {written[0]!r}, {written[1]!r}")
 
 # %% [markdown]
-# In the stored run, the model finetuned without the mask wrote a question of the training data in 188
-# of 200 samples after `<|user|>` (`'what is 43 plus 86?'`): it had learned to play the user too. With
-# the mask, none of the 200 was one; what it wrote there looked like its pretraining text.
-
-# %% [markdown]
-# ## 6. Reinforcement learning with a verifiable reward
+# ## 6. What finetuning added
 #
-# The finetuned model answers a training problem 8 times at temperature 1, and each answer gets the
-# **reward** 1 if it is exact, else 0. The answers of a group share a problem, so the group's mean reward
-# is a baseline: the **advantage** of an answer is its reward minus that mean, positive for an answer
-# better than the model's average on this problem, negative for a worse one, zero for every answer of a
-# group that is all right or all wrong (nothing to learn there). The **policy gradient** raises the
-# log-probability of each token of an answer in proportion to its advantage. This is nanochat's
-# simplified GRPO ([`chat_rl.py`](https://github.com/karpathy/nanochat/blob/master/scripts/chat_rl.py)):
-# no KL penalty towards a reference model, no PPO ratio or clipping (each batch is fresh, sampled by the
-# model being trained), `reward - mean` without dividing by the standard deviation, a mean over tokens.
-#
-# The batch is made as `sft_batch` makes it, but the targets learned are the tokens the model sampled
-# (its `<|end|>` too, where it wrote one); the prompt is never learned.
-
-# %%
-def rollout_batch(prompts, replies):
-    """Inputs x and targets y (B, T) of each prompt followed by its sampled reply; y is -1 except on the reply."""
-    T = max(len(p) + len(r) for p, r in zip(prompts, replies)) - 1
-    x = torch.full((len(prompts), T), END, dtype=torch.long)  # (B, T)
-    y = torch.full((len(prompts), T), -1, dtype=torch.long)   # (B, T)
-    for i, (prompt, reply) in enumerate(zip(prompts, replies)):
-        ids = torch.tensor(prompt + reply)  # (L,)
-        x[i, :len(ids) - 1] = ids[:-1]
-        y[i, len(prompt) - 1:len(ids) - 1] = ids[len(prompt):]  # y[t] is token t + 1: the reply's tokens only
-    return x, y
-
-
-def token_logprobs(model, x, y):
-    """log p(y[b, t] | x[b, :t + 1]) under model (B, T), with gradients; 0 where y is -1."""
-    logits, _ = model(x)  # (B, T, vocab_size)
-    logp = F.log_softmax(logits, dim=-1).gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return logp * (y != -1)
-
-
-def group_advantages(rewards):
-    """Advantages (P, G) of rewards (P problems, G samples each): each reward minus its group's mean."""
-    return rewards - rewards.mean(dim=1, keepdim=True)
-
-
-def policy_gradient_loss(logp, y, advantages):
-    """Minus the advantage-weighted log-probability of the sampled tokens, averaged over sampled tokens."""
-    sampled = (y != -1).float()  # (B, T)
-    return -(logp * advantages.unsqueeze(1) * sampled).sum() / sampled.sum().clamp(min=1)
-
-
-# %% [markdown]
-# **Checks.** `rollout_batch` on made-up replies: the targets learned are exactly the reply's tokens,
-# each at the position before it. `token_logprobs` against each token's log-probability computed one
-# position at a time. `group_advantages` on random rewards of several sizes: each group sums to zero, a
-# group of equal rewards gets zeros, a better answer more than a worse one. `policy_gradient_loss`: no
-# gradient on any position that is not a sampled token (nothing is learned from the prompt or the
-# padding), and each sampled token pushed up where its advantage is positive, down where negative.
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title The checks of the RL pieces (folded)
-def check_rollout_batch(rollout_batch):
-    prompts, replies = [[USER, 3, 4, ASSISTANT], [USER, 5, ASSISTANT], [USER, ASSISTANT]], [[7, END], [8, 9, 9, END], [6]]
-    x, y = attempt("rollout_batch(prompts, replies)", rollout_batch, prompts, replies)
-    T = x.shape[1] if x.shape == y.shape and x.shape[0] == 3 and x.shape[1] > 6 and (y[:, 6:] == -1).all() else 6  # extra padding
-    check(x.shape == y.shape == (3, T), f"rollout_batch gives {tuple(x.shape)} and {tuple(y.shape)}, not (3, 6): the longest prompt "
-          "and reply are 7 tokens, x leaves out the last and y the first")
-    for i, (p, r) in enumerate(zip(prompts, replies)):
-        L, learned = len(p) + len(r) - 1, [(t, v) for t, v in enumerate(y[i].tolist()) if v != -1]
-        check(x[i, :L].tolist() == (p + r)[:-1], f"row {i} of x is not the prompt and its reply (without the last token)")
-        got, why = [v for _, v in learned], {tuple(r[:-1]): ", its last one too", tuple(r[1:]): ", its first one too",
-                                             tuple((p + r)[len(p) - 1:-1]): ", each one place later (y[t] is token t + 1, not token t)"}
-        check(got == r, f"row {i} learns the tokens {token_names(got)}, not the sampled reply {token_names(r)}: only the reply's tokens are targets "
-              "(the prompt's are -1)" + why.get(tuple(got), ""))
-        check([t for t, _ in learned] == list(range(len(p) - 1, L)), f"row {i}'s reply tokens are targets at the wrong positions: "
-              "y[t] is token t + 1, so the first reply token is the target at position len(prompt) - 1")
-    return Passed("rollout_batch: passed (the sampled tokens are the targets, nothing of the prompt)")
-
-
-def check_token_logprobs(token_logprobs):
-    torch.manual_seed(0)
-    model = FastGPT(GPTConfig(vocab_size=13, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)).to(device)
-    x, y = torch.randint(0, 13, (3, 6), device=device), torch.randint(0, 13, (3, 6), device=device)
-    y[0, :2], y[2, 4:] = -1, -1
-    logp = attempt("token_logprobs(model, x, y)", token_logprobs, model, x, y, hint="look at the shapes, and at the -1s of y (the "
-                   "prompt, the padding), which are no token's index")
-    with torch.no_grad():
-        want = torch.stack([F.log_softmax(model(x[:, :t + 1])[0][:, -1], -1).gather(-1, y[:, t:t + 1].clamp(min=0))[:, 0]
-                            for t in range(6)], 1) * (y != -1)  # (3, 6), one position at a time
-        logits, pick = model(x)[0], lambda v: v.gather(-1, y.clamp(min=0)[..., None])[..., 0] * (y != -1)
-    check(logp.shape == (3, 6), f"token_logprobs gives shape {tuple(logp.shape)}, not (B, T) = (3, 6)")
-    check(logp.requires_grad, "token_logprobs carries no gradient, so the policy gradient cannot flow: do not compute it under "
-          "torch.no_grad() or detach it")
-    says = {"the probabilities are not logged: take log_softmax, not softmax": pick(F.softmax(logits, -1)),
-            "the logits are taken raw: log_softmax normalizes them over the vocabulary": pick(logits),
-            "these are the log-probabilities of the most likely tokens, not of the tokens sampled (y)": F.log_softmax(logits, -1).max(-1).values * (y != -1)}
-    check(not torch.allclose((logp.detach() * (y != -1)), want, atol=1e-5) or torch.allclose(logp.detach(), want, atol=1e-5),
-          "token_logprobs is not 0 where y is -1 (the prompt, the padding): those positions are no sampled token")
-    check(torch.allclose(logp.detach(), want, atol=1e-5), "token_logprobs differs from each sampled token's log-probability computed "
-          "position by position: " + next((s for s, v in says.items() if torch.allclose(logp.detach(), v, atol=1e-5)),
-                                         "each must be log_softmax(logits[b, t])[y[b, t]], the log-probability of the token that was sampled"))
-    return Passed("token_logprobs: passed (the log-probabilities of the tokens sampled, with gradients, 0 elsewhere)")
-
-
-def check_group_advantages(group_advantages):
-    torch.manual_seed(0)
-    for P, G in ((4, 8), (1, 3), (6, 2)):
-        rewards = torch.randint(0, 2, (P, G)).float().index_fill(0, torch.tensor([0]), 1.0)  # group 0: all right
-        adv = attempt(f"group_advantages of rewards ({P}, {G})", group_advantages, rewards)
-        check(not adv.isnan().any(), "group_advantages gives NaN for a group whose rewards are all equal: their spread is 0, so "
-              "do not divide by it alone (add a small number to it)")
-        check(adv.shape == (P, G), f"group_advantages gives shape {tuple(adv.shape)} for rewards ({P}, {G}): one advantage per sample")
-        check(torch.allclose(adv.sum(1), torch.zeros(P), atol=1e-5), "the advantages of a group do not sum to zero: " + (
-            "the mean is taken over the problems (dim 0), not over a problem's samples (dim 1)" if torch.allclose(adv.sum(0), torch.zeros(G), atol=1e-5)
-            else "the mean is taken over the whole batch, not over each problem's group" if abs(adv.sum()) < 1e-4
-            else "subtract each group's mean reward, the mean over its own samples"))
-        check(torch.allclose(adv[0], torch.zeros(G), atol=1e-6), "a group whose rewards are all equal gets advantages other than 0")
-        better = rewards[:, :, None] > rewards[:, None, :]  # (P, G, G): sample i beat sample j
-        check(bool((adv[:, :, None] > adv[:, None, :])[better].all()), "a better answer gets a smaller advantage than a worse one in its "
-              "group: the advantage is the reward minus the mean, not the mean minus the reward")
-    return Passed("group_advantages: passed (each group sums to zero, equal rewards give 0, a better answer more)")
-
-
-def check_policy_gradient_loss(policy_gradient_loss):
-    torch.manual_seed(0)
-    y = torch.tensor([[-1, -1, 4, 5, -1], [-1, 3, 3, 3, 2], [-1, -1, -1, 6, -1]])  # -1: the prompt or padding
-    advantages, logp = torch.tensor([0.5, -0.25, -0.25]), (-torch.rand(3, 5) * (y != -1)).requires_grad_()
-    loss = attempt("policy_gradient_loss(logp, y, advantages)", policy_gradient_loss, logp, y, advantages)
-    check(loss.dim() == 0, f"policy_gradient_loss gives a tensor of shape {tuple(loss.shape)}, not one number to call backward on")
-    grad, = torch.autograd.grad(loss, logp)
-    check(not grad[y == -1].any(), "the loss has a gradient on positions that are not sampled tokens (the prompt, the padding): "
-          "multiply by the mask of sampled tokens, (y != -1), so that nothing is learned from the prompt")
-    again, = torch.autograd.grad(policy_gradient_loss(logp * 0.5, y, advantages), logp)
-    weight = -grad / advantages[:, None]  # (3, 5) of each sampled token: the same in a row, whatever logp is
-    check(torch.allclose(again, 0.5 * grad, atol=1e-6) and all(torch.allclose(w[m], w[m][:1]) for w, m in zip(weight, y != -1)), "the loss's gradient at a sampled token is not minus its advantage times a weight of its row: the loss "
-          "must be linear in the log-probabilities (not the probabilities) and weigh the sampled tokens of a row alike")
-    check(torch.equal(torch.sign(-grad[y != -1]), torch.sign(advantages[:, None].expand(3, 5)[y != -1])), "the loss pushes a sampled "
-          "token's log-probability down when its advantage is positive: minimize minus the advantage times the log-probability")
-    return Passed("policy_gradient_loss: passed (no gradient on the prompt or padding; the sign of the advantage)")
-
-
-# %%
-check_rollout_batch(rollout_batch)
-check_token_logprobs(token_logprobs)
-check_group_advantages(group_advantages)
-check_policy_gradient_loss(policy_gradient_loss)
-
-
-# %% [markdown]
-# The RL loop: at every step fresh training problems (never held out), 8 answers to each, one gradient
-# step, the learning rate falling linearly to zero as in nanochat. Every few steps the held-out exact
-# match is measured, for the plot. A second run from the same finetuned model, with another seed, shows
-# how much of a difference is chance.
-
-# %%
-def reinforce(model, steps, n_problems, group, lr, every, seed):
-    """A copy of model tuned by RL, and a log of (step, held-out exact match, mean reward of the last steps)."""
-    torch.manual_seed(seed)
-    model, rng = copy.deepcopy(model).train(), torch.Generator().manual_seed(seed + 1)
-    optimizer = configure_optimizer(model, lr, weight_decay=0.0)
-    log, rewards = [(0, held_out_accuracy(model, "", samples=0), None)], []
-    for it in range(steps):
-        for g in optimizer.param_groups:
-            g['lr'] = lr * (1 - it / steps)
-        ps = [p for p in training_problems(n_problems, rng) for _ in range(group)]  # each problem group times
-        prompts = [prompt_for(p) for p in ps]
-        replies = sample_replies(model, prompts, MAX_ANSWER, temperature=1.0)
-        reward = torch.tensor([float(is_right(r, p)) for r, p in zip(replies, ps)]).view(n_problems, group)  # (P, G)
-        x, y = (t.to(device) for t in rollout_batch(prompts, replies))  # (B, T) each, B = P * G
-        loss = policy_gradient_loss(token_logprobs(model, x, y), y, group_advantages(reward).flatten().to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        rewards.append(reward.mean().item())
-        if (it + 1) % every == 0 or it + 1 == steps:
-            log.append((it + 1, held_out_accuracy(model, "", samples=0), sum(rewards[-every:]) / len(rewards[-every:])))
-    return model, log
-
+# Every measure side by side; a difference counts only beyond the noise (two standard errors, the seeds' spread).
 
 # %% tags=["nbval-ignore-output"]
-t0 = time.perf_counter()
-rl, rl_log = reinforce(sft, *S["rl"], seed=args.seed)
-seconds["rl"] = time.perf_counter() - t0
-rl_2, rl_log_2 = reinforce(sft, *S["rl"], seed=args.seed + 1)
-print(f"rl: {S['rl'][0]} steps in {seconds['rl']:.0f} s; held-out exact match every {S['rl'][4]} steps: "
-      f"{' '.join(f'{a:.1%}' for _, a, _ in rl_log)}; another seed: {' '.join(f'{a:.1%}' for _, a, _ in rl_log_2)}")
-torch.manual_seed(args.seed)
-results["rl"], results["rl, another seed"] = held_out_accuracy(rl, "rl"), held_out_accuracy(rl_2, "rl, another seed")
-shakespeare["rl"], shakespeare["rl, another seed"] = continuation_loss(rl), continuation_loss(rl_2)
-
-# %% [markdown]
-# ## 7. What each stage added
-#
-# The three stages' lines, every measure side by side, and the held-out exact match over the RL steps.
-# A difference counts only if it is larger than the noise: the standard error of a share measured on
-# 500 problems, and the spread between the two RL seeds.
-
-# %% tags=["nbval-ignore-output"]
-for stage in ("base", "sft", "rl"):
-    print(f"{stage}: held-out exact match {results[stage]['exact']:.1%} (pass@8 {results[stage]['pass8']:.1%}) on {len(HELD_OUT)} problems")
-print(f"\n{'stage':<18} {'exact match':>12} {'pass@1':>8} {'pass@8':>8} {'Shakespeare loss':>17} {'seconds':>8}")
+print(f"{'stage':<18} {'exact match':>12} {'pass@1':>8} {'pass@8':>8} {'Shakespeare loss':>17} {'seconds':>8}")
 for stage, r in results.items():
-    print(f"{stage:<18} {r['exact']:>12.1%} {r['pass1']:>8.1%} {r['pass8']:>8.1%} {shakespeare[stage]:>17.3f} {seconds.get(stage, 0):>8.0f}")
-for measure in ("exact", "pass1"):
-    rl_band, at_sft = sorted(results[s][measure] for s in ("rl", "rl, another seed")), results["sft"][measure]
-    noise = 2 * (at_sft * (1 - at_sft) / len(HELD_OUT)) ** 0.5  # two standard errors of sft's share
-    print(f"{'exact match' if measure == 'exact' else 'pass@1'}: rl {rl_band[0]:.1%} to {rl_band[1]:.1%} (two seeds) against sft "
-          f"{at_sft:.1%} ± {noise:.1%}: " + ("RL improved on SFT beyond the noise" if rl_band[0] > at_sft + noise else
-                                             "RL did not improve on SFT beyond the noise"))
+    print(f"{stage:<18} {r['exact']:>12.1%} {r['pass1']:>8.1%} {r['pass8']:>8.1%} {shakespeare[stage]:>17.3f} {seconds[stage]:>8.0f}")
+band, at_sft = sorted(results[s]["exact"] for s in ("sft", "sft, another seed")), results["sft"]["exact"]
+noise = 2 * (at_sft * (1 - at_sft) / len(HELD_OUT)) ** 0.5  # two standard errors of sft's share
+print(f"sft: held-out exact match {band[0]:.1%} to {band[1]:.1%} over two seeds; two standard errors of one share: {noise:.1%}")
 
 # %% [markdown]
-# **In the stored run** (the 2-core CPU, 387 s for the whole notebook) the base model, prompted with
-# two examples, answered none of the 500 held-out problems: it had never seen nine of the ten digits.
-# Finetuning reached 39.8% exact match (pass@8 79.8%); its wrong answers were mostly near misses in the
-# last digit. RL then raised exact match to 47.2% and 49.0% (two seeds), beyond two standard errors of
-# SFT's share (4.4 points), and pass@1 from 28.1% to 32.6% and 32.5%: RL improved on SFT, with no
-# example answer, only the check. Finetuning is the noisiest stage: a run whose new embedding rows started
-# from other random numbers reached 52.0% after SFT and 64.8% after RL. Shakespeare held up: the loss
-# on the 24 characters after 24 others went from 1.619 (base, plain text) to 1.743 (asked in the chat
-# format), and RL did not move it at the third decimal.
+# **In the stored run** (the 2-core CPU, 456 s for the whole notebook) the base model, prompted with two
+# examples, answered none of the 500 held-out problems. Finetuning reached 30.6% exact match (pass@8
+# 79.4%) with the first seed and 39.4% (pass@8 82.6%) with the second: a gap twice two standard errors of
+# one share (4.1 points), so a learner's run may land anywhere near that band; the wrong answers were
+# mostly near misses in the last digit. Shakespeare held up: the loss on
+# the 24 characters after 24 others went from 1.625 (base, plain text) to 1.728 and 1.729 (asked in the
+# chat format). Without the mask, the model wrote a question of the training data in 190 of 200 samples
+# after `<|user|>` (`'what is 43 plus 86?'`): it had learned to play the user too. With the mask, none
+# of the 200 was one: nothing had taught it what follows `<|user|>`, and it wrote fragments of answers.
+
+# %% [markdown]
+# The finetuned model (the first seed) is saved for notebook 11b, whose `--chat` talks to it, and asked a few things.
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for log, label in ((rl_log, f"seed {args.seed}"), (rl_log_2, f"seed {args.seed + 1}")):
-    _ = ax.plot([s for s, _, _ in log], [a for _, a, _ in log], marker='o', label=f"held-out exact match, {label}")
-    _ = ax.plot([s for s, _, r in log[1:]], [r for _, _, r in log[1:]], linestyle='--', label=f"mean training reward, {label}")
-_ = ax.set(xlabel='RL step', ylabel='fraction right', title='Reinforcement learning with a verifiable reward')
-_ = ax.legend(fontsize=8)
-show(fig, 'rl')
+def save_chat_model(model, path):
+    """Save model, its sizes and the vocabulary to path (written beside it first, so an old file survives a crash)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": asdict(model.config), "vocab": vocab, "model": model.state_dict()}, path.with_suffix(".part"))
+    path.with_suffix(".part").replace(path)
 
-# %% [markdown]
-# The model after RL is saved for `--chat` (to `runs/11_chat_model/chat.pt`, or where `--ckpt` says),
-# and asked a few things here.
 
 # %% tags=["nbval-ignore-output"]
-save_chat_model(rl, ckpt_path)
-print(f"saved the chat model to {ckpt_path}; talk to it with: python notebooks/11_chat_model.py --chat"
-      + (f" --ckpt {ckpt_path}" if args.ckpt else ""))
+save_chat_model(sft, ckpt_path)
+print(f"saved the finetuned model to {ckpt_path}; talk to it with: python notebooks/11b_reinforcement_learning.py --chat "
+      f"--ckpt {args.ckpt or 'runs/11_chat_model/chat.pt'}")
 asks = ["what is 47 + 85?", "take 30 from 1.", "what is 99 minus 99?", "continue: " + decode(val_data[1000:1024].tolist())]
-for q, reply in zip(asks, sample_replies(rl, [render([("user", q)])[0] for q in asks], 30, 0)):
+for q, reply in zip(asks, sample_replies(sft, [render([("user", q)])[0] for q in asks], 30, 0)):
     print(f"you> {q!r}\nmodel> {decode(reply)!r}")
 
 # %% [markdown]
@@ -1286,14 +967,14 @@ for q, reply in zip(asks, sample_replies(rl, [render([("user", q)])[0] for q in 
 #   head (every old row kept), turn text into conversations, and `<|end|>` lets the model stop.
 # - Supervised finetuning teaches the format and the task from conversations written by code; the loss
 #   mask keeps the model from learning to write the user's side.
-# - Reinforcement learning with a verifiable reward needs no examples of good answers, only a check of
-#   an answer: the sampled answers better than their group's average are made more likely.
-# - Every stage was measured on the same held-out problems, which no stage trained on.
+# - Every stage was measured on the same held-out problems, which no stage trained on; two seeds show how
+#   much of a result is chance. Next, [11b](11b_reinforcement_learning.ipynb) tunes the model with RL.
 #
 # ## Exercises
 #
-# 1. Divide the advantages by the group's standard deviation, as the original GRPO does. Does RL learn faster?
-# 2. Leave the Shakespeare batches out of finetuning. How much does the Shakespeare loss rise, and does
+# 1. Leave the Shakespeare batches out of finetuning. How much does the Shakespeare loss rise, and does
 #    the arithmetic get better?
-# 3. Give RL 4 samples per problem instead of 8, or 16. What happens to the groups whose answers are all
-#    right or all wrong, and to what RL learns in the same time?
+# 2. Finetune for half the steps, or twice as many. Where does held-out exact match stop rising, and is
+#    the difference larger than the seed band?
+# 3. Add a third task made by code (say, "reverse: abc" answered "cba"). Does learning it cost the
+#    arithmetic anything?

@@ -1,10 +1,13 @@
 """Notebook 11's mistake hunt: mistakes a learner makes in the chat model's pieces (one edit of the notebook's own
-code), each met by the check after the piece with the sentence that names it; and correct variants that must pass."""
+code), each met by the check after the piece with the sentence that names it; and correct variants that must pass.
+The RL pieces' mistakes are in test_mistakes_11b.py."""
+import argparse
+
 import pytest
 import torch
 
 from notebook_code import load
-from test_11_chat_model import KEEP
+from test_11_chat_model import KEEP, finetune_cell
 
 NB = "11_chat_model"
 ROWS = "                p[:old] = q  # (old, ...) rows of the old tokens; rows old.. stay fresh\n"
@@ -13,17 +16,23 @@ USER_TURN = "part, writes = [USER] + [stoi[c] for c in content] + [ASSISTANT], 0
 BOT_TURN = "part, writes = [stoi[c] for c in content] + [END], 1"
 REPLY = "replies[i] = row[:row.index(stop) + 1] if stop in row else row"
 TARGETS = "y[i, :len(ids) - 1] = ids[1:].masked_fill(mask[1:] == 0, -1) if masked else ids[1:]  # y[t] is token t + 1"
-ROLLOUT = "y[i, len(prompt) - 1:len(ids) - 1] = ids[len(prompt):]  # y[t] is token t + 1: the reply's tokens only"
-LOGP = "logp = F.log_softmax(logits, dim=-1).gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)"
-ADV = "return rewards - rewards.mean(dim=1, keepdim=True)"
-PG = "return -(logp * advantages.unsqueeze(1) * sampled).sum() / sampled.sum().clamp(min=1)"
+HELD = "HELD_OUT = torch.randperm(N_PROBLEMS, generator=torch.Generator().manual_seed(0))[:500]"
+RIGHT = "return reply[-1:] == [END if stop is None else stop] and decode(reply[:-1]) == problem(p)[1]"
+LOSS = "loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-1)"
 
 checked = lambda check, piece: lambda ns: ns[check](ns[piece])
 grow, render = checked("check_grow_vocab", "grow_vocab"), checked("check_render", "render")
 sample, held = checked("check_sample_replies", "sample_replies"), checked("check_held_out", "training_conversations")
-sft, rollout = checked("check_sft_batch", "sft_batch"), checked("check_rollout_batch", "rollout_batch")
-logp, adv = checked("check_token_logprobs", "token_logprobs"), checked("check_group_advantages", "group_advantages")
-pg = checked("check_policy_gradient_loss", "policy_gradient_loss")
+sft, accuracy = checked("check_sft_batch", "sft_batch"), checked("check_held_out_accuracy", "held_out_accuracy")
+
+
+def finetuning_cell(ns):
+    """The visible finetuning cell, run on a tiny base model."""
+    torch.manual_seed(0)
+    base = ns["GPT"](ns["GPTConfig"](vocab_size=65, block_size=64, n_embd=16, n_head=2, n_layer=1, dropout=0.0))
+    exec(finetune_cell(), {**ns, "base": base, "S": dict(sft=(3, 8, 1e-3), unmasked_steps=2), "args": argparse.Namespace(seed=0),
+                           "seconds": {}})
+
 
 MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
     "old rows copied to the end": ([(ROWS, ROWS.replace("p[:old]", "p[-old:]"))], grow,
@@ -47,7 +56,7 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                            sample, "in the order of the prompts"),
     "the model left in eval mode": ([("    model.train(was_training)\n    return replies", "    return replies")], sample,
                                     "leaves the model in eval() mode"),
-    "the greedy token without keepdim": ([("next_id = logits.argmax(-1, keepdim=True)", "next_id = logits.argmax(-1)")], sample,
+    "the greedy token without keepdim": ([("return logits.argmax(-1, keepdim=True)", "return logits.argmax(-1)")], sample,
                                          """sample_replies gives [["'", '<|end|>'], ["'", '<|end|>']"""),
     "held-out problems drawn": ([("return drawn[~IS_HELD_OUT[drawn]][:count].tolist()", "return drawn[:count].tolist()")], held,
                                 "training questions are held-out problems"),
@@ -63,26 +72,6 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                               "y = torch.full((len(rows), T), END, dtype=torch.long)")], sft, "learns from the padding"),
     "x not shifted": ([("        x[i, :len(ids) - 1] = ids[:-1]\n        y[i, :len(ids) - 1]", "        x[i, :len(ids) - 1] = ids[1:]\n"
                         "        y[i, :len(ids) - 1]")], sft, "row 0 of x is not the conversation's ids without the last"),
-    "the prompt learned in RL": ([(ROLLOUT, "y[i, :len(ids) - 1] = ids[1:]")], rollout, "only the reply's tokens are targets"),
-    "the reply's targets one late": ([(ROLLOUT, "y[i, len(prompt):len(ids)] = ids[len(prompt):]")], rollout,
-                                     "rollout_batch(prompts, replies) raised RuntimeError"),
-    "the last reply token dropped": ([(ROLLOUT, "y[i, len(prompt) - 1:len(ids) - 2] = ids[len(prompt):-1]")], rollout,
-                                     "only the reply's tokens are targets (the prompt's are -1), its last one too"),
-    "softmax, not log_softmax": ([(LOGP, LOGP.replace("F.log_softmax", "F.softmax"))], logp, "the probabilities are not logged"),
-    "raw logits": ([(LOGP, LOGP.replace("F.log_softmax(logits, dim=-1)", "logits"))], logp, "the logits are taken raw"),
-    "the most likely token's log-prob": ([(LOGP, "logp = F.log_softmax(logits, dim=-1).max(-1).values  # (B, T)")], logp,
-                                         "not of the tokens sampled"),
-    "the input token's log-prob": ([(LOGP, LOGP.replace("y.clamp(min=0)", "x"))], logp,
-                                   "the log-probability of the token that was sampled"),
-    "log-probs without gradients": ([(LOGP, LOGP.replace("F.log_softmax(logits, dim=-1)", "F.log_softmax(logits, dim=-1).detach()"))],
-                                    logp, "carries no gradient"),
-    "the batch's mean": ([(ADV, "return rewards - rewards.mean()")], adv, "over the whole batch, not over each problem's group"),
-    "the mean over problems": ([(ADV, "return rewards - rewards.mean(dim=0, keepdim=True)")], adv, "over the problems (dim 0)"),
-    "no baseline": ([(ADV, "return rewards")], adv, "subtract each group's mean reward"),
-    "the mean minus the reward": ([(ADV, "return rewards.mean(dim=1, keepdim=True) - rewards")], adv, "not the mean minus the reward"),
-    "the prompt in the policy gradient": ([(PG, "return -(logp * advantages.unsqueeze(1)).sum() / sampled.sum().clamp(min=1)")], pg,
-                                          "nothing is learned from the prompt"),
-    "the sign of the loss": ([(PG, PG.replace("return -(", "return ("))], pg, "pushes a sampled token's log-probability down"),
     # found by a cold reader (dev/results/mistake_hunt/hunt_11.md)
     "config.vocab_size left stale": ([("    return grown\n\n\n# %% [markdown]\n# **Check.** A small",
                                        "    grown.config = model.config\n    return grown\n\n\n# %% [markdown]\n# **Check.** A small")],
@@ -103,32 +92,30 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
     "passages from the validation split": ([("decode(train_data[i:i + 24].tolist())), (\"assistant\", decode(train_data[i + 24:i + 48]",
                                              "decode(val_data[i % 5000:i % 5000 + 24].tolist())), (\"assistant\", "
                                              "decode(val_data[i % 5000 + 24:i % 5000 + 48]")], held, "is not from train_data"),
-    "the reply's targets not shifted": ([(ROLLOUT, "y[i, len(prompt) - 1:len(ids) - 1] = ids[len(prompt) - 1:-1]")], rollout,
-                                        "each one place later"),
-    "the first reply token dropped": ([(ROLLOUT, "y[i, len(prompt):len(ids) - 1] = ids[len(prompt) + 1:]")], rollout,
-                                      "its first one too"),
-    "log-probs not zeroed off the reply": ([("    return logp * (y != -1)", "    return logp")], logp, "not 0 where y is -1"),
-    "-1 gathered": ([(LOGP, LOGP.replace("y.clamp(min=0)", "y"))], logp, "which are no token's index"),
-    "divided by a zero spread": ([(ADV, "return (rewards - rewards.mean(1, keepdim=True)) / rewards.std(1, keepdim=True)")], adv,
-                                 "gives NaN for a group whose rewards are all equal"),
-    "probabilities in the policy gradient": ([(PG, PG.replace("-(logp *", "-(logp.exp() *"))], pg,
-                                             "linear in the log-probabilities (not the probabilities)"),
+    # the cold reader's open items (H8, X1, X2), fixed in the S3 session
+    "only additions held out": ([(HELD, HELD + " // 2 * 2")], held, "the held-out problems repeat, or are all of one operation"),
+    "ignore_index dropped in finetuning": ([(LOSS, LOSS.replace(", ignore_index=-1", ""))], finetuning_cell,
+                                           "finetune(chat_base, ...) with seed 0 raised IndexError"),
+    "pass@8 as all eight right": ([("pass8=right.any(1)", "pass8=right.all(1)")], accuracy, "that model scores pass@8 0.0%, not about 94%"),
+    "an answer followed by anything": ([(RIGHT, "return decode(reply).startswith(problem(p)[1])")], accuracy,
+                                       "an answer counts only when <|end|> follows it"),
+    "exact match sampled": ([("zip(sample_replies(model, prompts, MAX_ANSWER, 0, stop), ps)",
+                              "zip(sample_replies(model, prompts, MAX_ANSWER, 1.0, stop), ps)")], accuracy,
+                            "exact match is the answer written greedily"),
+    "pass@1 as pass@8": ([("pass1=right.float().mean().item()", "pass1=right.any(1).float().mean().item()")], accuracy,
+                         "that model scores pass@1"),
 }
 
 VARIANTS = {  # correct ways to write a piece: each check must pass
-    "advantages over the group's standard deviation (GRPO)": ([(ADV, "return (rewards - rewards.mean(1, keepdim=True)) / "
-                                                                     "(rewards.std(1, keepdim=True) + 1e-4)")], adv),
-    "a summed policy-gradient loss": ([(PG, "return -(logp * advantages[:, None] * sampled).sum()")], pg),
-    "a loss averaged per sequence": ([(PG, "return -((logp * sampled).sum(1) / sampled.sum(1).clamp(min=1) * advantages).mean()")], pg),
     "rows that go on writing <|end|> unmasked": ([("next_id.masked_fill(done[:, None], stop)", "next_id")], sample),
     "an extra padding column in sft_batch": ([("    T = max(len(ids) for ids, _ in rows) - 1\n    x = torch.full",
                                                 "    T = max(len(ids) for ids, _ in rows)\n    x = torch.full")], sft),
-    "extra padding in rollout_batch": ([("T = max(len(p) + len(r) for p, r in zip(prompts, replies)) - 1",
-                                         "T = max(len(p) for p in prompts) + max(len(r) for r in replies) - 1")], rollout),
     "softmax exponentiated by hand in sampling": ([("F.softmax(logits / temperature, dim=-1), 1)", "(logits / temperature).exp(), 1)")],
                                                   sample),
-    "advantages over std + eps": ([(ADV, "return (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)")], adv),
-    "cross_entropy for the log-probs": ([(LOGP, "logp = -F.cross_entropy(logits.transpose(1, 2), y.clamp(min=0), reduction='none')")], logp),
+    "pass@1 from each problem's first sample": ([("pass1=right.float().mean().item()", "pass1=right[:, 0].float().mean().item()")],
+                                                accuracy),
+    "the answer compared as text with <|end|>": ([(RIGHT, "return decode(reply) == problem(p)[1] + itos[END if stop is None else stop]")],
+                                                 accuracy),
 }
 
 
