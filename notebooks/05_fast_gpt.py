@@ -1003,9 +1003,9 @@ show(fig, 'speed')
 # A row counts as faster than the one above only when its median lies outside the spread of the
 # rounds; on a busy 2-core CPU the rounds of one variant can differ by several milliseconds. In the
 # stored run (a 2-core CPU, float32 throughout) no single change was clearly faster than the row
-# before, but all the eager ones together gave 1.19x the lecture's tokens per second (clearly
-# faster); the compiled step had the slowest median of all (91.2 against 69.6 ms), though the wide
-# spread of the row above keeps it from counting as clearly slower.
+# before, and even all the eager ones together, 1.13x the lecture's tokens per second, do not count
+# as clearly faster: one slow round (102.7 ms) widened the lecture's spread. The compiled step was
+# slower than the eager one before it (92.6 against 72.3 ms).
 #
 # ## 5. Against the clock
 #
