@@ -6,40 +6,31 @@
 # Tokenizer"](https://www.youtube.com/watch?v=zduSFxRajkE), builds the byte-pair encoding (BPE) of
 # GPT-2 and GPT-4. This notebook builds it with the names of that lecture and of its code,
 # [minbpe](https://github.com/karpathy/minbpe), checks every piece, proves it gives the same ids as
-# OpenAI's `tiktoken` run on our own merges, and then answers the question notebook 01 leaves open:
-# for the same seconds of training, does the GPT learn Shakespeare better from sub-words or from
-# characters?
+# OpenAI's `tiktoken` run on our own merges, and shows what the tokens do to a text. It can be read
+# any time after notebook 01; notebook 10b then trains notebook 05's GPT on these tokens and on
+# characters for the same seconds, and compares them.
 #
 # Standalone (it downloads its data) and a script: `python notebooks/10_tokenizer.py`. It needs
 # `tiktoken` (Colab has it; elsewhere `pip install tiktoken`), which downloads nothing here: every
 # `tiktoken.Encoding` below is built from this notebook's own merges.
 
 # %%
-import collections, hashlib, math, os, pathlib, platform, random, statistics, sys, tempfile, time, urllib.request
-from dataclasses import dataclass
+import collections, hashlib, os, pathlib, platform, random, statistics, sys, time, urllib.request
 import torch
-import torch.nn as nn
-from torch.nn import functional as F
-import matplotlib
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")  # as a script, figures are saved as PNG files instead of opening windows
-import matplotlib.pyplot as plt
 import importlib.util
 if not all(importlib.util.find_spec(name) for name in ("regex", "tiktoken")):
     raise SystemExit("error: this notebook needs tiktoken and regex: pip install tiktoken regex (neither downloads anything here)")
 import regex  # unlike Python's own `re`, it knows \p{L} (any letter) and \p{N} (any digit); tiktoken needs it too
 import tiktoken
 
-SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: tiny sizes and few steps
-IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
-RUN_NAME = "10_tokenizer"                       # as a script, figures go to runs/10_tokenizer/
+SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: the speed test times a shorter text
 
 # %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
-# the device, the data, the checks); they are folded in Jupyter and Colab.
+# The next cells are plumbing every notebook carries so that it stands alone (folders, the device,
+# the data, the checks); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: folders, figures and checks (the same in every notebook)
+#@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
 def course_root():
     """The course checkout (holding notebooks/ and datasets/), else the working folder (a notebook on its own)."""
     here = pathlib.Path.cwd()
@@ -48,30 +39,6 @@ def course_root():
         if (folder / "notebooks").is_dir() and (folder / "datasets").is_dir():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
-
-
-SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
-
-def runs_folder():
-    """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
-    if SMOKE:
-        if not SCRATCH:
-            SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
-        return pathlib.Path(SCRATCH[0].name)
-    return course_root() / "runs" / RUN_NAME
-
-
-def show(fig, name, folder=None):
-    """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
-    if IN_NOTEBOOK:
-        plt.show()
-        return
-    folder = pathlib.Path(folder or runs_folder())
-    folder.mkdir(parents=True, exist_ok=True)
-    fig.savefig(folder / f"{name}.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    print(f"figure saved: {folder / f'{name}.png'}")
 
 
 class CheckFailed(AssertionError):
@@ -193,9 +160,9 @@ print(describe_device(device))
 # %% [markdown]
 # ## 1. Text is bytes [▶ 0:14:56](https://www.youtube.com/watch?v=zduSFxRajkE&t=896s)
 #
-# The text is cut once, before anything is trained: the tokenizer, like the model, learns from the
-# first 90% only; the last 10% is the validation text that every model below is scored on (the
-# characters of notebook 05's validation split).
+# The text is cut once, before anything is trained: the tokenizer, like a model, learns from the
+# first 90% only; the last 10% is the validation text it is tested on (the characters of notebook
+# 05's validation split, on which notebook 10b scores its models).
 
 # %%
 text = load_text()
@@ -243,16 +210,6 @@ def merge(ids, pair, idx):
             i += 1
     return newids
 
-
-# %% [markdown]
-# The lecture's example [▶ 0:30:36](https://www.youtube.com/watch?v=zduSFxRajkE&t=1836s):
-
-# %%
-ids = list("aaabdaaabac".encode("utf-8"))
-stats = get_stats(ids)
-top_pair = max(stats, key=stats.get)
-print(f"{ids}\nmost frequent pair {top_pair} ({stats[top_pair]} times) -> {merge(ids, top_pair, 256)}")
-print(f"'aaa' with (97, 97) -> 256: {merge([97, 97, 97], (97, 97), 256)}")
 
 # %% [markdown]
 # **Check.** `get_stats` against `collections.Counter` of the pairs, `merge` against `str.replace`
@@ -329,6 +286,16 @@ check_get_stats(get_stats)
 check_merge(merge)
 
 # %% [markdown]
+# Both checked, the lecture's example [▶ 0:30:36](https://www.youtube.com/watch?v=zduSFxRajkE&t=1836s):
+
+# %%
+ids = list("aaabdaaabac".encode("utf-8"))
+stats = get_stats(ids)
+top_pair = max(stats, key=stats.get)
+print(f"{ids}\nmost frequent pair {top_pair} ({stats[top_pair]} times) -> {merge(ids, top_pair, 256)}")
+print(f"'aaa' with (97, 97) -> 256: {merge([97, 97, 97], (97, 97), 256)}")
+
+# %% [markdown]
 # ## 3. The basic tokenizer: train, decode, encode [▶ 0:34:58](https://www.youtube.com/watch?v=zduSFxRajkE&t=2098s)
 #
 # Training repeats count-and-merge until the vocabulary holds `vocab_size` tokens: the 256 bytes
@@ -400,22 +367,12 @@ BasicTokenizer._encode_chunk = _encode_chunk
 BasicTokenizer.encode = encode
 
 # %% [markdown]
-# Trained on the first 20,000 characters of the training text, the first merges are English's
-# commonest pairs: a letter and the space after it, `th`, `ou`, a comma and its space.
-
-# %%
-basic = BasicTokenizer()
-basic.train(train_text[:20_000], 256 + 12, verbose=True)
-ids = basic.encode(train_text[:20_000])
-print(f"{len(train_text[:20_000].encode('utf-8')):,} bytes -> {len(ids):,} tokens after 12 merges")
-assert basic.decode(ids) == train_text[:20_000]
-
-# %% [markdown]
 # **Check.** Training: each merge a most frequent pair of the text as merged so far (a tie broken
 # either way), numbered 256, 257, ... in order, its `vocab` entry the bytes of its two halves.
 # Encoding: the ids of `tiktoken` built from the same merges, on slices of the validation text,
 # other languages and random Unicode of several lengths; decoding: the text back, and '�' for a
-# cut character.
+# cut character. The tokenizer checked is trained here on the first 20,000 characters of the
+# training text, 12 merges, each printed.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The checks of training, encoding and decoding (folded: open them to see how they work)
@@ -554,8 +511,18 @@ def check_encode_decode(tokenizer):
 
 
 # %%
-check_training(BasicTokenizer)
+check_training(BasicTokenizer)  # first train alone, on small texts of the check's own
+basic = BasicTokenizer()
+basic.train(train_text[:20_000], 256 + 12, verbose=True)
 check_encode_decode(basic)
+
+# %% [markdown]
+# The first merges are English's commonest pairs: a letter and the space after it, `th`, `ou`, a
+# comma and its space. Twelve of them already shorten the text by about a sixth:
+
+# %%
+ids = basic.encode(train_text[:20_000])
+print(f"{len(train_text[:20_000].encode('utf-8')):,} bytes -> {len(ids):,} tokens after 12 merges")
 
 # %% [markdown]
 # Trained this way on the whole training split, each merge would count and rewrite a million ids
@@ -591,9 +558,20 @@ for name, pattern in (("GPT-2", GPT2_SPLIT_PATTERN), ("GPT-4", GPT4_SPLIT_PATTER
 #
 # minbpe's `RegexTokenizer` trains on the chunks. Two changes make that fast without changing what
 # it learns. Most chunks repeat (the training split is 236,405 chunks, only 14,312 different ones):
-# train on each *different* chunk once, weighted by its count. And a merge changes only the chunks that hold its pair: take their pairs
-# out of the counts, merge, put their new pairs back in, instead of counting everything again
-# (`where` remembers which chunks hold each pair).
+# train on each *different* chunk once, weighted by its count (`chunk_stats`). And a merge changes
+# only the chunks that hold its pair: take their pairs out of the counts, merge, put their new pairs
+# back in, instead of counting everything again (`where` remembers which chunks hold each pair).
+
+# %%
+def chunk_stats(words, counts):
+    """{pair: count} over the words, each pair as often as its chunk occurs, and {pair: the words that hold it}."""
+    stats, where = {}, collections.defaultdict(set)
+    for w, ids in enumerate(words):
+        for pair in zip(ids, ids[1:]):
+            stats[pair] = stats.get(pair, 0) + counts[w]
+            where[pair].add(w)
+    return stats, where
+
 
 # %%
 def merge_everywhere(pair, idx, words, counts, stats, where):
@@ -623,11 +601,7 @@ class RegexTokenizer(BasicTokenizer):
         """BPE over the text's chunks: each different chunk once, weighted by its count; counts updated, not redone."""
         chunks = collections.Counter(self.compiled_pattern.findall(text))  # {chunk: how often it occurs}
         words, counts = [list(chunk.encode("utf-8")) for chunk in chunks], list(chunks.values())
-        stats, where = {}, collections.defaultdict(set)  # {pair: weighted count}, {pair: the words that hold it}
-        for w, ids in enumerate(words):
-            for pair in zip(ids, ids[1:]):
-                stats[pair] = stats.get(pair, 0) + counts[w]
-                where[pair].add(w)
+        stats, where = chunk_stats(words, counts)  # {pair: weighted count}, {pair: the words that hold it}
         for idx in range(256, vocab_size):
             if not stats:
                 break  # every chunk is a single token: nothing is left to merge
@@ -663,7 +637,7 @@ small.train(train_text[:20_000], 256 + 60)
 check_encode_decode(small)
 
 # %% [markdown]
-# Then the real thing, on the whole training split, from scratch in every run: 2,048 tokens (1.1 s
+# Then the real thing, on the whole training split, from scratch in every run: 2,048 tokens (1.0 s
 # in the stored run, where the basic tokenizer would need about 5 min), and 512, whose merges must
 # be the first 256 of the larger vocabulary's (BPE makes one merge after another, so a smaller
 # vocabulary is a prefix of a larger one).
@@ -711,6 +685,7 @@ def encode_with_special(self, text, allowed_special="none_raise"):
     return [idx for part in parts for idx in ([special[part]] if part in special else self.encode_ordinary(part))]
 
 
+# %%
 def decode_with_special(self, ids):
     """decode, with the special tokens' ids turned back into their text."""
     parts = (self.vocab[idx] if idx in self.vocab else self.inverse_special_tokens[idx].encode("utf-8") for idx in ids)
@@ -720,13 +695,6 @@ def decode_with_special(self, ids):
 RegexTokenizer.register_special_tokens = register_special_tokens
 RegexTokenizer.encode = encode_with_special
 RegexTokenizer.decode = decode_with_special
-
-# %%
-tokenizer.register_special_tokens({"<|endoftext|>": 2048})
-tokenizer_512.register_special_tokens({"<|endoftext|>": 512})
-documents = "First Citizen:<|endoftext|>ROMEO:"
-print(tokenizer.encode(documents, allowed_special="all"))
-print(tokenizer.encode(documents, allowed_special="none"))
 
 # %% [markdown]
 # **Check.** With `allowed_special="all"` each special token must be one id and the rest ordinary
@@ -768,7 +736,17 @@ def check_special_tokens(tokenizer):
 
 
 # %%
+tokenizer.register_special_tokens({"<|endoftext|>": 2048})
+tokenizer_512.register_special_tokens({"<|endoftext|>": 512})
 check_special_tokens(tokenizer)
+
+# %% [markdown]
+# Two documents joined by `<|endoftext|>`: one id where it is allowed, nine ordinary tokens where not.
+
+# %%
+documents = "First Citizen:<|endoftext|>ROMEO:"
+print(tokenizer.encode(documents, allowed_special="all"))
+print(tokenizer.encode(documents, allowed_special="none"))
 
 # %% [markdown]
 # ## 7. The oracle: tiktoken on our own merges [▶ 1:11:38](https://www.youtube.com/watch?v=zduSFxRajkE&t=4298s)
@@ -889,7 +867,7 @@ for label, ts in times.items():
 print(f"tiktoken: {statistics.median(times['ours (Python)']) / statistics.median(times['tiktoken (Rust)']):.0f}x faster")
 
 # %% [markdown]
-# In the stored run our encoder took 1.405 s for the whole text and tiktoken 0.056 s: 25 times
+# In the stored run our encoder took 1.389 s for the whole text and tiktoken 0.057 s: 24 times
 # faster, far outside the spread of the rounds. Ours is not slower still only because Shakespeare's
 # chunks are short, a few bytes each, so the `while` loop of `_encode_chunk` turns a few times per
 # chunk; on long chunks (code, long numbers, languages the merges never saw) its cost grows with
@@ -897,300 +875,6 @@ print(f"tiktoken: {statistics.median(times['ours (Python)']) / statistics.median
 # token up in a single step.
 
 # %% [markdown]
-# ## 10. Characters or sub-words, for the same seconds? [▶ 1:43:27](https://www.youtube.com/watch?v=zduSFxRajkE&t=6207s)
-#
-# Notebook 05's race model, trained for the same wall-clock seconds on characters (65 tokens, as in
-# notebooks 01-05), on 512 BPE tokens and on 2,048. Losses per token cannot be compared across
-# vocabularies, since a token is a different amount of text in each; *bits per character* can: the
-# validation text's total loss in bits, spread over its characters. With `L` the mean loss per token
-# (in nats), `N` tokens and `M` characters, it is `L · N / M / ln 2`. Every model is scored on the
-# same validation characters.
-
-# %%
-def bits_per_char(loss, n_tokens, n_chars):
-    """Bits per character of a text of n_chars characters coded as n_tokens tokens at a mean loss (nats per token)."""
-    return loss * n_tokens / n_chars / math.log(2)
-
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title The check of bits_per_char (folded)
-def check_bits_per_char(bits_per_char):
-    """bits_per_char against a uniform guess over V tokens (log2 V bits per token) at several tokens-per-character ratios."""
-    for vocab_size, n_tokens, n_chars in ((65, 1000, 1000), (2048, 350, 1000), (512, 10, 27), (2, 1, 4)):
-        loss = math.log(vocab_size)  # a uniform guess over vocab_size tokens: log2(vocab_size) bits per token
-        got = attempt(f"bits_per_char({loss:.3f}, {n_tokens}, {n_chars})", bits_per_char, loss, n_tokens, n_chars,
-                      hint="it takes plain numbers")
-        want = math.log2(vocab_size) * n_tokens / n_chars
-        check(isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-6), f"bits_per_char({loss:.3f}, {n_tokens}, "
-              f"{n_chars}) gives {got}, not the bits per character of a uniform guess over {vocab_size} tokens with {n_tokens} tokens "
-              f"for {n_chars} characters: the loss is in nats per token")
-    return Passed("bits_per_char: passed (a uniform guess costs log2 V bits per token, spread over the characters)")
-
-
-# %%
-check_bits_per_char(bits_per_char)
-
-# %% [markdown]
-# The three tokenizations of the same split (the characters' ids are notebook 01's, from the sorted
-# characters of the whole text):
-
-# %%
-chars = sorted(set(text))
-stoi = {ch: i for i, ch in enumerate(chars)}
-tokenizations = {  # name: (vocab_size, training ids, validation ids), all from the same train_text and val_text
-    "characters": (len(chars), [stoi[c] for c in train_text], [stoi[c] for c in val_text]),
-    "BPE 512": (512, tokenizer_512.encode(train_text), tokenizer_512.encode(val_text)),
-    "BPE 2,048": (2048, tokenizer.encode(train_text), tokenizer.encode(val_text)),
-}
-for name, (vocab_size, train_ids, ids) in tokenizations.items():
-    seen = collections.Counter(train_ids)
-    print(f"{name:<10} vocab {vocab_size:>5,}: train {len(train_ids):>9,} tokens, val {len(ids):>7,} ({len(val_text) / len(ids):.2f} "
-          f"characters per token); in training {sum(seen[i] == 0 for i in range(vocab_size))} tokens never occur, "
-          f"{sum(0 < seen[i] < 10 for i in range(vocab_size))} fewer than 10 times")
-
-# %% [markdown]
-# Notebook 05's model (`FastGPT`, here `RaceGPT`: the same layers and names in one class; a test
-# loads the weights of one into the other), its batches, schedule and optimizer are in the folded
-# cells below. The settings are notebook 05's CPU race (3 blocks of 128 channels, a context of 64
-# *tokens*, batch 32, peak learning rate 2e-3), with the warmup-and-cosine schedule run on the clock:
-# each model decays to the end of its own seconds, whatever its speed.
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 05's model pieces, copied unchanged (folded)
-@dataclass
-class GPTConfig:
-    """Sizes of the model; the defaults are the lecture's final configuration."""
-    vocab_size: int = 65
-    block_size: int = 256  # maximum context length
-    n_embd: int = 384      # channels of every token vector
-    n_head: int = 6        # heads per attention layer
-    n_layer: int = 6       # blocks
-    dropout: float = 0.2
-
-
-class FeedForward(nn.Module):
-    """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(config.n_embd, 4 * config.n_embd),  # (B, T, 4C)
-            nn.ReLU(),
-            nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)
-            nn.Dropout(config.dropout),
-        )
-
-    def forward(self, x):
-        return self.net(x)  # (B, T, C)
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
-
-    def __init__(self, config, flash=True):
-        super().__init__()
-        self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
-        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
-        self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
-        self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
-        else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
-        return self.dropout(self.proj(y))  # (B, T, C)
-
-
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 05's FastGPT in one class (folded)
-class RaceBlock(nn.Module):
-    """Notebook 05's FastBlock: attention, then the feed-forward layer, each pre-normed and added to the residual."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.sa, self.ffwd = CausalSelfAttention(config), FeedForward(config)
-        self.ln1, self.ln2 = nn.LayerNorm(config.n_embd), nn.LayerNorm(config.n_embd)
-
-    def forward(self, x):
-        x = x + self.sa(self.ln1(x))  # (B, T, C)
-        return x + self.ffwd(self.ln2(x))  # (B, T, C)
-
-
-class RaceGPT(nn.Module):
-    """Notebook 05's FastGPT in one class: the same layers, names, initialisation and loss."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-        self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
-        self.blocks = nn.Sequential(*[RaceBlock(config) for _ in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
-
-    def forward(self, idx, targets=None):
-        pos = torch.arange(idx.shape[1], device=idx.device)  # (T,)
-        x = self.blocks(self.token_embedding_table(idx) + self.position_embedding_table(pos))  # (B, T, C)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
-        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        return logits, loss
-
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 05's training pieces: batches, schedule, optimizer, whole-split loss (folded)
-def sync():
-    """Wait for the device to finish its queued work, so that timings are real."""
-    if device == 'cuda':
-        torch.cuda.synchronize()
-    elif device == 'mps':
-        torch.mps.synchronize()
-
-
-def get_batch_on_device(data, batch_size, block_size):
-    """Random (B, T) inputs and targets gathered from data, a split that already lives on the device."""
-    ix = torch.randint(len(data) - block_size, (batch_size, 1), device=data.device)  # (B, 1) offsets
-    pos = ix + torch.arange(block_size + 1, device=data.device)  # (B, T+1) positions of each chunk
-    chunk = data[pos]  # (B, T+1)
-    return chunk[:, :-1], chunk[:, 1:]  # (B, T) inputs, (B, T) targets
-
-
-def lr_at(it, peak, warmup, total):
-    """Linear warmup to peak, then cosine decay to peak / 10 at step total."""
-    if it < warmup:
-        return peak * (it + 1) / warmup
-    progress = (it - warmup) / max(1, total - warmup)
-    return peak / 10 + 0.5 * (peak - peak / 10) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
-    """AdamW with weight decay on every matrix (embeddings included) and none on biases and LayerNorm gains."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': no_decay, 'weight_decay': 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused or None)
-
-
-@torch.no_grad()
-def split_loss(model, data, batch=256, amp_dtype=None):
-    """Mean loss of model over a whole split, cut into non-overlapping block_size chunks."""
-    model.eval()
-    n = (len(data) - 1) // block_size * block_size
-    x, y = data[:n].view(-1, block_size), data[1:n + 1].view(-1, block_size)  # (N, T) each
-    total = torch.zeros((), device=device)
-    for xb, yb in zip(x.split(batch), y.split(batch)):
-        with torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            total += model(xb.to(device), yb.to(device))[1].float() * len(xb)
-    model.train()
-    return (total / len(x)).item()
-
-
-
-# %% tags=["nbval-ignore-output"]
-RACE = {  # device: (model sizes, batch, peak lr, seconds of training per run, seeds, evaluations per run)
-    "tiny": (dict(block_size=16, n_embd=32, n_head=2, n_layer=2, dropout=0.0), 8, 1e-3, 1.0, (1337, 1), 2),
-    "cuda": (dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2), 64, 1e-3, 60.0, (1337, 1, 2), 6),
-    "cpu": (dict(block_size=64, n_embd=128, n_head=4, n_layer=3, dropout=0.0), 32, 2e-3, 30.0, (1337, 1, 2), 6),
-}
-race_key = "tiny" if SMOKE else "cuda" if device == "cuda" else "cpu"
-sizes, race_batch, race_lr, race_seconds, seeds, n_evals = RACE[race_key]
-block_size = sizes["block_size"]  # split_loss cuts the validation ids into chunks of the model's context
-amp_dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else None
-print(f"race on {device}: {sizes}, batch {race_batch}, peak lr {race_lr}, {race_seconds:.0f} s of training per run, "
-      f"seeds {seeds}, mixed precision {amp_dtype}")
-
-
-# %%
-def train_for_seconds(vocab_size, train_ids, val_ids, seconds, seed):
-    """Notebook 05's race model trained on train_ids for `seconds` (the evaluations stop the clock);
-    returns [(seconds, steps, whole-split val loss)] at n_evals evenly spaced moments."""
-    torch.manual_seed(seed)
-    model = RaceGPT(GPTConfig(vocab_size=vocab_size, **sizes)).to(device)
-    optimizer = configure_optimizer(model, race_lr, fused=device != "mps")
-    data, val_data = torch.tensor(train_ids, device=device), torch.tensor(val_ids, device=device)
-    log, spent, steps = [], 0.0, 0
-    while len(log) < n_evals:
-        t0 = time.perf_counter()
-        x, y = get_batch_on_device(data, race_batch, block_size)  # (B, T) each
-        with torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            _, loss = model(x, y)
-        for group in optimizer.param_groups:  # the schedule runs in thousandths of the seconds
-            group["lr"] = lr_at(int(1000 * spent / seconds), race_lr, 40, 1000)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        sync()
-        spent, steps = spent + time.perf_counter() - t0, steps + 1
-        if spent >= seconds * (len(log) + 1) / n_evals:
-            log.append((spent, steps, split_loss(model, val_data, amp_dtype=amp_dtype)))
-    return log
-
-
-# %% [markdown]
-# The runs take turns, seed by seed, so that a slow moment of the machine does not fall on one
-# tokenization only.
-
-# %% tags=["nbval-ignore-output"]
-runs = {name: [] for name in tokenizations}
-for seed in seeds:
-    for name, (vocab_size, train_ids, ids) in tokenizations.items():
-        log = train_for_seconds(vocab_size, train_ids, ids, race_seconds, seed)
-        runs[name].append([(t, s, bits_per_char(loss, len(ids), len(val_text))) for t, s, loss in log])
-print(f"{'':<10} {'steps':>6}  bits per character at the end, seeds {seeds}: each, and the band")
-for name, logs in runs.items():
-    ends = [log[-1][2] for log in logs]
-    print(f"{name:<10} {statistics.median(log[-1][1] for log in logs):>6.0f}  {'  '.join(f'{b:.4f}' for b in ends)}   "
-          f"{min(ends):.3f}-{max(ends):.3f}")
-
-# %%
-fig, ax = plt.subplots(figsize=(6.5, 3.6))
-for name, logs in runs.items():
-    seconds = [statistics.mean(log[k][0] for log in logs) for k in range(n_evals)]
-    lows, highs = ([f(log[k][2] for log in logs) for k in range(n_evals)] for f in (min, max))
-    _ = ax.plot(seconds, [statistics.mean(log[k][2] for log in logs) for k in range(n_evals)], marker="o", label=name)
-    _ = ax.fill_between(seconds, lows, highs, alpha=0.25)
-_ = ax.set(xlabel="seconds of training", ylabel="bits per character (validation)",
-           title=f"One model, the same seconds, three tokenizations ({device})")
-_ = ax.legend()
-show(fig, "bits_per_character")
-
-# %% [markdown]
-# **What it shows.** In the stored run (a 2-core CPU, 30 s of training each, three seeds) BPE with
-# 512 tokens ended at 2.478–2.506 bits per character, BPE with 2,048 at 2.632–2.669, characters at
-# 2.723–2.772: the three bands do not overlap, and the order held at every evaluation. Why:
-#
-# - **A token sees more text.** Every model has a context of 64 tokens: 64 characters for the
-#   character model, about 127 for BPE 512 (1.99 characters per token), about 180 for BPE 2,048
-#   (2.81). Each step trains on more text too, and predicting ` the` as one token spares the model
-#   four easy predictions.
-# - **The embedding table grows.** At 2,048 tokens the embedding and `lm_head` hold 2 × 2,048 × 128,
-#   about 0.5 M parameters, nearly as many as the three blocks, and every step costs more: 375 steps
-#   in the 30 s, against 496 at 512 tokens and 552 on characters.
-# - **Rare tokens get few updates.** Of the 2,048 tokens, 296 never occur in the training ids (the
-#   191 bytes Shakespeare never uses, and tokens that later merges swallowed whole) and 82 occur
-#   fewer than 10 times, so their rows barely learn; the 512 tokens are all common.
-#
-# So on this budget the middle vocabulary wins: characters give too little text per step and per
-# context, 2,048 tokens too few steps. With longer training the larger vocabulary's wider view may
-# pay for its slower steps (exercise 3). The comparison is fair to all three: bits per character on
-# the same 111,540 validation characters, whatever the tokens (the last partial chunk of each split,
-# under 64 tokens, is left out of the mean).
-#
 # ## Summary
 #
 # - Text is UTF-8 bytes; BPE counts adjacent pairs (`get_stats`, overlapping pairs too), merges the
@@ -1202,9 +886,9 @@ show(fig, "bits_per_character")
 #   tokens are cut out before the regex and only where allowed.
 # - Trained on the unique chunks with their counts, and counts updated rather than redone, the
 #   2,048-token vocabulary trains in about a second in pure Python; tiktoken built from its merges
-#   gives the same ids everywhere (checked here and by a property test), and encodes 25x faster.
-# - For 30 s of training on a CPU, notebook 05's model reached the fewest bits per character on 512
-#   BPE tokens, then on 2,048, then on characters, each band of three seeds apart from the others.
+#   gives the same ids everywhere (checked here and by a property test), and encodes 24x faster.
+# - Notebook 10b uses this tokenizer to answer notebook 01's open question: for the same seconds of
+#   training, does notebook 05's GPT learn Shakespeare better from these tokens or from characters?
 #
 # ## Exercises
 #
@@ -1212,5 +896,6 @@ show(fig, "bits_per_character")
 #    on the whole text. How much of the gap closes, and why does Shakespeare suit a cache so well?
 # 2. Train on `GPT2_SPLIT_PATTERN` instead of GPT-4's. Which tokens change (look at numbers and
 #    newlines), and does `tiktoken` with that pattern still give the same ids?
-# 3. Race a 1024-token vocabulary, or a longer race (`race_seconds`): where does the best vocabulary
-#    size move as training gets longer, and why?
+# 3. Train a 2,048-token vocabulary on *War and Peace* (`datasets/warpeace.txt`, or any English text
+#    of your own) and count the tokens per character of Shakespeare's validation text with it, against
+#    the vocabulary trained on Shakespeare: how much does its own language matter?

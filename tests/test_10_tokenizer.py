@@ -1,10 +1,10 @@
 """Notebook 10: its tokenizer gives the ids of tiktoken built from its own merges on any string, decode
-undoes encode, special tokens work as tiktoken's, training makes a most frequent pair each time, the race
-model is notebook 05's, every check passes on the notebook's own code; and without tiktoken one line."""
+undoes encode, special tokens work as tiktoken's, training makes a most frequent pair each time, every
+check passes on the notebook's own code; and without tiktoken one line. (The race of characters against
+BPE moved to notebook 10b: tests/test_10b_tokens_or_characters.py.)"""
 import functools
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -98,7 +98,7 @@ def test_every_check_passes_on_the_notebooks_own_code():
     results = [nb["check_get_stats"](nb["get_stats"]), nb["check_merge"](nb["merge"]), nb["check_training"](nb["BasicTokenizer"]),
                nb["check_encode_decode"](basic), nb["check_training"](nb["RegexTokenizer"]),
                nb["check_encode_decode"](trained(2048)), nb["check_special_tokens"](trained(2048)),
-               nb["check_mergeable_ranks"](nb["mergeable_ranks"], trained(2048)), nb["check_bits_per_char"](nb["bits_per_char"])]
+               nb["check_mergeable_ranks"](nb["mergeable_ranks"], trained(2048))]
     assert all(": passed (" in r for r in results), results
 
 
@@ -111,36 +111,6 @@ def test_the_checks_fail_on_a_tokenizer_that_is_not_bpe():
     fake.train(TRAIN[:20_000], 256 + 60)
     with pytest.raises(AssertionError, match="make the merges in training order"):
         nb["check_encode_decode"](fake)
-
-
-def test_race_gpt_is_notebook_05s_fast_gpt():
-    """Notebook 05's FastGPT and this notebook's RaceGPT hold the same parameters and compute the same loss."""
-    nb05 = load("05_fast_gpt", device="cpu")
-    config = nb["GPTConfig"](vocab_size=97, block_size=16, n_embd=32, n_head=4, n_layer=3, dropout=0.0)
-    torch.manual_seed(0)
-    fast, race = nb05["FastGPT"](nb05["GPTConfig"](**vars(config))), nb["RaceGPT"](config)
-    assert {k: v.shape for k, v in fast.state_dict().items()} == {k: v.shape for k, v in race.state_dict().items()}
-    race.load_state_dict(fast.state_dict())
-    x, y = torch.randint(97, (2, 16)), torch.randint(97, (2, 16))
-    assert torch.equal(fast(x, y)[0], race(x, y)[0]) and torch.equal(fast(x, y)[1], race(x, y)[1])
-    fresh = nb["RaceGPT"](config)  # initialised as notebook 05's: weights N(0, 0.02), biases 0
-    for module in (m for m in fresh.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))):
-        assert abs(module.weight.std().item() - 0.02) < 0.005
-        assert getattr(module, "bias", None) is None or not module.bias.any()
-
-
-def test_bits_per_char_of_a_known_case():
-    # a loss of ln 2 nats per token (one bit), two tokens for every three characters: 2/3 of a bit per character
-    assert abs(nb["bits_per_char"](0.6931471805599453, 200, 300) - 2 / 3) < 1e-12
-
-
-def test_train_for_seconds_logs_its_evaluations_in_order():
-    race = load(NB, device="cpu", train_text=TRAIN, val_text=VAL, block_size=8, n_evals=3, race_batch=4, race_lr=1e-3,
-                amp_dtype=None, sizes=dict(block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0))
-    ids = list(range(50)) * 20
-    log = race["train_for_seconds"](50, ids, ids[:200], 0.3, seed=0)
-    assert len(log) == 3 and all(a[0] < b[0] and a[1] < b[1] for a, b in zip(log, log[1:]))
-    assert all(t >= 0.3 * (k + 1) / 3 for k, (t, _, _) in enumerate(log)) and log[-1][2] < log[0][2] + 1.0
 
 
 def test_without_tiktoken_the_script_says_what_to_do_in_one_line(tmp_path):

@@ -4,9 +4,10 @@ and correct variants the checks must pass. `python tests/test_mistakes_10.py` pr
 import functools
 import sys
 
+import jupytext
 import pytest
 
-from notebook_code import ROOT, load
+from notebook_code import NOTEBOOKS, ROOT, load
 
 NB = "10_tokenizer"
 
@@ -43,7 +44,6 @@ basic_coding = lambda nb: nb["check_encode_decode"](trained(nb, "BasicTokenizer"
 regex_coding = lambda nb: nb["check_encode_decode"](trained(nb, "RegexTokenizer"))
 special = lambda nb: nb["check_special_tokens"](with_special(nb))
 ranks = lambda nb: nb["check_mergeable_ranks"](nb["mergeable_ranks"], trained(nb, "RegexTokenizer"))
-bits = lambda nb: nb["check_bits_per_char"](nb["bits_per_char"])
 
 PAIRS = "    for pair in zip(ids, ids[1:]):  # every adjacent pair, overlapping ones too\n"
 SKIP = "            i += 2  # both tokens of the pair are used up\n"
@@ -125,20 +125,13 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
     "mergeable_ranks counts ranks from 1": ([("return {token_bytes: idx for idx, token_bytes in vocab.items()}",
                                               "return {token_bytes: idx + 1 for idx, token_bytes in vocab.items()}")], ranks,
                                             "each single byte b must have rank b"),
-    "bits_per_char in nats": ([("return loss * n_tokens / n_chars / math.log(2)", "return loss * n_tokens / n_chars")], bits,
-                              "the loss is in nats per token"),
-    "bits_per_char with the ratio upside down": ([("return loss * n_tokens / n_chars / math.log(2)",
-                                                   "return loss * n_chars / n_tokens / math.log(2)")], bits,
-                                                 "not the bits per character of a uniform guess"),
-    "bits_per_char per token": ([("return loss * n_tokens / n_chars / math.log(2)", "return loss / math.log(2)")], bits,
-                                "not the bits per character of a uniform guess over 2048 tokens"),
     # found by a cold reader (dev/results/mistake_hunt/hunt_10.md): each was silent, hung, or named another cause
     "get_stats loses the last pair": ([(PAIRS, "    for pair in [(ids[i], ids[i + 1]) for i in range(len(ids) - 2)]:\n")],
                                       get_stats, "the last pair is missed"),
     "merge reads past the end": ([("if i < len(ids) - 1 and ids[i] == pair[0]", "if ids[i] == pair[0]")], merge,
                                  "IndexError (list index out of range): it must not read past the end of ids"),
-    "merge returns a tuple": ([("    return newids\n\n\n# %% [markdown]\n# The lecture",
-                                "    return tuple(newids)\n\n\n# %% [markdown]\n# The lecture")], merge,
+    "merge returns a tuple": ([("    return newids\n\n\n# %% [markdown]\n# **Check.** `get_stats`",
+                                "    return tuple(newids)\n\n\n# %% [markdown]\n# **Check.** `get_stats`")], merge,
                               "merge must return a list, not a tuple"),
     "merge forgets i += 1 (hangs)": ([("            newids.append(ids[i])\n            i += 1", "            newids.append(ids[i])")],
                                      merge, "did not finish on a 3-token list: does every turn of its loop move i forward?"),
@@ -193,8 +186,6 @@ CORRECT = {  # correct code a learner may write instead: the check must pass it
     "mergeable_ranks from the vocab": ([("    vocab = {idx: bytes([idx]) for idx in range(256)}\n    for (p0, p1), idx in "
                                          "tokenizer.merges.items():  # in training order, so both halves are spelled out already\n"
                                          + RANK_PAIR, "    vocab = tokenizer.vocab\n")], ranks),
-    "bits_per_char with log2": ([("return loss * n_tokens / n_chars / math.log(2)",
-                                  "return math.log2(math.e) * loss * n_tokens / n_chars")], bits),
     "train with Counter.most_common": ([(MOST, "pair = collections.Counter(stats).most_common(1)[0][0]")], basic_training),
     "basic encode makes every merge in order": ([(
         "    ids = list(text_bytes)\n    while len(ids) >= 2:\n        stats = get_stats(ids)\n        " + LOWEST + "\n" + STOP +
@@ -203,6 +194,56 @@ CORRECT = {  # correct code a learner may write instead: the check must pass it
     "encode_with_special through encode": ([("else self.encode_ordinary(part))]", "else self.encode(part))]")], special),
     "merge_everywhere without pop": ([("    for w in where.pop(pair):", "    for w in list(where[pair]):")], regex_training),
 }
+
+
+FLOW = {  # a mistake the notebook's own cells meet in order, as a learner runs them: (edits, the cell to stop after, sentence)
+    "encode does not stop when no merge applies (E3: was a raw KeyError in a visible cell)": (
+        [(STOP, "")], "check_encode_decode(basic)", "it must stop when no pair present has a merge"),
+    "merge reads past the end (was an IndexError in the lecture's example)": (
+        [("if i < len(ids) - 1 and ids[i] == pair[0]", "if ids[i] == pair[0]")], "check_merge(merge)",
+        "it must not read past the end of ids"),
+    "merge forgets i += 1 (hung in the lecture's example)": (
+        [("            newids.append(ids[i])\n            i += 1", "            newids.append(ids[i])")], "check_merge(merge)",
+        "does every turn of its loop move i forward?"),
+    "train writes a pair's ids as its bytes (check_training runs before any visible cell trains)": (
+        [(BASIC_VOCAB, BASIC_VOCAB.replace("self.vocab[pair[0]] + self.vocab[pair[1]]", "bytes(pair)"))],
+        "check_encode_decode(basic)", "not the bytes of its pair"),
+    "special tokens refused with allowed_special='none' (was a ValueError in a visible cell)": (
+        [('if allowed_special == "none_raise" and any(', 'if allowed_special != "all" and any(')],
+        "check_special_tokens(tokenizer)", "with allowed_special='none' a special token is ordinary text"),
+}
+
+
+def run_cells(edits, until, monkeypatch):
+    """Run the notebook's code cells in order in smoke mode, with edits, up to the first cell with the line `until`."""
+    monkeypatch.setenv("COURSE_SMOKE", "1")
+    monkeypatch.delenv("COURSE_DATA", raising=False)
+    source = (NOTEBOOKS / f"{NB}.py").read_text(encoding="utf-8")
+    for old, new in edits:
+        assert source.count(old) == 1, old
+        source = source.replace(old, new)
+    namespace = {"__name__": "__main__", "__file__": str(NOTEBOOKS / f"{NB}.py")}
+    for cell in jupytext.reads(source, fmt="py:percent").cells:
+        if cell.cell_type == "code":
+            exec(compile(cell.source, f"{NB}.py", "exec"), namespace)
+            if until in cell.source.splitlines():  # the line that calls the check, not the def that holds its name
+                return namespace
+    raise LookupError(f"no code cell has the line {until!r}")
+
+
+@pytest.mark.parametrize("mistake", list(FLOW))
+def test_the_notebooks_own_cells_meet_the_mistake_with_its_sentence(mistake, monkeypatch):
+    """No visible cell runs a learner's piece before its check: the first error is the check's one sentence."""
+    edits, until, sentence = FLOW[mistake]
+    with pytest.raises(Exception) as caught:
+        run_cells(edits, until, monkeypatch)
+    message = str(caught.value)
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in message and "\n" not in message, message
+
+
+def test_the_notebooks_own_cells_run_clean_up_to_the_oracle(monkeypatch):
+    """Without a mistake the same cells run through (so the test above fails only on the mistake)."""
+    assert "enc" in run_cells([], "check_mergeable_ranks(mergeable_ranks, tokenizer)", monkeypatch)
 
 
 def said(edits, run_check):
