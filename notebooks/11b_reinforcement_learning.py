@@ -814,8 +814,11 @@ for measure in ("exact", "pass1"):
 # SFT's share (4.1 points) for both seeds, the first only just. pass@1, the share of answers sampled at
 # temperature 1 that are right, rose from 20.7% to 22.6% and 23.7%, within the noise (3.6 points): RL
 # sharpened the greedy answer more than the sampled ones. It learned with no example answer, only the check,
-# and Shakespeare did not move at the third decimal (1.728). Made here instead (notebook 11's sizes and
-# first seed), the finetuned model costs about 4 more minutes on this CPU.
+# and Shakespeare did not move at the third decimal (1.728). The gain is smaller than the spread of SFT
+# itself: notebook 11's second SFT seed reached 39.4%. Both RL runs start from the same finetuned model,
+# so that spread does not enter the comparison, but a luckier SFT seed gave as much as RL did. Made
+# here instead (notebook 11's sizes and first seed), the finetuned model costs about 4 more minutes on
+# this CPU.
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -2,7 +2,8 @@
 
 A number with three or more decimals (4.8786, 0.1574), with thousands separators (1,115,394), or with
 decimals and the unit of a measurement (1.19x, 69.6 ms, 12.5 s, 4.3 GB, 39.8%) in a markdown cell must
-appear in the text the notebook's cells printed, unless it is listed below as a fact from elsewhere, with where it comes from."""
+appear in the text the notebook's cells printed, unless it is listed below as a fact from elsewhere,
+with where it comes from."""
 import json
 import re
 
