@@ -388,7 +388,7 @@ class ModernAttention(nn.Module):
     """Causal self-attention with batched heads; optionally RMS-normed queries and keys, and rotary positions."""
     def __init__(self, config):
         super().__init__()
-        self.config, self.n_head, self.max_logit = config, config.n_head, None  # max_logit = 0.0: record the largest |score|
+        self.config, self.n_head, self.max_logit = config, config.n_head, None  # None: not recording; set 0.0 to record the largest |score|
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
         self.proj, self.dropout = nn.Linear(config.n_embd, config.n_embd, bias=config.bias), nn.Dropout(config.dropout)
 
@@ -432,10 +432,12 @@ LEVERS_ON = dict(norm='rms', rope=True, qk_norm=True, mlp='relu2', bias=False, z
 
 
 # %% [markdown]
-# **Check**, with the output projection set to the identity: the layer's output must be PyTorch's
-# `scaled_dot_product_attention` of its own queries, keys and values, after `rms_norm` (QK-norm on)
-# and `rotary` (RoPE on), in all four combinations; causal (a changed future leaves the past alone);
-# and with QK-norm every recorded score within `±sqrt(hs)`.
+# **Check**, with the output projection set to the identity (the check reaches `qkv` and `proj` by
+# these names): the layer's output must be PyTorch's `scaled_dot_product_attention` of its own
+# queries, keys and values, after `rms_norm` (QK-norm on) and `rotary` (RoPE on), in all four
+# combinations; causal (a changed future leaves the past alone); the recorded `max_logit` the largest
+# `|q · k| / sqrt(hs)` of the check's own q and k, so with QK-norm within `sqrt(hs)`; and a layer not
+# recording (`max_logit` None) still runs.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing of this notebook: the check of ModernAttention (folded)
@@ -445,18 +447,31 @@ def check_modern_attention(Attention):
     for qk_norm, rope in ((False, False), (True, False), (False, True), (True, True)):
         config = ModernConfig(block_size=12, n_embd=32, n_head=4, qk_norm=qk_norm, rope=rope, bias=False)
         attn, on = attempt("ModernAttention(config)", Attention, config).eval(), f"(qk_norm={qk_norm}, rope={rope})"
+        check(all(isinstance(getattr(attn, n, None), nn.Linear) for n in ('qkv', 'proj')), "ModernAttention needs the layers qkv "
+              "(C -> 3C: queries, keys, values of all heads, side by side) and proj (C -> C): the check and 09b read them by name")
         with torch.no_grad():
             attn.proj.weight.copy_(torch.eye(32))
             x = torch.randn(2, 12, 32) * 3
             heads = lambda t: t.view(2, 12, 4, 8).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
-            q, k, v = (heads(t) for t in attn.qkv(x).split(32, dim=2))
-            q, k = (rms_norm(q), rms_norm(k)) if qk_norm else (q, k)
+            q0, k0, v = (heads(t) for t in attn.qkv(x).split(32, dim=2))
+            q, k = (rms_norm(q0), rms_norm(k0)) if qk_norm else (q0, k0)
             q, k = (rotary(q), rotary(k)) if rope else (q, k)
             attn.max_logit = 0.0
             y = attempt(f"ModernAttention {on} on x of shape (2, 12, 32)", attn, x)
+            got, scores = attn.max_logit, q @ k.transpose(-2, -1)  # scores (B, nh, T, T), unscaled
             later = attn(torch.cat([x[:, :6], torch.randn(2, 6, 32)], dim=1))
         check(torch.allclose(y[:, :6], later[:, :6], atol=1e-5), f"ModernAttention {on} sees the future: changing later tokens "
               "changes earlier outputs, so something mixes positions (the mask, a norm over T, or how the heads are put back)")
+        wrong = {"it lacks the 1/sqrt(hs)": scores.abs().max(),
+                 "it is divided by sqrt(C), not by sqrt(hs) of one head": scores.abs().max() / 32**0.5,
+                 "it takes the largest signed score, not the largest |score| (abs)": scores.max() / 8**0.5,
+                 "it is taken from q and k before QK-norm and RoPE": (q0 @ k0.transpose(-2, -1)).abs().max() / 8**0.5}
+        right = [scores.abs().max() / 8**0.5, scores.tril().abs().max() / 8**0.5]  # every score, or the causal ones only
+        close = lambda v: isinstance(got, (int, float)) and math.isclose(got, v, rel_tol=1e-4)
+        recorded = lambda cause: (f"ModernAttention {on} recorded max_logit {round(got, 3) if isinstance(got, float) else got}, "
+                                  f"not the largest |q · k| / sqrt(hs) of its scores, {right[0]:.3f}: {cause}")
+        check(any(close(r) for r in right) or not any(close(v) for v in wrong.values()),
+              recorded(next((w for w, v in wrong.items() if close(v)), "")))
         check(not qk_norm or attn.max_logit <= 8**0.5 + 1e-4, f"with QK-norm a score reached {attn.max_logit:.2f}, above "
               f"sqrt(hs) = {8**0.5:.2f}: normalise q and k over each head's hs channels (dim=-1 of (B, nh, T, hs))")
         want = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(2, 12, 32)
@@ -466,8 +481,10 @@ def check_modern_attention(Attention):
                               + ("normalise q and k (not v, not x) when config.qk_norm" if qk_norm else
                                  "turn q and k (not v) when config.rope" if rope else "look at the split into heads, the scale of the "
                                  "scores and how the heads are put back side by side"))
+        check(any(close(r) for r in right), recorded("record the largest |score| of the q and k the attention uses, over sqrt(hs)"))
     attn, x = Attention(ModernConfig(block_size=12, n_embd=32, n_head=4, dropout=0.5)), torch.randn(2, 12, 32)
-    runs = {mode: [(torch.manual_seed(s), attn.train(mode)(x))[1] for s in (0, 1)] for mode in (True, False)}
+    runs = attempt("ModernAttention with dropout=0.5 and max_logit None (not recording)", lambda: {mode: [(torch.manual_seed(s),
+                   attn.train(mode)(x))[1] for s in (0, 1)] for mode in (True, False)}, hint="with max_logit None it records nothing")
     check(torch.equal(*runs[False]) and not torch.equal(*runs[True]), "with dropout=0.5 ModernAttention should drop at random "
           "in training mode and not at all in eval mode (model.eval()): the dropout of the scores follows self.training")
     return Passed("ModernAttention: passed (SDPA of its own normed and turned q, k, v; causal; scores within ±sqrt(hs))")
@@ -753,8 +770,8 @@ except IndexError as e:
 
 # %% [markdown]
 # Reading past `block_size` is allowed; is it any good? The model never saw a distance beyond
-# `block_size` in training. Below, `generate_modern` crops the context only with learned positions,
-# and `loss_by_position` measures, on the validation split, the loss at each position of chunks twice
+# `block_size` in training. Below, `generate_modern` crops the context only with learned positions
+# (checked next), and `loss_by_position` measures, on the validation split, the loss at each position of chunks twice
 # the training context, for a model with every lever on trained briefly (AdamW at 3e-3, constant).
 
 # %%
@@ -769,6 +786,72 @@ def generate_modern(model, idx, max_new_tokens, temperature=1.0):
         idx = torch.cat((idx, torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)), dim=1)  # (B, T+1)
     model.train(was_training)
     return idx
+
+
+# %% [markdown]
+# **Check**, on stand-in models whose logits the check chooses, past `block_size`, with RoPE and
+# with learned positions, from training and eval mode: one token more per row and step, `idx`
+# kept; each step reads the context a slow reference reads (all of it with RoPE, the last
+# `block_size` tokens with a table); sampled in eval mode, the mode restored; and over a batch of
+# thousands of rows, the tokens drawn at temperatures 0.5 and 2 come as often as `softmax(last logits / temperature)` says.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing of this notebook: the check of generate_modern (folded)
+class SamplingStandIn(nn.Module):
+    """A model for the check: logits LAST at the last position (zeros elsewhere); it records each context and its mode."""
+    LAST = torch.tensor([2.0, 1.0, 0.0, -1.0])  # (vocab_size,) of the stand-in
+
+    def __init__(self, rope, block_size=4):
+        super().__init__()
+        self.config, self.seen = ModernConfig(vocab_size=4, block_size=block_size, rope=rope), []
+
+    def forward(self, idx, targets=None):
+        self.seen.append((idx.clone(), self.training))
+        logits = torch.zeros(*idx.shape, 4)  # (B, T, 4)
+        logits[:, -1] = self.LAST
+        return logits, None
+
+
+def check_generate_modern(generate_modern):
+    """generate_modern on stand-ins: shapes, the contexts of a slow reference at every step, eval mode, the distribution."""
+    torch.manual_seed(0)
+    for rope, mode in ((True, True), (False, True), (True, False), (False, False)):
+        model, kind, idx = SamplingStandIn(rope).train(mode), "RoPE" if rope else "learned positions", torch.randint(0, 4, (2, 3))
+        for n in (1, 6):  # one token, then past block_size = 4
+            model.seen.clear()
+            out = attempt(f"generate_modern(model, idx of shape (2, 3), {n}) with {kind}", generate_modern, model, idx, n,
+                          hint="each step appends one token per row along the time axis, dim=1")
+            check(isinstance(out, torch.Tensor) and out.shape == (2, 3 + n), f"generate_modern(model, idx of shape (2, 3), {n}) "
+                  f"returned {tuple(getattr(out, 'shape', ()))}, not (2, {3 + n}): one token more per row and step, along dim=1")
+            check(torch.equal(out[:, :3], idx), "generate_modern changed idx's own tokens: it appends after them")
+            check(model.training == mode, f"generate_modern left a model in {'eval' if mode else 'training'} mode: restore its mode")
+            check(len(model.seen) == n and not any(m for _, m in model.seen), f"generate_modern with {kind} called the model "
+                  f"{len(model.seen)} times for {n} tokens, {sum(m for _, m in model.seen)} of them in training mode: "
+                  "once a token, in eval mode")
+            for t, (ctx, _) in enumerate(model.seen):
+                want = out[:, :3 + t] if rope else out[:, :3 + t][:, -model.config.block_size:]  # the slow reference's context
+                check(torch.equal(ctx, want), f"step {t + 1} of generate_modern with {kind} read {ctx.shape[1]} tokens"
+                      f"{' (other ones)' if ctx.shape == want.shape else ''}, not the {want.shape[1]} a reference reads: "
+                      + ("RoPE has no position table, so nothing is cropped" if rope else
+                         "a table of block_size rows: the last block_size tokens"))
+    for temperature in (0.5, 2.0):
+        out = generate_modern(SamplingStandIn(True), torch.zeros((4000, 2), dtype=torch.long), 1, temperature=temperature)
+        got, want = torch.bincount(out[:, -1], minlength=4) / 4000, F.softmax(SamplingStandIn.LAST / temperature, dim=-1)
+        last = SamplingStandIn.LAST
+        wrong = {"the temperature multiplies the logits": F.softmax(last * temperature, -1),
+                 "the temperature is undone or ignored": F.softmax(last, -1),
+                 "the largest logit is taken, not sampled": F.one_hot(torch.tensor(0), 4).float(),
+                 "the logits are another position's, or the softmax runs over another dimension than the vocabulary":
+                 torch.full((4,), 0.25)}
+        check((got - want).abs().max() < 0.04, f"at temperature {temperature} generate_modern draws the tokens with frequencies "
+              f"{[round(v, 2) for v in got.tolist()]}, not softmax(last logits / temperature) = {[round(v, 2) for v in want.tolist()]}: "
+              + next((w for w, p in wrong.items() if (got - p).abs().max() < 0.04), "sample from the last position's probabilities"))
+    return Passed("generate_modern: passed (the reference's context at every step past block_size, RoPE and learned positions; "
+                  "eval mode, mode restored; softmax(logits / T) at two temperatures)")
+
+
+# %%
+check_generate_modern(generate_modern)
 
 
 # %%
@@ -822,7 +905,7 @@ print(f"{sample.shape[1]} characters, each step reading the whole past:\n{decode
 #
 # 1. Write `rotary` with RoFormer's own pairing, channel `2i` with `2i + 1`. Does `check_rotary`
 #    accept it? Why does a score still depend only on the distance?
-# 2. Run `logit_growth` at rates 3e-3, 3e-2 and 1e-1. At which rate does the model without
+# 2. Run `train_recording` at rates 3e-3, 3e-2 and 1e-1. At which rate does the model without
 #    QK-norm stop learning, and does the one with it still learn?
 # 3. Give the queries and keys of QK-norm a learned gain per channel (as OLMo 2 and Gemma do). Is
 #    the bound `sqrt(hs)` still a bound? Measure the gain's effect with notebook 09b's ladder.

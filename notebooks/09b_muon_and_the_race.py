@@ -334,7 +334,7 @@ class ModernAttention(nn.Module):
     """Causal self-attention with batched heads; optionally RMS-normed queries and keys, and rotary positions."""
     def __init__(self, config):
         super().__init__()
-        self.config, self.n_head, self.max_logit = config, config.n_head, None  # max_logit = 0.0: record the largest |score|
+        self.config, self.n_head, self.max_logit = config, config.n_head, None  # None: not recording; set 0.0 to record the largest |score|
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
         self.proj, self.dropout = nn.Linear(config.n_embd, config.n_embd, bias=config.bias), nn.Dropout(config.dropout)
 
@@ -459,7 +459,8 @@ def newton_schulz(G, steps=5, eps=1e-7):
 # %% [markdown]
 # **Check** against the exact SVD, on wide, tall and square matrices whose singular values spread over
 # a factor of a hundred, as a gradient's do: the result's singular values lie within 0.6–1.25, its
-# singular vectors are `G`'s (`Uᵀ X V` is diagonal), `newton_schulz(3G) = newton_schulz(G)`, `G` untouched.
+# singular vectors are `G`'s (`Uᵀ X V` is diagonal), `newton_schulz(3G) = newton_schulz(G)`, `G` untouched;
+# tolerances that bfloat16's rounding meets (`torch.optim.Muon` and the speedrun iterate in bfloat16).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing of this notebook: the check of newton_schulz (folded)
@@ -489,10 +490,10 @@ def check_newton_schulz(newton_schulz):
         check(values.min() > 0.6 and values.max() < 1.25, f"newton_schulz(G) of shape ({m}, {n}) leaves singular values {spread}, "
               f"not all near 1 (0.6 to 1.25): look at the coefficients (3.4445, "
               "-4.7750, 2.0315) and the five steps")
-        check((inner - torch.diag(values)).abs().max() < 0.02, f"newton_schulz(G) of shape ({m}, {n}) does not keep G's "
-              "singular vectors: every step must be X ← aX + (bA + cA²)X with A = X Xᵀ")
+        check((inner - torch.diag(values)).abs().max() < 0.06, f"newton_schulz(G) of shape ({m}, {n}) does not keep G's singular "
+              "vectors, beyond bfloat16's rounding: every step must be X ← aX + (bA + cA²)X with A = X Xᵀ")
         again = attempt("newton_schulz on 3 * G", newton_schulz, 3 * G)
-        check(torch.allclose(again, X, atol=1e-4), "newton_schulz(3 * G) differs from newton_schulz(G): divide G by its norm first")
+        check(torch.allclose(again, X, atol=0.02), "newton_schulz(3 * G) differs from newton_schulz(G): divide G by its norm first")
     return Passed("newton_schulz: passed (singular values between 0.6 and 1.25, G's singular vectors, at four shapes)")
 
 # %%
@@ -677,45 +678,88 @@ def check_wsd(wsd):
               f"{1 - cooldown:g}): the stable part holds the peak")
         down = [v for p, v in zip(grid, f) if p > 1 - cooldown + 1e-9]
         steps = [a - b for a, b in zip(down, down[1:])]
+        floor = max(steps) > 0 and abs(steps[-1]) < 1e-12  # it fell, then stopped falling before the end
+        check(not floor, f"{where} stops falling at {down[-1]:.3f} before the end: a floor under the decay; it runs straight to 0 at progress 1")
         check(max(steps) - min(steps) < 1e-6 and min(steps) > 0, f"{where} does not fall in a straight line over the last "
               f"{cooldown:g} of training")
         check(f[-1] < 0.01, f"{where} ends at {f[-1]:.3f}, not near 0: the decay goes to 0 at progress 1")
     return Passed("wsd: passed (warmup, a stable peak, a straight decay to 0, at three settings)")
 
-def check_modern_step(modern_optimizers, modern_step):
-    """Three steps of a tiny model against a copy of the same optimizers stepped by hand at the same factors."""
-    torch.manual_seed(0)
-    model = ModernGPT(ModernConfig(block_size=8, n_embd=16, n_head=2, n_layer=1, **{**LEVERS_ON, 'zero_init': False}))
-    rates = dict(lr=1e-3, embed_lr=2e-2, head_lr=3e-3, muon_lr=0.02)
-    optimizers = attempt(f"modern_optimizers(model, **{rates})", modern_optimizers, model, **rates)
-    names, groups = {id(p): n for n, p in model.named_parameters()}, [g for o in optimizers for g in o.param_groups]
-    held = [id(p) for g in groups for p in g['params']]
+STEP_SAYS = {"since the last update()": "scaler.update() is missing: the scaler updates once after the steps", "prior to update":
+             "scaler.update() ran without scaler.step: each optimizer steps through the scaler", "for this optimizer": "no gradient "
+             "was left at scaler.step: the gradients were cleared between backward and the steps", "_scale is None":
+             "the gradients were never multiplied by the scale: backward through scaler.scale(loss)"}
+
+def check_groups(modern_optimizers, model, lr, embed_lr=None, head_lr=None, muon_lr=None):
+    """modern_optimizers(model, ...) against section 3's promises: one group each, its optimizer, rate, peak, decay, betas."""
+    rates = {k: v for k, v in dict(lr=lr, embed_lr=embed_lr, head_lr=head_lr, muon_lr=muon_lr).items() if v}
+    call = f"modern_optimizers(model, {', '.join(f'{k}={v}' for k, v in rates.items())})"
+    optimizers = attempt(call, modern_optimizers, model, **rates, hint="each parameter goes in exactly one group of one optimizer")
+    names, groups = {id(p): n for n, p in model.named_parameters()}, [(type(o).__name__, g) for o in optimizers for g in o.param_groups]
+    held = [id(p) for _, g in groups for p in g['params']]
     twice, left = [names[i] for i in names if held.count(i) > 1], [names[i] for i in names if i not in held]
-    check(not twice, f"modern_optimizers puts {twice[:1]} in two groups: each parameter belongs to exactly one, or it steps twice")
-    check(not left, f"modern_optimizers leaves {left[:1]} out of every group: each parameter belongs to exactly one")
-    check(all('peak_lr' in g for g in groups), "a group of modern_optimizers has no peak_lr: each group remembers its peak rate")
-    reference, by_hand = copy.deepcopy((model, optimizers))
-    for step, factor in enumerate((0.5, 1.0, 0.25), 1):
+    check(not twice, f"{call} puts {twice[:1]} in two groups: each parameter belongs to exactly one, or it steps twice")
+    check(not left, f"{call} leaves {left[:1]} out of every group: each parameter belongs to exactly one (Muon's only with muon_lr)")
+    check(all('peak_lr' in g for _, g in groups), f"a group of {call} has no peak_lr: each group remembers its peak rate")
+    where = {id(p): (kind, g) for kind, g in groups for p in g['params']}
+    for name, p in model.named_parameters():  # the promise, from the name and shape alone: (on AdamW?, rate, weight decay)
+        adamw, rate, decay = ((True, (embed_lr if 'embedding' in name else head_lr) or lr, 0.1) if 'embedding' in name or name == 'lm_head.weight'
+                              else (True, lr, 0.0) if p.dim() < 2 else (False, muon_lr, None) if muon_lr else (True, lr, 0.1))
+        kind, g = where[id(p)]
+        check((kind == 'AdamW') == adamw, f"{call} gives {name} to {kind}: Muon takes the blocks' matrices, only when muon_lr is given")
+        check(math.isclose(g['lr'], rate) and math.isclose(g['peak_lr'], rate), f"{call} gives {name} the rate {g['lr']:g} "
+              f"(peak_lr {g['peak_lr']:g}), not {rate:g}: each group's rate and peak come from its own argument")
+        check(decay is None or g['weight_decay'] == decay, f"{call} decays {name} by {g['weight_decay']}, not {decay}: "
+              "weight decay on the matrices, none on gains and biases")
+        check(not adamw or tuple(g.get('betas', ())) == (0.9, 0.99), f"{call}: AdamW's betas are {g.get('betas')}, not 05's (0.9, 0.99)")
+    return optimizers
+
+def check_modern_step(modern_optimizers, modern_step):
+    """The groups at two settings, then four steps through a GradScaler (the third overflowing) against steps by hand."""
+    torch.manual_seed(0)
+    tiny = dict(block_size=8, n_embd=16, n_head=2, n_layer=1)
+    check_groups(modern_optimizers, ModernGPT(ModernConfig(**tiny)), lr=1e-3, head_lr=3e-3)  # learned positions, biases, no Muon
+    model = ModernGPT(ModernConfig(**tiny, **{**LEVERS_ON, 'zero_init': False}))
+    optimizers = check_groups(modern_optimizers, model, lr=1e-3, embed_lr=2e-2, head_lr=3e-3, muon_lr=0.02)
+    groups, (reference, by_hand) = [g for o in optimizers for g in o.param_groups], copy.deepcopy((model, optimizers))
+    scaler, scale = torch.amp.GradScaler('cpu', init_scale=2.0**10, growth_interval=2), 2.0**10
+    for step, factor in enumerate((0.5, 1.0, 0.25, 0.75), 1):
         x, y = torch.randint(0, 65, (2, 2, 8))
-        before, where = [p.detach().clone() for p in model.parameters()], f"after modern_step {step} (at factor {factor})"
-        attempt(f"modern_step {step}", modern_step, optimizers, torch.amp.GradScaler('cpu', enabled=False), model(x, y)[1], factor)
-        for g in (g for o in by_hand for g in o.param_groups):  # by hand: rates from the peaks, cleared, backward, every step
+        overflow, before = step == 3, [p.detach().clone() for p in model.parameters()]
+        where = f"after modern_step {step} (at factor {factor}{', its scaled gradients overflowing' if overflow else ''})"
+        for g in groups:
+            g['lr'] = 0.0  # each step sets its own rates before it steps
+        try:
+            modern_step(optimizers, scaler, model(x, y)[1] * (1e36 if overflow else 1.0), factor)
+        except Exception as e:
+            said = (str(e).strip().splitlines() or [""])[0][:200]
+            raise CheckFailed(f"modern_step {step} raised {type(e).__name__} ({said}): " + next((c for k, c in STEP_SAYS.items()
+                              if k in said), "compare each line with the steps the prose lists")) from None
+        reference.zero_grad(set_to_none=True), reference(x, y)[1].backward()
+        for g in (g for o in by_hand for g in o.param_groups):  # by hand: rates from the peaks, no scaler, the overflow skipped
             g['lr'] = g['peak_lr'] * factor
-        reference.zero_grad(set_to_none=True), reference(x, y)[1].backward(), [o.step() for o in by_hand]
+        _ = [o.step() for o in by_hand if not overflow]
+        scale = scale / 2 if overflow else scale * 2 if step == 2 else scale
         off = [g['lr'] / g['peak_lr'] for g in groups if not math.isclose(g['lr'], g['peak_lr'] * factor, rel_tol=1e-9)]
         check(not off, f"{where} a group's lr is {off[:1]} of its peak_lr, not the factor {factor}: each step's rate is the "
               "group's peak times that step's factor, never a multiple of the last step's rate")
         moved = {id(p) for p, b in zip(model.parameters(), before) if not torch.equal(p, b)}
-        check(moved or any(p.grad is not None for p in model.parameters()), f"{where} no parameter moved and no gradient is "
-              "left: the gradients were cleared between backward and the steps, not before backward")
-        for o, r in zip(optimizers, by_hand):
+        check(not overflow or not moved, f"{where} the parameters changed: scaler.step skips such a step, optimizer.step() does not")
+        check(scaler.get_scale() == scale, f"{where} the scale is {scaler.get_scale():g}, not {scale:g}: update the scaler after the steps")
+        check(overflow or moved, f"{where} no parameter moved although gradients were there: the rates are set after the "
+              "steps (the check starts each step at a rate of 0), not before")
+        for o, r in zip([] if overflow else optimizers, by_hand):
             mine, theirs = [[p for g in q.param_groups for p in g['params']] for q in (o, r)]
             check(any(id(p) in moved for p in mine), f"{where} no parameter of {type(o).__name__} moved: every optimizer steps, every step")
             if not all(torch.allclose(p, q, atol=1e-6) for p, q in zip(mine, theirs)):
-                stale = any(p.grad is not None and not torch.allclose(p.grad, q.grad, atol=1e-6) for p, q in zip(mine, theirs))
-                raise CheckFailed(f"{where} the parameters of {type(o).__name__} differ from the same optimizer stepped by hand"
-                                  + (": the gradients add up over the steps; clear them every step" if stale else ""))
-    return Passed("modern_optimizers and modern_step: passed (one group per parameter, rates from the peaks, every optimizer steps)")
+                a, b = (torch.cat([p.grad.flatten() for p in ps if p.grad is not None] or [torch.zeros(1)]) for ps in (mine, theirs))
+                rescaled = len(a) == len(b) and F.cosine_similarity(a, b, dim=0) > 0.9999 and abs(a @ b / (b @ b) - 1) > 0.01
+                raise CheckFailed(f"{where} the parameters of {type(o).__name__} differ from the same optimizer stepped by hand on "
+                                  "the same gradients: " + ("the gradients were cleared between backward and the steps" if not a.any()
+                                  else "the gradients were rescaled (clipped?) before the steps: step on backward's own gradients"
+                                  if rescaled else "the gradients add up over the steps; clear them every step"))
+    return Passed("modern_optimizers and modern_step: passed (the promised groups at two settings; four steps through a "
+                  "GradScaler, the overflowing one skipped, equal to steps by hand)")
 
 # %%
 check_wsd(wsd)
@@ -730,8 +774,9 @@ show(fig, 'schedules')
 # %% [markdown]
 # ## 3. Training with every lever
 #
-# AdamW (05's: `betas=(0.9, 0.99)`, decay 0.1 on matrices, none on gains) holds the embeddings and
-# `lm_head` at their own rates (09's untied head), the gains and, without `muon_lr`, the hidden matrices.
+# AdamW (05's: `betas=(0.9, 0.99)`, decay 0.1 on matrices, none on gains and biases) holds the embeddings
+# (the position table too, where positions are learned) and `lm_head` at their own rates (09's untied
+# head), the gains and, without `muon_lr`, the hidden matrices; with `muon_lr`, Muon holds those.
 
 # %%
 def modern_optimizers(model, lr=2e-3, embed_lr=None, head_lr=None, muon_lr=None, weight_decay=0.1):
@@ -754,8 +799,10 @@ def modern_optimizers(model, lr=2e-3, embed_lr=None, head_lr=None, muon_lr=None,
 # One step at a factor of each group's peak rate, and the loop. A budget is steps, or, with
 # `in_seconds=True`, seconds (some levers cost time per step on a CPU); `progress` is the fraction
 # spent. With `target` (on a GPU) training stops once the whole-split val loss, measured every
-# `eval_every` steps, reaches it. **Check** (after the loop): each parameter in exactly one group
-# with its peak rate; three steps of a tiny model equal to the same optimizers stepped by hand.
+# `eval_every` steps, reaches it. **Check** (after the loop), with learned positions and AdamW alone,
+# then RoPE and Muon: each parameter in exactly one group, with the optimizer, rate, peak, decay and
+# betas promised above; then four steps through an enabled `GradScaler` (the third overflowing: it
+# must be skipped and the scale halved) equal to the same optimizers stepped by hand.
 
 # %%
 def modern_step(optimizers, scaler, loss, factor):
@@ -874,12 +921,12 @@ show(fig, 'ladder')
 
 # %% [markdown]
 # **What the stored ladder shows** (12 s a rung, 2-core CPU). Beyond the seed noise, three levers
-# paid on this budget: **RoPE** (2.3139 → 2.1059 on average, no position table to learn),
-# **zero-initialised projections without biases, at their own rates** (2.1005 → 2.0225) and **Muon**
-# (→ 1.9008), although Muon's step costs more on a CPU (149 steps in 12 s against 180): it learns
+# paid on this budget: **RoPE** (2.2839 → 2.0649 on average, no position table to learn),
+# **zero-initialised projections without biases, at their own rates** (2.0731 → 2.0226) and **Muon**
+# (→ 1.8879), although Muon's step costs more on a CPU (145 steps in 12 s against 183): it learns
 # more per step than it loses in steps. **RMSNorm**, **QK-norm**, **ReLU² against ReLU** and
 # **warmup–stable–decay** stayed within the noise of three seeds; GELU beside the ReLU² rung was
-# worse (2.2064). All the levers together: 2.3006 → 1.8976, 0.4030 lower than notebook 05's model on
+# worse (2.1792). All the levers together: 2.2747 → 1.8864, 0.3883 lower than notebook 05's model on
 # the same seconds. What may pay only at scale (not measured here): RMSNorm saves operations, which a
 # GPU bound by memory traffic feels more than this CPU; QK-norm matters when the rate is pushed or
 # the model is deep (notebook 09); a decay matters most at the end of a long run, which 12 s is not.
@@ -936,7 +983,7 @@ show(fig, 'race')
 
 # %% [markdown]
 # In the stored run the race reached a whole-split validation loss of 1.5860 after 1,000 steps,
-# 83.9 s with the evaluation: the target of 1.60 in 90 s, reached. Three seeds of the same settings
+# 78.4 s with the evaluation: the target of 1.60 in 90 s, reached. Three seeds of the same settings
 # (the table below) landed within 1.5852–1.5953 in 80.5–87.3 s; notebook 05's race, run beside them,
 # reached 1.6974 in 71.7 s: the modern model ends 0.11 lower in 1.1–1.2 times the time. The margin on
 # the clock is thin on a busy machine (one setting's times varied by up to 11 s between runs).

@@ -29,6 +29,13 @@ rotary = lambda ns: ns["check_rotary"](ns["rotary"])
 attention = lambda ns: ns["check_modern_attention"](ns["ModernAttention"])
 relu2 = lambda ns: ns["check_relu_squared"](ns["relu_squared"])
 gpt = lambda ns: ns["check_modern_gpt"](ns["ModernGPT"])
+generate = lambda ns: ns["check_generate_modern"](ns["generate_modern"])
+
+ML = "self.max_logit = max(self.max_logit, (q @ k.transpose(-2, -1)).abs().max().item() * (C // self.n_head)**-0.5)"
+RECORD = "        if self.max_logit is not None:\n            " + ML
+CROP = "idx_cond = idx if model.config.rope else idx[:, -model.config.block_size:]  # (B, T)"
+LOGITS = "logits = model(idx_cond)[0][:, -1, :] / temperature  # (B, vocab_size)"
+SAMPLE = "idx = torch.cat((idx, torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)), dim=1)  # (B, T+1)"
 
 MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
     "rms: the mean subtracted (LayerNorm)": ([(RMS, "    x = x - x.mean(dim=-1, keepdim=True)\n" + RMS)], rms, "it subtracts the mean first"),
@@ -87,6 +94,34 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                         "with bias=False the model still holds"),
     "model: zeroed weights frozen": ([("                nn.init.zeros_(proj.weight)", "                nn.init.zeros_(proj.weight).requires_grad_(False)")],
                                      gpt, "gets no gradient: it is frozen"),
+    # from the cold read of session 3 (A8-A23 in check_modern_attention, G1-G12 in the new check of generate_modern)
+    "attention: max_logit without the 1/sqrt(hs)": ([(ML, ML.replace(" * (C // self.n_head)**-0.5", ""))], attention, "lacks the 1/sqrt(hs)"),
+    "attention: max_logit before QK-norm and RoPE": ([(RECORD + "\n", ""), ("        if self.config.qk_norm:\n" + QK, RECORD + "\n        if self.config.qk_norm:\n" + QK)],
+                                                     attention, "taken from q and k before QK-norm and RoPE"),
+    "attention: max_logit over sqrt(C)": ([(ML, ML.replace("(C // self.n_head)**-0.5", "C**-0.5"))], attention, "divided by sqrt(C)"),
+    "attention: max_logit without abs": ([(ML, ML.replace(".abs().max()", ".max()"))], attention, "largest signed score"),
+    "attention: max_logit recorded when None": ([(RECORD, "        " + ML)], attention, "max_logit None (not recording) raised TypeError"),
+    "attention: separate query, key, value layers": ([("self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads",
+                                                       "self.query, self.key, self.value = (nn.Linear(config.n_embd, config.n_embd, bias=False) for _ in range(3))"),
+                                                      ("for t in self.qkv(x).split(C, dim=2))", "for t in (self.query(x), self.key(x), self.value(x)))")],
+                                                     attention, "needs the layers qkv"),
+    "attention: proj named c_proj": ([("self.proj, self.dropout = nn.Linear(", "self.c_proj, self.dropout = nn.Linear("),
+                                      ("return self.dropout(self.proj(y))", "return self.dropout(self.c_proj(y))")], attention, "and proj (C -> C)"),
+    "generate: RoPE cropped too": ([(CROP, "idx_cond = idx[:, -model.config.block_size:]  # (B, T)")], generate, "RoPE has no position table"),
+    "generate: cropped from the start": ([(CROP, CROP.replace("idx[:, -model.config.block_size:]", "idx[:, :model.config.block_size]"))],
+                                         generate, "(other ones), not the 4"),
+    "generate: crop inverted": ([(CROP, "idx_cond = idx[:, -model.config.block_size:] if model.config.rope else idx  # (B, T)")], generate, "not the 5 a reference reads"),
+    "generate: crop one short": ([(CROP, CROP.replace("-model.config.block_size:", "-model.config.block_size + 1:"))], generate,
+                                 "the last block_size tokens"),
+    "generate: temperature multiplies": ([(LOGITS, LOGITS.replace("/ temperature", "* temperature"))], generate, "temperature multiplies the logits"),
+    "generate: the first position's logits": ([(LOGITS, LOGITS.replace("[:, -1, :]", "[:, 0, :]"))], generate, "another position's"),
+    "generate: argmax": ([(SAMPLE, "idx = torch.cat((idx, logits.argmax(-1, keepdim=True)), dim=1)")], generate, "taken, not sampled"),
+    "generate: softmax over the batch": ([(SAMPLE, SAMPLE.replace("dim=-1", "dim=0"))], generate, "another dimension than the vocabulary"),
+    "generate: mode not restored": ([("    model.train(was_training)\n    return idx\n", "    return idx\n")], generate, "restore its mode"),
+    "generate: the batch grows": ([(SAMPLE, SAMPLE.replace("dim=1)", "dim=0)"))], generate, "along the time axis, dim=1"),
+    "generate: no eval mode": ([("    model.eval()\n    for _ in range(max_new_tokens):", "    for _ in range(max_new_tokens):")], generate, "in eval mode"),
+    "generate: temperature after the softmax": ([(SAMPLE, SAMPLE.replace("F.softmax(logits, dim=-1)", "F.softmax(logits * temperature, dim=-1) / temperature"))],
+                                                generate, "undone or ignored"),
 }
 
 @pytest.mark.parametrize("mistake", list(MISTAKES))
@@ -109,6 +144,10 @@ CORRECT = {  # correct code a learner may write instead: the check must pass it
                                             "        if self.config.rope:\n" + ROT + "\n        if self.config.qk_norm:\n" + QK)],
                                           attention),
     "relu2: where": ([(RELU2, "    return torch.where(x > 0, x * x, torch.zeros_like(x))")], relu2),
+    "attention: max_logit always recorded": ([(RECORD, "        self.max_logit = max(self.max_logit or 0.0, (q @ k.transpose(-2, -1)).abs().max().item() * (C // self.n_head)**-0.5)")], attention),
+    "attention: max_logit of the causal scores only": ([(ML, ML.replace("(q @ k.transpose(-2, -1))", "(q @ k.transpose(-2, -1)).tril()"))], attention),
+    "generate: Categorical sampling": ([(SAMPLE, "idx = torch.cat((idx, torch.distributions.Categorical(logits=logits).sample()[:, None]), dim=1)")], generate),
+    "generate: crop by max(0, ...)": ([(CROP, "idx_cond = idx if model.config.rope else idx[:, max(0, idx.shape[1] - model.config.block_size):]")], generate),
     "rope: RoFormer's interleaved pairs": ([("x1, x2 = x[..., :hs // 2], x[..., hs // 2:]", "x1, x2 = x[..., 0::2], x[..., 1::2]"),
                                             (TURN, "return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)")], rotary),
 }
@@ -121,4 +160,4 @@ def test_the_check_accepts_a_correct_variant(variant):
 
 
 def test_there_are_at_least_twelve_mistakes_over_every_piece():
-    assert len(MISTAKES) >= 12 and {m.split(":")[0] for m in MISTAKES} == {"rms", "RMSNorm", "rope", "attention", "relu2", "model"}
+    assert len(MISTAKES) >= 12 and {m.split(":")[0] for m in MISTAKES} == {"rms", "RMSNorm", "rope", "attention", "relu2", "model", "generate"}

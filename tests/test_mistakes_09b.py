@@ -19,6 +19,9 @@ DOWN = "    return min(1.0, (1 - progress) / cooldown)"
 ZERO_GRAD = "        optimizer.zero_grad(set_to_none=True)\n    scaler.scale(loss).backward()\n"
 STEPS = "    for optimizer in optimizers:\n        scaler.step(optimizer)"
 RATE = "group['lr'] = group['peak_lr'] * factor"
+SET_RATES = "    for optimizer in optimizers:\n        for group in optimizer.param_groups:\n            " + RATE + "\n" + ZERO_GRAD
+SCALED_STEP = "        scaler.step(optimizer)  # skipped if float16's scaled gradients overflowed"
+GAINS = "dict(params=[p for p in named.values() if p.dim() < 2], lr=lr, weight_decay=0.0)]"
 
 ns_check = lambda ns: ns["check_newton_schulz"](ns["newton_schulz"])
 muon = lambda ns: ns["check_muon"](ns["MuonByHand"])
@@ -55,6 +58,29 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
     "step: hidden matrices in AdamW too": ([("    if muon_lr is None:\n        groups.append", "    if True:\n        groups.append")],
                                            step, "in two groups"),
     "step: the gains left out": ([(", weight_decay=0.0)]", ", weight_decay=0.0)][:2]")], step, "out of every group"),
+    # from the cold read of session 3 (S6-S11, O3-O11, W11): the groups against section 3's promises, the scaler enabled
+    "wsd: a floor at the end": ([(DOWN + "\n\ndef cosine", "    return max(0.01, min(1.0, (1 - progress) / cooldown))\n\ndef cosine")], wsd, "a floor under the decay"),
+    "step: rates set after the steps": ([(SET_RATES + STEPS + "  # skipped if float16's scaled gradients overflowed\n    scaler.update()\n",
+                                          "    for optimizer in optimizers:\n        optimizer.zero_grad(set_to_none=True)\n    scaler.scale(loss).backward()\n"
+                                          "    for optimizer in optimizers:\n        scaler.step(optimizer)\n        for group in optimizer.param_groups:\n"
+                                          "            group['lr'] = group['peak_lr'] * factor\n    scaler.update()\n")], step, "the rates are set after the steps"),
+    "step: optimizer.step() past the scaler": ([(SCALED_STEP, "        optimizer.step()")], step, "each optimizer steps through the scaler"),
+    "step: the loss not scaled": ([("    scaler.scale(loss).backward()", "    loss.backward()")], step, "backward through scaler.scale(loss)"),
+    "step: no scaler.update()": ([(SCALED_STEP + "\n    scaler.update()", SCALED_STEP)], step, "scaler.update() is missing"),
+    "step: gradients clipped": ([("    scaler.scale(loss).backward()\n", "    scaler.scale(loss).backward()\n    torch.nn.utils.clip_grad_norm_("
+                                  "[p for o in optimizers for g in o.param_groups for p in g['params']], 1.0)\n")], step, "rescaled (clipped?)"),
+    "step: weight decay on the gains": ([(GAINS, GAINS.replace("weight_decay=0.0", "weight_decay=weight_decay"))], step, "none on gains and biases"),
+    "step: embedding and head rates swapped": ([("lr=embed_lr or lr, weight_decay", "lr=head_lr or lr, weight_decay"),
+                                                ("dict(params=[model.lm_head.weight], lr=head_lr or lr,", "dict(params=[model.lm_head.weight], lr=embed_lr or lr,")],
+                                               step, "rate and peak come from its own argument"),
+    "step: Muon at lr": ([("optimizers.append(MuonByHand(hidden, lr=muon_lr))", "optimizers.append(MuonByHand(hidden, lr=lr))")], step,
+                         "blocks.0.sa.qkv.weight the rate 0.001"),
+    "step: one peak for every group": ([("        group['peak_lr'] = group['lr']", "        group['peak_lr'] = lr")], step, "(peak_lr 0.001), not 0.003"),
+    "step: AdamW's default betas": ([("torch.optim.AdamW(groups, betas=(0.9, 0.99),", "torch.optim.AdamW(groups,")], step, "not 05's (0.9, 0.99)"),
+    "step: hidden matrices dropped without Muon": ([("    if muon_lr is None:\n        groups.append(dict(params=hidden, lr=lr, weight_decay=weight_decay))\n", "")],
+                                                   step, "leaves ['blocks.0.sa.qkv.weight'] out of every group"),
+    "step: the position table left out": ([("if 'embedding' in name], lr=embed_lr", "if 'token_embedding' in name], lr=embed_lr")], step,
+                                          "leaves ['position_embedding_table.weight'] out"),
 }
 
 @pytest.mark.parametrize("mistake", list(MISTAKES))
@@ -74,6 +100,9 @@ CORRECT = {  # correct code a learner may write instead: the check must pass it
                                          ("    scaler.update()", "    scaler.update()\n    for optimizer in optimizers:\n        optimizer.zero_grad()")], step),
     "step: zero_grad on the model's parameters": ([(ZERO_GRAD, "        for p in (p for g in optimizer.param_groups for p in g['params']):\n"
                                                               "            p.grad = None\n    scaler.scale(loss).backward()\n")], step),
+    "ns: bfloat16 inside, as torch.optim.Muon": ([(SCALE, "    X = (G / (G.norm() + eps)).bfloat16()"),
+                                                  ("    return X.T if tall else X", "    return (X.T if tall else X).to(G.dtype)")], ns_check),
+    "step: zero_grad to zeros": ([(ZERO_GRAD, ZERO_GRAD.replace("set_to_none=True", "set_to_none=False"))], step),
     "wsd: the decay written from its start": ([(DOWN, "    return 1.0 if progress <= 1 - cooldown else 1 - (progress - (1 - cooldown)) / cooldown")], wsd),
 }
 
