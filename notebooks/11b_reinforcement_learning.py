@@ -383,6 +383,36 @@ def sample_replies(model, prompts, max_new_tokens, temperature=1.0, stop=None):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of the model (folded)
+def check_gpt(GPT):
+    """The GPT on a small random model: its loss, causality, a block against F.scaled_dot_product_attention, ln_f."""
+    torch.manual_seed(0)
+    model = attempt("GPT(config)", GPT, GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0)).to(device)
+    idx, later = torch.randint(0, 11, (3, 8), device=device), torch.randint(0, 11, (3, 8), device=device)
+    later[:, :5] = idx[:, :5]  # the same first 5 tokens, then others
+    logits, loss = attempt("model(idx, targets)", model, idx, idx)
+    check(logits.shape == (3, 8, 11) and loss.shape == () and torch.allclose(loss, F.cross_entropy(logits.flatten(0, 1), idx.flatten())),
+          f"the model gives logits {tuple(logits.shape)}, not (3, 8, 11), or a loss that is not the mean cross-entropy over all B * T positions")
+    check(torch.allclose(attempt("model(idx)", model, later)[0][:, :5], logits[:, :5], atol=1e-5), "the logits at a position change when "
+          "a later token changes, so the model sees the future: attention must be causal, and each head's output put back at its position")
+    block, x, orders = model.blocks[0], torch.randn(3, 8, 16, device=device), [(a, b, 3 - a - b) for a in range(3) for b in range(3) if a != b]
+    with torch.no_grad():
+        _ = [p.zero_() for layer in model.blocks for p in layer.ffwd[-1].parameters()]  # each block: its attention and the residual
+        qkv, heads = block.qkv(block.ln1(x)).split(16, dim=2), lambda t: t.view(3, 8, 2, 8).transpose(1, 2)  # (B, nh, T, hs)
+        want = [x + block.proj(F.scaled_dot_product_attention(*(heads(qkv[i]) for i in order), is_causal=True).transpose(1, 2).reshape(3, 8, 16))
+                for order in orders]  # whichever third of qkv is the query, the key, the value
+        check(any(torch.allclose(attempt("a block", block, x), w, atol=1e-5) for w in want), "a block (its feed-forward layer set to 0) is "
+              "not x + proj(causal attention of ln1(x)) by F.scaled_dot_product_attention: look at the residual, and at how the heads are split and joined")
+        _ = [p.zero_() for layer in model.blocks for p in layer.proj.parameters()]  # now every block passes its input through
+        model.token_embedding_table.weight.normal_(), model.position_embedding_table.weight.normal_()
+        one = model(idx)[0]
+        model.token_embedding_table.weight.mul_(10), model.position_embedding_table.weight.mul_(10)
+        check(torch.allclose(model(idx)[0], one, atol=1e-4), "the logits change when every token vector is scaled by 10: the final "
+              "LayerNorm (ln_f) must come before the head")
+    return Passed("GPT: passed (the loss, causal, each block its attention plus the residual, ln_f before the head)")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 11's problems, finetuning and measure (folded)
 def token_names(ids):
     return [itos[int(t)] for t in ids]
@@ -571,6 +601,7 @@ RL_SIZES = {"cpu": (300, 16, 8, 3e-5, 25),  # RL: steps, problems per step, samp
 S, R = CHAT_SIZES["tiny" if SMOKE else "cpu"], RL_SIZES["tiny" if SMOKE else "cpu"]
 print(describe_device(device))
 print(f"model {S['model']}; rl {R}")
+check_gpt(GPT)
 
 # %% tags=["nbval-ignore-output"]
 sft_path, t0 = pathlib.Path(args.sft) if args.sft else None if SMOKE else course_root() / "runs" / "11_chat_model" / "chat.pt", time.perf_counter()
@@ -718,7 +749,8 @@ def check_policy_gradient_loss(policy_gradient_loss):
     advantages, logp = torch.tensor([0.5, -0.25, -0.25]), (-torch.rand(3, 5) * (y != -1)).requires_grad_()
     loss = attempt("policy_gradient_loss(logp, y, advantages)", policy_gradient_loss, logp, y, advantages)
     check(loss.dim() == 0, f"policy_gradient_loss gives a tensor of shape {tuple(loss.shape)}, not one number to call backward on")
-    grad, = torch.autograd.grad(loss, logp)
+    grad, = attempt("the gradient of policy_gradient_loss(logp, y, advantages)", torch.autograd.grad, loss, logp, hint="the loss "
+                    "must carry logp's gradient: do not detach logp or compute the loss under torch.no_grad()")
     check(not grad[y == -1].any(), "the loss has a gradient on positions that are not sampled tokens (the prompt, the padding): "
           "multiply by the mask of sampled tokens, (y != -1), so that nothing is learned from the prompt")
     again, = torch.autograd.grad(policy_gradient_loss(logp * 0.5, y, advantages), logp)
@@ -774,6 +806,77 @@ def reinforce(model, steps, n_problems, group, lr, every, seed):
     return model, log
 
 
+# %% [markdown]
+# **Check**, with a stand-in policy that writes the answer to problem `p` with a probability it learns (else a wrong one):
+# additions it always answers right, subtractions half the time. A few steps of `reinforce` must tune a copy, never
+# draw a held-out problem, leave the problems whose answers were all right untouched, and make the right answer of
+# every problem answered both ways more likely.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of the RL loop (folded)
+class Policy(nn.Module):
+    """A stand-in policy: to problem p it writes the answer with probability sigmoid(w[p] + 8 if p is even else w[p]), else a
+    wrong one, then <|end|>; it records (problem, answered right) of each row it is run on with gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.config, self.trained = GPTConfig(vocab_size=len(vocab), block_size=10_000), []
+        self.w, self.b = nn.Parameter(torch.zeros(N_PROBLEMS, 1)), nn.Parameter(torch.zeros(1))  # logit of the right answer
+        self.of = {tuple(prompt_for(p)): p for p in range(N_PROBLEMS)}
+
+    def forward(self, idx, targets=None):
+        check(idx.min() >= 0, "the model was given a token id below 0: pad the inputs x with a token (as sft_batch pads with <|end|>), "
+              "-1 belongs in the targets y only")
+        logits, rows = torch.full((*idx.shape, len(vocab)), -30.0, device=idx.device), []  # (B, T, vocab_size)
+        for b, row in enumerate(idx.tolist()):
+            cut = row.index(ASSISTANT) + 1
+            p = self.of[tuple(row[:cut])]
+            good = encode(problem(p)[1]) + [END]
+            bad = encode(problem(p)[1][1:] if good[0] == stoi["-"] else "-" + problem(p)[1]) + [END]
+            logits[b, cut - 1, good[0]], logits[b, cut - 1, bad[0]] = self.w[p, 0] + 8.0 * (p % 2 == 0), 0.0
+            script = good if row[cut:cut + 1] == good[:1] else bad
+            for t in range(cut, len(row)):
+                logits[b, t, script[min(t + 1 - cut, len(script) - 1)]] = 0.0
+            rows.append((p, row[cut:cut + 1] == good[:1]))
+        if torch.is_grad_enabled():
+            self.trained.append(rows)
+        return logits, None
+
+
+def check_reinforce(reinforce):
+    """A few steps of reinforce(stand_in, steps=2, n_problems=6, group=8, lr=0.1, every=2, seed=0)."""
+    policy = Policy().to(device)
+    tuned, log = attempt("reinforce(stand_in, 2, 6, 8, 0.1, 2, 0)", reinforce, policy, 2, 6, 8, 0.1, 2, 0)
+    check(all(isinstance(a, float) for _, a, _ in log), "reinforce's log holds something other than a number as the held-out "
+          "exact match: held_out_accuracy gives a number, not a dict of three measures, only when asked for no samples")
+    check(tuned is not policy and not policy.w.any() and not policy.trained, "reinforce changed the model it was given: tune a "
+          "copy (copy.deepcopy), so that the finetuned model is still there to compare with, and to start the second seed from")
+    drawn = [p for rows in tuned.trained for p, _ in rows]
+    check(not IS_HELD_OUT[drawn].any(), f"{int(IS_HELD_OUT[drawn].sum())} of the {len(drawn)} answers trained on are to held-out "
+          "problems: draw RL's problems only from those not held out (training_problems), or the test measures what was trained")
+    mixed = {p for rows in tuned.trained for p in {p for p, _ in rows} if len({r for q, r in rows if q == p}) == 2}
+    check(mixed, "every answer of every problem was the same, so every advantage is 0 and RL learns nothing: sample the group's "
+          "answers at temperature 1")
+    moved = tuned.w[:, 0].detach() != 0
+    if not moved.any():
+        grad = tuned.w.grad
+        raise CheckFailed("RL changed no weight of the copy, though some problems were answered both right and wrong: " + (
+            "the gradients are gone before optimizer.step(): call zero_grad before backward, not between backward and step"
+            if grad is None else "the optimizer does not hold the copy's parameters: build it after copying the model"
+            if grad.any() else "no answer got an advantage: reward each reply against its own problem"))
+    still = [p for p in set(drawn) - mixed if moved[p]]
+    check(not still, f"{len(still)} problems whose answers were all alike (nothing to learn) had their weights changed: each row of "
+          "the (P, G) rewards must hold one problem's own G answers, in the order of the prompts")
+    up = [p for p in mixed if tuned.w[p, 0] > 0]
+    check(len(up) == len(mixed), f"of {len(mixed)} problems answered both right and wrong, {len(mixed) - len(up)} had the right "
+          "answer made less likely or left alone: reward each reply against its own problem, and raise what beats the group's mean")
+    return Passed(f"reinforce: passed (a copy tuned, no held-out problem drawn, the right answer more likely on {len(mixed)} "
+                  "problems answered both ways, nothing learned where all answers were alike)")
+
+
+# %%
+check_reinforce(reinforce)
+
 # %% tags=["nbval-ignore-output"]
 runs = {}
 for stage, seed in (("rl", args.seed), ("rl, another seed", args.seed + 1)):
@@ -809,7 +912,7 @@ for measure in ("exact", "pass1"):
                                              "RL did not improve on SFT beyond the noise"))
 
 # %% [markdown]
-# **In the stored run** (the 2-core CPU, 120 s for the whole notebook, which found notebook 11's model) RL
+# **In the stored run** (the 2-core CPU, 114 s for the whole notebook, which found notebook 11's model) RL
 # raised held-out exact match from 30.6% to 35.0% and 37.8% (two seeds), beyond two standard errors of
 # SFT's share (4.1 points) for both seeds, the first only just. pass@1, the share of answers sampled at
 # temperature 1 that are right, rose from 20.7% to 22.6% and 23.7%, within the noise (3.6 points): RL

@@ -12,7 +12,7 @@ SCRIPT = NOTEBOOKS / "11_chat_model.py"
 KEEP = ("vocab", "stoi", "itos", "encode", "decode", "special_ids")
 CHECKS = (("check_grow_vocab", "grow_vocab"), ("check_render", "render"), ("check_sample_replies", "sample_replies"),
           ("check_held_out", "training_conversations"), ("check_sft_batch", "sft_batch"),
-          ("check_held_out_accuracy", "held_out_accuracy"))
+          ("check_held_out_accuracy", "held_out_accuracy"), ("check_gpt", "GPT"), ("check_finetune", "finetune"))
 
 
 def notebook(shakespeare, name="11_chat_model", **replace):

@@ -21,7 +21,8 @@ def nb(shakespeare):
 
 def test_every_check_passes_on_the_notebooks_own_pieces(nb):
     for check, piece in (("check_rollout_batch", "rollout_batch"), ("check_token_logprobs", "token_logprobs"),
-                         ("check_group_advantages", "group_advantages"), ("check_policy_gradient_loss", "policy_gradient_loss")):
+                         ("check_group_advantages", "group_advantages"), ("check_policy_gradient_loss", "policy_gradient_loss"),
+                         ("check_reinforce", "reinforce")):
         assert "passed" in nb[check](nb[piece]), check
 
 

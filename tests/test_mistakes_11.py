@@ -24,6 +24,12 @@ checked = lambda check, piece: lambda ns: ns[check](ns[piece])
 grow, render = checked("check_grow_vocab", "grow_vocab"), checked("check_render", "render")
 sample, held = checked("check_sample_replies", "sample_replies"), checked("check_held_out", "training_conversations")
 sft, accuracy = checked("check_sft_batch", "sft_batch"), checked("check_held_out_accuracy", "held_out_accuracy")
+tune, gpt = checked("check_finetune", "finetune"), lambda ns: ns["check_gpt"](ns["GPT"])
+ACC = "replies = sample_replies(model, [q for q in prompts for _ in range(samples)], MAX_ANSWER, 1.0, stop)"
+HEADS = "q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))"
+JOIN = "x = x + self.dropout(self.proj(y.transpose(1, 2).contiguous().view(B, T, C)))"
+COPY = "model, rng = copy.deepcopy(model).train(), torch.Generator().manual_seed(seed)"
+OPT = "    optimizer = configure_optimizer(model, peak_lr)"
 
 
 def finetuning_cell(ns):
@@ -41,8 +47,7 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                              grow, "the head's weight, the head's bias old rows are not rows 0..old-1"),
     "the blocks left fresh": ([(OTHERS, "            else:\n                pass\n")], grow, "copy every other weight"),
     "the new rows all zero": ([(ROWS, ROWS + "                p[old:] = 0\n")], grow, "two of the new embedding rows are equal"),
-    "the model returned ungrown": ([("    return grown\n\n\n# %% [markdown]\n# **Check.** A small", "    return model\n\n\n"
-                                     "# %% [markdown]\n# **Check.** A small")], grow, "the grown tables have shapes ((11, 16)"),
+    "the model returned ungrown": ([("    return grown\n\n\n# %% jupyter", "    return model\n\n\n# %% jupyter")], grow, "the grown tables have shapes ((11, 16)"),
     "the user's turn learned": ([(USER_TURN, USER_TURN.replace("], 0", "], 1"))], render, "the mask is 1 on '<|user|>'"),
     "<|assistant|> learned": ([(USER_TURN, "part, writes = [USER] + [stoi[c] for c in content], 0"),
                                (BOT_TURN, "part, writes = [ASSISTANT] + [stoi[c] for c in content] + [END], 1")],
@@ -73,8 +78,8 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
     "x not shifted": ([("        x[i, :len(ids) - 1] = ids[:-1]\n        y[i, :len(ids) - 1]", "        x[i, :len(ids) - 1] = ids[1:]\n"
                         "        y[i, :len(ids) - 1]")], sft, "row 0 of x is not the conversation's ids without the last"),
     # found by a cold reader (dev/results/mistake_hunt/hunt_11.md)
-    "config.vocab_size left stale": ([("    return grown\n\n\n# %% [markdown]\n# **Check.** A small",
-                                       "    grown.config = model.config\n    return grown\n\n\n# %% [markdown]\n# **Check.** A small")],
+    "config.vocab_size left stale": ([("    return grown\n\n\n# %% jupyter",
+                                       "    grown.config = model.config\n    return grown\n\n\n# %% jupyter")],
                                      grow, "config.vocab_size is 11, not 15"),
     "the stop token ignored": ([("stop = END if stop is None else stop", "stop = END")], sample, "stop at the stop token asked for"),
     "always back to train()": ([("    model.train(was_training)\n    return replies", "    model.train()\n    return replies")], sample,
@@ -104,6 +109,57 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                             "exact match is the answer written greedily"),
     "pass@1 as pass@8": ([("pass1=right.float().mean().item()", "pass1=right.any(1).float().mean().item()")], accuracy,
                          "that model scores pass@1"),
+    # the cold reader of session 3 (F2-F12): the finetuning loop's check
+    "y not flattened": ([(LOSS, LOSS.replace("y.to(device).flatten()", "y.to(device)"))], tune,
+                        "finetune(model, 2, 8, 1e-3, masked=True) raised ValueError"),
+    "-1 targets clamped to a token": ([(LOSS, "loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten().clamp(min=0))")], tune,
+                                      "their -1 must be skipped by the loss"),
+    "the base model finetuned in place": ([(COPY, COPY.replace("copy.deepcopy(model).train()", "model.train()"))], tune,
+                                          "finetune changed the model it was given"),
+    "masked not passed on": ([("0.0 if text_turn else 1.0), masked)", "0.0 if text_turn else 1.0))")], tune,
+                             "pass masked on to sft_batch"),
+    "gradients never zeroed": ([("        optimizer.zero_grad(set_to_none=True)\n        loss.backward()\n        optimizer.step()\n    return model\n\n\n# %% jupyter",
+                                 "        loss.backward()\n        optimizer.step()\n    return model\n\n\n# %% jupyter")], tune, "zero the gradients"),
+    "the optimizer on the model before the copy": ([("    " + COPY + "\n" + OPT, OPT + "\n    " + COPY)], tune,
+                                                   "the optimizer must hold the parameters of the copy"),
+    "the loss against the inputs": ([(LOSS, LOSS.replace("y.to(device)", "x.to(device)"))], tune, "compares the logits with the inputs x"),
+    "problem numbers past N_PROBLEMS": ([('(a, b), op = divmod(p // 2, 10**DIGITS), "+-"[p % 2]', '(a, b), op = divmod(p, 10**DIGITS), "+-"[p % 2]')],
+                                         held, "asks about a number of more than 2 digits"),
+    # the cold reader of session 3 (H, P): wrong causes and silent ones
+    "samples drawn greedily": ([(ACC, ACC.replace("MAX_ANSWER, 1.0, stop)", "MAX_ANSWER, 0, stop)"))], accuracy,
+                               "the samples are all its greedy answer"),
+    "replies sample-major, problems problem-major": ([(ACC, ACC.replace("[q for q in prompts for _ in range(samples)]",
+                                                                         "[q for _ in range(samples) for q in prompts]"))], accuracy,
+                                                     "paired with other problems than they answer"),
+    "exact match over every sample": ([("ps)) / len(ps)\n", "ps)) / (len(ps) * samples)\n")], accuracy,
+                                      "exact match is a share of the problems"),
+    "the prompt ends with an empty assistant turn": ([('else render([("user", question)])[0]',
+                                                        'else render([("user", question), ("assistant", "")])[0]')], accuracy,
+                                                       "a prompt ends with <|assistant|>"),
+    "rows of problems mixed": ([(ACC, ACC.replace("[q for q in prompts for _ in range(samples)]", "[q for _ in range(samples) for q in prompts]")),
+                                ("zip(replies, [p for p in ps for _ in range(samples)])", "zip(replies, [p for _ in range(samples) for p in ps])")],
+                               accuracy, "a row of right must hold one problem's own samples"),
+    "the filter inverted": ([("return drawn[~IS_HELD_OUT[drawn]][:count].tolist()", "return drawn[IS_HELD_OUT[drawn]][:count].tolist()")],
+                            held, "training_problems gives only held-out problems"),
+    "IS_HELD_OUT from half of HELD_OUT": ([("index_fill(0, HELD_OUT, True)", "index_fill(0, HELD_OUT[:250], True)")], held,
+                                          "IS_HELD_OUT marks 250 problems, not the 500"),
+    "share ignored": ([("n_math = round(count * share)", "n_math = round(count * 0.75)")], held, "share is the fraction"),
+    "a fresh generator in every batch": ([("n_math = round(count * share)", "n_math = round(count * share)\n    rng = torch.Generator().manual_seed(0)")],
+                                         held, "two batches drawn one after the other are the same"),
+    # the cold reader of session 3 (B1-B11): the folded model's check
+    "attention not causal": ([("is_causal=True, dropout_p", "is_causal=False, dropout_p")], gpt, "so the model sees the future"),
+    "heads joined without the transpose back": ([(JOIN, JOIN.replace("y.transpose(1, 2).contiguous()", "y.contiguous()"))], gpt,
+                                                 "so the model sees the future"),
+    "the attention's residual dropped": ([(JOIN, JOIN.replace("x = x + self", "x = self"))], gpt, "look at the residual"),
+    "ln_f left out": ([("logits = self.lm_head(self.ln_f(x))", "logits = self.lm_head(x)")], gpt, "(ln_f) must come before the head"),
+    "heads viewed without the transpose": ([(HEADS, "q, k, v = (t.view(B, self.n_head, T, C // self.n_head) for t in (q, k, v))")], gpt,
+                                           "model(idx, targets) raised RuntimeError"),
+    "positions from the batch size": ([("pos = torch.arange(idx.shape[1], device=idx.device)", "pos = torch.arange(idx.shape[0], device=idx.device)")],
+                                      gpt, "model(idx, targets) raised RuntimeError"),
+    "the loss not flattened": ([("F.cross_entropy(logits.flatten(0, 1), targets.flatten())", "F.cross_entropy(logits, targets)")], gpt,
+                               "model(idx, targets) raised RuntimeError"),
+    "q, k, v split over time": ([("q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)", "q, k, v = self.qkv(self.ln1(x)).split(C, dim=1)")], gpt,
+                                "model(idx, targets) raised ValueError"),
 }
 
 VARIANTS = {  # correct ways to write a piece: each check must pass
@@ -112,6 +168,14 @@ VARIANTS = {  # correct ways to write a piece: each check must pass
                                                 "    T = max(len(ids) for ids, _ in rows)\n    x = torch.full")], sft),
     "softmax exponentiated by hand in sampling": ([("F.softmax(logits / temperature, dim=-1), 1)", "(logits / temperature).exp(), 1)")],
                                                   sample),
+    "finetune as written": ([], tune),
+    "the model as written": ([], gpt),
+    "k, q, v in that order": ([("q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)", "k, q, v = self.qkv(self.ln1(x)).split(C, dim=2)")], gpt),
+    "the loss on (B, V, T)": ([(LOSS, "loss = F.cross_entropy(logits.transpose(1, 2), y.to(device), ignore_index=-1)")], tune),
+    "a masked mean by hand": ([(LOSS, "loss = (F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten().clamp(min=0), reduction='none')"
+                                      " * (y.to(device).flatten() != -1)).sum() / (y != -1).sum()")], tune),
+    "zero_grad after the step": ([("        optimizer.zero_grad(set_to_none=True)\n        loss.backward()\n        optimizer.step()\n    return model\n\n\n# %% jupyter",
+                                   "        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad()\n    return model\n\n\n# %% jupyter")], tune),
     "pass@1 from each problem's first sample": ([("pass1=right.float().mean().item()", "pass1=right[:, 0].float().mean().item()")],
                                                 accuracy),
     "the answer compared as text with <|end|>": ([(RIGHT, "return decode(reply) == problem(p)[1] + itos[END if stop is None else stop]")],

@@ -15,6 +15,13 @@ PG = "return -(logp * advantages.unsqueeze(1) * sampled).sum() / sampled.sum().c
 checked = lambda check, piece: lambda ns: ns[check](ns[piece])
 rollout, logp = checked("check_rollout_batch", "rollout_batch"), checked("check_token_logprobs", "token_logprobs")
 adv, pg = checked("check_group_advantages", "group_advantages"), checked("check_policy_gradient_loss", "policy_gradient_loss")
+rl = checked("check_reinforce", "reinforce")
+RS = "replies = sample_replies(model, prompts, MAX_ANSWER, temperature=1.0)"
+RW = "reward = torch.tensor([float(is_right(r, p)) for r, p in zip(replies, ps)]).view(len(problems), group)  # (P, G)"
+DC = "model, rng = copy.deepcopy(model).train(), torch.Generator().manual_seed(seed + 1)"
+OPT = "    optimizer = configure_optimizer(model, lr, weight_decay=0.0)"
+STEP = "    optimizer.zero_grad(set_to_none=True)\n    loss.backward()\n    optimizer.step()\n    return reward.mean().item()"
+PAD = "x = torch.full((len(prompts), T), END, dtype=torch.long)  # (B, T)\n    y = torch.full((len(prompts), T), -1"
 
 MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
     "the prompt learned in RL": ([(ROLLOUT, "y[i, :len(ids) - 1] = ids[1:]")], rollout, "only the reply's tokens are targets"),
@@ -48,6 +55,29 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                  "gives NaN for a group whose rewards are all equal"),
     "probabilities in the policy gradient": ([(PG, PG.replace("-(logp *", "-(logp.exp() *"))], pg,
                                              "linear in the log-probabilities (not the probabilities)"),
+    "logp detached in the loss": ([(PG, PG.replace("-(logp *", "-(logp.detach() *"))], pg, "must carry logp's gradient"),
+    "attention not causal in 11b's copy": ([("is_causal=True, dropout_p", "is_causal=False, dropout_p")], lambda ns: ns["check_gpt"](ns["GPT"]),
+                                           "so the model sees the future"),
+    # the cold reader of session 3 (RL1-RL11): the RL loop's check, on a stand-in whose rewards are mixed
+    "RL on the model itself, not a copy": ([(DC, DC.replace("copy.deepcopy(model)", "model"))], rl, "changed the model it was given"),
+    "the optimizer built before the copy": ([("    " + DC + "\n" + OPT, OPT + "\n    " + DC)], rl,
+                                            "the optimizer does not hold the copy's parameters"),
+    "answers sampled greedily": ([(RS, RS.replace("temperature=1.0", "temperature=0"))], rl, "sample the group's answers at temperature 1"),
+    "rewards grouped across problems": ([(RW, RW.replace(".view(len(problems), group)", ".view(group, len(problems)).T"))], rl,
+                                        "one problem's own G answers"),
+    "advantages not flattened": ([("group_advantages(reward).flatten().to(device)", "group_advantages(reward).to(device)")], rl,
+                                 "reinforce(stand_in, 2, 6, 8, 0.1, 2, 0) raised RuntimeError"),
+    "rollout inputs padded with -1": ([(PAD, PAD.replace("T), END, dtype", "T), -1, dtype"))], rl, "a token id below 0"),
+    "the log's measure a dict": ([('held_out_accuracy(model, "", samples=0), None)], []', 'held_out_accuracy(model, ""), None)], []')], rl,
+                                 "something other than a number"),
+    "RL on the held-out problems": ([("rl_step(model, optimizer, training_problems(n_problems, rng), group)",
+                                      "rl_step(model, optimizer, HELD_OUT[torch.randint(500, (n_problems,), generator=rng)].tolist(), group)")],
+                                    rl, "are to held-out problems"),
+    "zero_grad between backward and step": ([(STEP, STEP.replace("    optimizer.zero_grad(set_to_none=True)\n    loss.backward()",
+                                                                 "    loss.backward()\n    optimizer.zero_grad(set_to_none=True)"))],
+                                            rl, "the gradients are gone before optimizer.step()"),
+    "rewards against the wrong problems": ([(RW, RW.replace("zip(replies, ps)", "zip(replies, problems * group)"))], rl,
+                                           "one problem's own G answers"),
 }
 
 VARIANTS = {  # correct ways to write a piece: each check must pass
@@ -58,6 +88,10 @@ VARIANTS = {  # correct ways to write a piece: each check must pass
     "extra padding in rollout_batch": ([("T = max(len(p) + len(r) for p, r in zip(prompts, replies)) - 1",
                                          "T = max(len(p) for p in prompts) + max(len(r) for r in replies) - 1")], rollout),
     "advantages over std + eps": ([(ADV, "return (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)")], adv),
+    "the RL loop as written": ([], rl),
+    "a summed loss in the RL loop": ([(PG, "return -(logp * advantages[:, None] * sampled).sum()")], rl),
+    "GRPO's advantages in the RL loop": ([(ADV, "return (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-4)")], rl),
+    "zero_grad after the step": ([(STEP, "    loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()\n    return reward.mean().item()")], rl),
     "cross_entropy for the log-probs": ([(LOGP, "logp = -F.cross_entropy(logits.transpose(1, 2), y.clamp(min=0), reduction='none')")], logp),
 }
 
