@@ -383,9 +383,20 @@ def check_bits_per_char(bits_per_char):
         if isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-6):
             continue
         near = lambda x: isinstance(got, (int, float)) and math.isclose(got, x, rel_tol=1e-6)
-        cause = ("it is a loss per token, not yet spread over the characters" if near(loss) or near(math.log2(vocab_size)) else
-                 "the tokens and the characters are the wrong way round" if near(want * (n_chars / n_tokens) ** 2) else
-                 "it must return a number" if not isinstance(got, (int, float)) else "the loss is in nats per token")
+        causes = (([loss, math.log2(vocab_size)], "it is a loss per token, not yet spread over the characters"),
+                  ([want * n_chars], "it is the whole text's bits, not yet spread over its characters"),
+                  ([want * (n_chars / n_tokens) ** 2], "the tokens and the characters are the wrong way round"),
+                  ([want * math.log(2)], "the loss is in nats per token"),
+                  ([want * math.log(2) / math.log(10)], "it counts in digits (base 10), not in bits"),
+                  ([want * (n_tokens - 1) / n_tokens], "it counts one prediction fewer than the tokens"),
+                  ([math.floor(loss * n_tokens / n_chars) / math.log(2)], "a floor division (//) drops the fraction"),
+                  ([math.exp(x) for x in (loss * n_tokens / n_chars, want)], "it is a perplexity (e to a loss), not bits"),
+                  ([int(want)] + [round(want, k) for k in range(6)], "it is rounded: round() or int() loses digits"),
+                  ([math.log2(loss) * n_tokens / n_chars], "it takes a logarithm of the loss, which is one already"))
+        cause = ("it must return a number" if not isinstance(got, (int, float)) else
+                 next((c for xs, c in causes if any(map(near, xs))), None) or
+                 ("it is close but rounded: a constant typed in short loses digits" if math.isclose(got, want, rel_tol=1e-2)
+                  else "look at how the loss, the tokens and the characters combine"))
         raise CheckFailed(f"bits_per_char({loss:.3f}, {n_tokens}, {n_chars}) gives {got!r}, not the bits per character of a "
                           f"uniform guess over {vocab_size} tokens with {n_tokens} tokens for {n_chars} characters: {cause}")
     return Passed("bits_per_char: passed (a uniform guess costs log2 V bits per token, spread over the characters)")
@@ -602,6 +613,56 @@ def race_step(model, optimizer, data, lr):
     sync()  # the clock must see the step finished
 
 
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title check_race_step: two steps on a fixed batch against two AdamW steps made by hand (folded)
+def check_race_step(race_step):
+    """race_step's two steps at two learning rates match two AdamW steps made here on the same batch."""
+    import copy
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=11, block_size=block_size, n_embd=16, n_head=2, n_layer=1, dropout=0.0)
+    start = RaceGPT(config).to(device)
+    data = torch.randint(11, (block_size + 1,), device=device)  # one possible batch: every row is the same
+    x, y = data[:-1].repeat(race_batch, 1), data[1:].repeat(race_batch, 1)  # (B, T) each
+    lrs = (3e-3, 5e-3)  # neither race_lr nor the optimizer's own 1e-2
+
+    def by_hand(lr_of, inputs, zero=True):
+        model = copy.deepcopy(start)
+        optimizer = configure_optimizer(model, 1e-2, fused=device != "mps")
+        for lr in lrs:
+            with torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                loss = model(*inputs)[1]
+            if zero:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] = lr_of(lr)
+            optimizer.step()
+        return [p.detach() for p in model.parameters()]
+
+    model = copy.deepcopy(start)
+    optimizer = configure_optimizer(model, 1e-2, fused=device != "mps")
+    for lr in lrs:
+        attempt("race_step", race_step, model, optimizer, data, lr, hint="look at the lines of race_step")
+    ours = [p.detach() for p in model.parameters()]
+    same = lambda ps: all(torch.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(ours, ps))
+    check(not same([p.detach() for p in start.parameters()]), "race_step left every weight unchanged: "
+          "optimizer.step() must come after loss.backward() has filled the gradients, none zeroed in between.")
+    check(not same(by_hand(lambda lr: 1e-2, (x, y))), "race_step stepped at the optimizer's own learning rate, "
+          "not at the lr it is given: the schedule never reaches the optimizer.")
+    check(not same(by_hand(lambda lr: race_lr, (x, y))), "race_step stepped at race_lr, not at the lr it is "
+          "given: the schedule never reaches the optimizer.")
+    check(not same(by_hand(lambda lr: lr, (y, x))), "race_step's step follows the loss of (targets, inputs): "
+          "the batch's two halves are the wrong way round.")
+    check(not same(by_hand(lambda lr: lr, (x, y), zero=False)), "race_step's second step used the gradients "
+          "of both steps added up: the old gradients are never zeroed.")
+    check(same(by_hand(lambda lr: lr, (x, y))), "race_step's two steps on a fixed batch do not match two AdamW "
+          "steps made by hand at the learning rates given: look at the order of zero_grad, backward and step.")
+    return Passed("check_race_step: passed (two steps on a fixed batch match two AdamW steps made by hand)")
+
+
+# %%
+check_race_step(race_step)
+
 # %%
 def train_for_seconds(vocab_size, train_ids, val_ids, seconds, seed):
     """Notebook 05's race model trained on train_ids for `seconds` (the evaluations stop the clock);
@@ -620,6 +681,76 @@ def train_for_seconds(vocab_size, train_ids, val_ids, seconds, seed):
             log.append((spent, steps, split_loss(model, val_data, amp_dtype=amp_dtype)))
     return log
 
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title check_train_for_seconds: the evaluations, the clock, the schedule, a model that learns (folded)
+class FakeClock:
+    """Stands in for the time module: its clock moves only when a training step or an evaluation runs."""
+    def __init__(self):
+        self.now = 0.0
+
+    def __getattr__(self, name):  # every other function of the time module
+        return getattr(time, name)
+
+    def perf_counter(self):
+        return self.now
+
+    time = monotonic = perf_counter
+
+
+def check_train_for_seconds(train_for_seconds, seconds=1.0, vocab_size=8):
+    """train_for_seconds on a repeating text, on a clock where a step costs seconds/40 and an evaluation more."""
+    space, ids, clock, seen = globals(), list(range(vocab_size)) * 300, FakeClock(), []
+    real = {name: space[name] for name in ("race_step", "split_loss", "time")}
+
+    def step(model, optimizer, data, lr):  # the real step, noted, then the fake clock moves on
+        seen.append(dict(lr=lr, training=model.training, data=data,
+                         weights=[p.detach().clone() for p in model.parameters()] if not seen else None))
+        real["race_step"](model, optimizer, data, lr)
+        clock.now += seconds / 40
+
+    def evaluate(model, data, *args, **kwargs):
+        seen.append(dict(eval=data, steps=sum("lr" in s for s in seen)))
+        clock.now += seconds / 3  # an evaluation is slow: it must not count
+        return real["split_loss"](model, data, *args, **kwargs)
+
+    space.update(race_step=step, split_loss=evaluate, time=clock)
+    try:
+        torch.manual_seed(12345)
+        log = attempt("train_for_seconds", train_for_seconds, vocab_size, ids, ids[:4 * block_size + 1], seconds, 7,
+                      hint="look at the lines of train_for_seconds")
+        first, evals = seen[0], [s for s in seen if "eval" in s]
+        steps = [s for s in seen if "lr" in s]
+        seen.clear()
+        torch.manual_seed(54321)
+        attempt("train_for_seconds", train_for_seconds, vocab_size, ids, ids[:4 * block_size + 1], seconds / 40, 7)
+    finally:
+        space.update(real)
+    check(isinstance(log, list) and len(log) == n_evals and all(len(e) == 3 for e in log),
+          f"train_for_seconds must return a list of n_evals = {n_evals} (seconds, steps, loss) entries.")
+    check(all(torch.equal(s["eval"].cpu(), torch.tensor(ids[:4 * block_size + 1])) for s in evals),
+          "train_for_seconds evaluated on other ids than val_ids: its losses must be the validation split's.")
+    check(all(s["training"] for s in steps), "a training step ran with the model in eval mode (dropout off): "
+          "is there a model.eval() before the loop?")
+    check([e[1] for e in log] == [s["steps"] for s in evals] and all(a[1] < b[1] for a, b in zip(log, log[1:])),
+          "train_for_seconds' step counts must be the steps taken before each evaluation, rising from one to the next.")
+    check(all(abs(t - s * seconds / 40) < 1e-6 for t, s, _ in log), "train_for_seconds' seconds are not the time "
+          "spent in the training steps: the evaluations must stop the clock (where does t0 start?).")
+    check(all(k * seconds / n_evals <= t < k * seconds / n_evals + 2 * seconds / 40 for k, (t, _, _) in enumerate(log, 1)),
+          f"the evaluations must come each time another 1/{n_evals} of the seconds is spent, not at once.")
+    check(steps[-1]["lr"] < 0.2 * race_lr < max(s["lr"] for s in steps) and steps[-1]["lr"] > 0,
+          "the learning rate must follow the schedule over the seconds, near its floor when they are spent, "
+          "not over the steps.")
+    check(all(torch.equal(a, b) for a, b in zip(first["weights"], seen[0]["weights"])),
+          "two runs with the same seed start from different weights: is torch.manual_seed(seed) called before the model?")
+    check(log[-1][2] < math.log(vocab_size) - 0.1, f"after {log[-1][1]} steps on a repeating text the loss is "
+          f"{log[-1][2]:.2f}, not below ln {vocab_size}: the model does not learn (look at race_step's call).")
+    return Passed(f"check_train_for_seconds: passed ({n_evals} evaluations at the right seconds, "
+                  f"loss {log[-1][2]:.2f} < ln {vocab_size} after {log[-1][1]} steps)")
+
+
+# %% tags=["nbval-ignore-output"]
+check_train_for_seconds(train_for_seconds)
 
 # %% [markdown]
 # ## 5. The race
@@ -665,16 +796,15 @@ show(fig, "bits_per_character")
 
 # %% [markdown]
 # **What it shows.** In the stored run (a 2-core CPU, 30 s of training each, three seeds) BPE with
-# 512 tokens ended at 2.459–2.483 bits per character (mean 2.472), BPE with 2,048 at 2.541–2.718
-# (2.625), characters at 2.713–2.878 (2.782). BPE 512's band lies apart from both others, so these
-# verdicts hold beyond the seeds: it is 0.310 bits per character (11.2%) below characters and 0.153
-# (5.8%) below BPE 2,048. BPE 2,048's mean is 0.157 (5.7%) below the characters', but its band
-# reaches into theirs, so that one is no verdict: three seeds of 30 s on a busy 2-core CPU do not
-# tell them apart. In the plot the means keep their order at every evaluation. Per *token* the
-# order is the other way round: a character costs 2.782 bits, a BPE 512 token 4.926, a BPE 2,048
-# token 7.375, since a token is more text. But a BPE 2,048 token costs 2.7 times a character's bits
-# and carries 2.81 characters, so divided by them it comes to 2.625 bits per character; a BPE 512
-# token costs 1.8 times and carries 1.99 characters: 2.472, the lowest. Why the division comes out
+# 512 tokens ended at 2.442–2.485 bits per character (mean 2.465), BPE with 2,048 at 2.562–2.636
+# (2.598), characters at 2.710–2.761 (2.737). The three bands lie apart, so all three verdicts hold
+# beyond the seeds: BPE 512 is 0.272 bits per character (9.9%) below characters and 0.133 (5.1%)
+# below BPE 2,048, and BPE 2,048 is 0.139 (5.1%) below characters. In the plot the means keep
+# their order at every evaluation. Per *token* the order is the other way round: a character costs
+# 2.737 bits, a BPE 512 token 4.913, a BPE 2,048 token 7.300, since a token is more text. But a
+# BPE 2,048 token costs 2.7 times a character's bits and carries 2.81 characters, so divided by
+# them it comes to 2.598 bits per character; a BPE 512 token costs 1.8 times and carries 1.99
+# characters: 2.465, the lowest. Why the division comes out
 # as it does:
 #
 # - **A token sees more text.** Every model has a context of 64 tokens: 64 characters for the
@@ -682,14 +812,14 @@ show(fig, "bits_per_character")
 #   (2.81). Each step's batch of 32 × 64 tokens is that much more text too.
 # - **The embedding table grows.** At 2,048 tokens the token embedding and `lm_head` hold 526,336
 #   parameters, nearly as many as the three blocks' 593,664 (at 512: 131,584), and every step costs
-#   more: 401 steps in the 30 s, against 508 at 512 tokens and 552 on characters.
+#   more: 411 steps in the 30 s, against 511 at 512 tokens and 551 on characters.
 # - **Rare tokens get few updates.** Of the 2,048 tokens, 296 never occur in the training ids (the
 #   191 bytes Shakespeare never uses, and tokens that later merges swallowed whole) and 82 occur
 #   fewer than 10 times, so their rows barely learn; at 512 only the 191 unused bytes never occur,
 #   and 2 tokens occur fewer than 10 times.
 #
 # So on this budget the middle vocabulary wins: characters give too little text per step and per
-# context; 2,048 tokens give more, but too few steps and too many rare rows cost them most of that
+# context; 2,048 tokens give more, but too few steps and too many rare rows cost them half of that
 # lead. With longer training the larger vocabulary's wider view may pay for its slower steps
 # (exercise 1). The comparison is fair to all three: bits per character on the same 111,540
 # validation characters, whatever the tokens (the last partial chunk of each split, under 64
@@ -700,11 +830,11 @@ show(fig, "bits_per_character")
 # - Losses per token do not compare across vocabularies; bits per character do: the loss in bits
 #   per token divided by the characters per token, on the same validation text.
 # - Notebook 05's race model, trained for 30 s on a CPU on each, reached the fewest bits per
-#   character on 512 BPE tokens: 11.2% below characters and 5.8% below 2,048 tokens, its band of
-#   three seeds apart from both. BPE 2,048 ended 5.7% below characters on average, within the
-#   seeds' band: no verdict.
+#   character on 512 BPE tokens: 9.9% below characters and 5.1% below 2,048 tokens, its band of
+#   three seeds apart from both. BPE 2,048 ended 5.1% below characters, its band apart from theirs
+#   too.
 # - A token carries more text per position and per step; a larger vocabulary costs steps (its
-#   embedding and head) and leaves rare tokens undertrained; on this budget those costs take most
+#   embedding and head) and leaves rare tokens undertrained; on this budget those costs take half
 #   of the 2,048-token vocabulary's lead.
 #
 # ## Exercises

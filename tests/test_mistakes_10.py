@@ -43,6 +43,7 @@ regex_training = lambda nb: nb["check_training"](nb["RegexTokenizer"])
 basic_coding = lambda nb: nb["check_encode_decode"](trained(nb, "BasicTokenizer", 256 + 12))
 regex_coding = lambda nb: nb["check_encode_decode"](trained(nb, "RegexTokenizer"))
 special = lambda nb: nb["check_special_tokens"](with_special(nb))
+unregistered = lambda nb: nb["check_special_tokens"](trained(nb, "RegexTokenizer"))  # the check registers its own
 ranks = lambda nb: nb["check_mergeable_ranks"](nb["mergeable_ranks"], trained(nb, "RegexTokenizer"))
 
 PAIRS = "    for pair in zip(ids, ids[1:]):  # every adjacent pair, overlapping ones too\n"
@@ -154,6 +155,57 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                                 special, "each matched literally"),
     "special tokens refused with allowed_special='none'": ([('if allowed_special == "none_raise" and any(', 'if allowed_special != "all" and any(')],
                                                            special, "with allowed_special='none' a special token is ordinary text"),
+    # found by cold reader 3 (dev/results/mistake_hunt/hunt_10.md: the id in each name)
+    'G6: default counts={} (mutable default)': ([('def get_stats(ids, counts=None):\n    """{pair: count} of every adjacent pair in ids, added into counts if one is given."""\n    counts = {} if counts is None else counts', 'def get_stats(ids, counts={}):\n    """{pair: count} of every adjacent pair in ids, added into counts if one is given."""')],
+        get_stats, 'a default counts={} is one dict shared by every call'),
+    'G7: counts = counts or {}': ([('counts = {} if counts is None else counts\n    for pair in zip(ids, ids[1:]):  # every', 'counts = counts or {}\n    for pair in zip(ids, ids[1:]):  # every')],
+        get_stats, 'an empty {} too'),
+    'G8: get(pair, 1)': ([('counts[pair] = counts.get(pair, 0) + 1\n    return counts', 'counts[pair] = counts.get(pair, 1) + 1\n    return counts')],
+        get_stats, 'counted once more than it occurs'),
+    'G9: pairs reversed zip(ids[1:], ids)': ([('for pair in zip(ids, ids[1:]):  # every adjacent pair, overlapping ones too', 'for pair in zip(ids[1:], ids):  # every adjacent pair, overlapping ones too')],
+        get_stats, 'the pairs are the wrong way round'),
+    'G12: pair as list-> str key': ([('    for pair in zip(ids, ids[1:]):  # every adjacent pair, overlapping ones too\n        counts[pair] = counts.get(pair, 0) + 1', "    for i in range(len(ids) - 1):\n        pair = f'{ids[i]},{ids[i+1]}'\n        counts[pair] = counts.get(pair, 0) + 1")],
+        get_stats, 'its keys must be pairs'),
+    'M9: slice compare to pair list vs tuple': ([('if i < len(ids) - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:\n            newids.append(idx)\n            i += 2  # both', 'if ids[i:i + 2] == pair:\n            newids.append(idx)\n            i += 2  # both')],
+        merge, 'merged nothing, though the pair occurs'),
+    'M11: append pair not idx': ([('            newids.append(idx)\n            i += 2  # both', '            newids.append(pair)\n            i += 2  # both')],
+        merge, 'must hold ids (ints) only'),
+    'T9: max(stats.items(), key=count) -> (pair,count)': ([('            pair = max(stats, key=stats.get)  # the most frequent pair (on a tie, the first one counted)', '            pair = max(stats.items(), key=lambda kv: kv[1])')],
+        basic_training, 'max over stats.items() gives (pair, count)'),
+    'T11: train on code points (ord)': ([('        ids = list(text.encode("utf-8"))  # (N,) integers 0..255\n        for idx in range(256, vocab_size):\n            stats = get_stats(ids)\n            if not stats:\n                break  # the whole text is one token', '        ids = [ord(c) for c in text]\n        for idx in range(256, vocab_size):\n            stats = get_stats(ids)\n            if not stats:\n                break  # the whole text is one token')],
+        basic_training, "not its characters' code points"),
+    'T13: ids = list(text) (chars)': ([('        ids = list(text.encode("utf-8"))  # (N,) integers 0..255\n        for idx in range(256, vocab_size):\n            stats = get_stats(ids)\n            if not stats:\n                break  # the whole text is one token', '        ids = list(text)\n        for idx in range(256, vocab_size):\n            stats = get_stats(ids)\n            if not stats:\n                break  # the whole text is one token')],
+        basic_training, "train on the text's bytes, not its characters"),
+    'D5: latin-1': ([('    text_bytes = b"".join(self.vocab[idx] for idx in ids)\n    return text_bytes.decode("utf-8", errors="replace")\n\n\nBasicTokenizer.decode', '    text_bytes = b"".join(self.vocab[idx] for idx in ids)\n    return text_bytes.decode("latin-1")\n\n\nBasicTokenizer.decode')],
+        basic_coding, 'so read them as UTF-8'),
+    'E8: stats hoisted out of while (optimisation)': ([('    while len(ids) >= 2:\n        stats = get_stats(ids)\n        pair = min(stats, key=lambda p: self.merges.get(p, float("inf")))  # the lowest merge id\n        if pair not in self.merges:\n            break  # no pair left has a merge\n        ids = merge(ids, pair, self.merges[pair])\n    return ids\n\n\ndef encode(self, text):', '    stats = get_stats(ids)\n    while len(ids) >= 2:\n        pair = min(stats, key=lambda p: self.merges.get(p, float("inf")))  # the lowest merge id\n        if pair not in self.merges:\n            break  # no pair left has a merge\n        ids = merge(ids, pair, self.merges[pair])\n    return ids\n\n\ndef encode(self, text):')],
+        basic_coding, 'did not finish in 2 s'),
+    'E9: break -> continue': ([('        if pair not in self.merges:\n            break  # no pair left has a merge\n        ids = merge(ids, pair, self.merges[pair])\n    return ids\n\n\ndef encode(self, text):', '        if pair not in self.merges:\n            continue  # no pair left has a merge\n        ids = merge(ids, pair, self.merges[pair])\n    return ids\n\n\ndef encode(self, text):')],
+        basic_coding, 'did not finish in 2 s'),
+    'E15: encode utf-16': ([('    return self._encode_chunk(text.encode("utf-8"))\n\n\nBasicTokenizer._encode_chunk', '    return self._encode_chunk(text.encode("utf-16-le"))\n\n\nBasicTokenizer._encode_chunk')],
+        basic_coding, "not the text's UTF-8 bytes"),
+    'R11: GPT4 pattern hard-coded in train (ignores self.pattern)': ([('        chunks = collections.Counter(self.compiled_pattern.findall(text))  # {chunk: how often it occurs}', '        chunks = collections.Counter(regex.findall(GPT4_SPLIT_PATTERN, text))')],
+        regex_training, "made the merges of GPT-4's chunks"),
+    'R13: chunks bytes via list(chunk) (str)': ([('        words, counts = [list(chunk.encode("utf-8")) for chunk in chunks], list(chunks.values())', '        words, counts = [[ord(c) for c in chunk] for chunk in chunks], list(chunks.values())')],
+        regex_training, "not its characters' code points"),
+    'O2: encode_ordinary GPT2 pattern': ([('    for chunk in self.compiled_pattern.findall(text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids', '    for chunk in regex.findall(GPT2_SPLIT_PATTERN, text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids')],
+        regex_coding, 'another pattern than self.pattern'),
+    'O3: append instead of extend': ([('    for chunk in self.compiled_pattern.findall(text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids', '    for chunk in self.compiled_pattern.findall(text):\n        ids.append(self._encode_chunk(chunk.encode("utf-8")))\n    return ids')],
+        regex_coding, 'a flat list of ids'),
+    'O4: self.encode(chunk) recursion': ([('    for chunk in self.compiled_pattern.findall(text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids', '    for chunk in self.compiled_pattern.findall(text):\n        ids.extend(self.encode(chunk))\n    return ids')],
+        regex_coding, 'calls itself without end'),
+    'O6: regex.split(pattern) instead of findall': ([('    for chunk in self.compiled_pattern.findall(text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids', '    for chunk in self.compiled_pattern.split(text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids')],
+        regex_coding, 'a part of the text is lost'),
+    'O7: return inside loop': ([('    for chunk in self.compiled_pattern.findall(text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids', '    for chunk in self.compiled_pattern.findall(text):\n        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n        return ids')],
+        regex_coding, 'a part of the text is lost'),
+    'S9: inverse without .items()': ([('    self.inverse_special_tokens = {idx: token for token, idx in special_tokens.items()}', '    self.inverse_special_tokens = {idx: token for token, idx in special_tokens}')],
+        unregistered, 'special_tokens is a dict {token: id}'),
+    'S13: str.split loop': ([('    parts = regex.split("(" + "|".join(regex.escape(token) for token in special) + ")", text)  # keeps the tokens\n    return [idx for part in parts for idx in ([special[part]] if part in special else self.encode_ordinary(part))]', '    ids = []\n    token, idx = next(iter(special.items()))\n    for k, part in enumerate(text.split(token)):\n        if k:\n            ids.append(idx)\n        ids.extend(self.encode_ordinary(part))\n    return ids')],
+        special, 'only some special tokens are cut out'),
+    'S15: decode_with_special per-part str decode': ([('    parts = (self.vocab[idx] if idx in self.vocab else self.inverse_special_tokens[idx].encode("utf-8") for idx in ids)\n    return b"".join(parts).decode("utf-8", errors="replace")', '    return "".join(self.vocab[idx].decode("utf-8", errors="replace") if idx in self.vocab else self.inverse_special_tokens[idx] for idx in ids)')],
+        special, 'it decodes each token on its own'),
+    'K7: sorted(merges.items()) order': ([('    vocab = {idx: bytes([idx]) for idx in range(256)}\n    for (p0, p1), idx in tokenizer.merges.items():  # in training order, so both halves are spelled out already\n        vocab[idx] = vocab[p0] + vocab[p1]\n    return {token_bytes: idx for idx, token_bytes in vocab.items()}', '    vocab = {idx: bytes([idx]) for idx in range(256)}\n    for (p0, p1), idx in sorted(tokenizer.merges.items()):  # in training order, so both halves are spelled out already\n        vocab[idx] = vocab[p0] + vocab[p1]\n    return {token_bytes: idx for idx, token_bytes in vocab.items()}')],
+        ranks, 'in the order they were made'),
 }
 
 CORRECT = {  # correct code a learner may write instead: the check must pass it
@@ -193,6 +245,17 @@ CORRECT = {  # correct code a learner may write instead: the check must pass it
         "    ids = list(text_bytes)\n    for pair, idx in self.merges.items():\n        ids = merge(ids, pair, idx)\n")], basic_coding),
     "encode_with_special through encode": ([("else self.encode_ordinary(part))]", "else self.encode(part))]")], special),
     "merge_everywhere without pop": ([("    for w in where.pop(pair):", "    for w in list(where[pair]):")], regex_training),
+    # cold reader 3's correct variants (G11, G13, O5, S10, K6)
+    "get_stats with a range loop": ([(PAIRS + "        counts[pair] = counts.get(pair, 0) + 1\n", "    for i in range(len(ids) - 1):\n"
+                                      "        counts[ids[i], ids[i + 1]] = counts.get((ids[i], ids[i + 1]), 0) + 1\n")], get_stats),
+    "get_stats with a defaultdict": ([("counts = {} if counts is None else counts", "counts = collections.defaultdict(int) if "
+                                       "counts is None else counts")], get_stats),
+    "encode_ordinary through BasicTokenizer.encode": ([('        ids.extend(self._encode_chunk(chunk.encode("utf-8")))\n    return ids',
+                                                        '        ids.extend(BasicTokenizer.encode(self, chunk))\n    return ids')], regex_coding),
+    "register_special_tokens with update": ([("    self.special_tokens = dict(special_tokens)\n",
+                                              "    self.special_tokens.update(special_tokens)\n")], special),
+    "mergeable_ranks from the sorted vocab": ([("    return {token_bytes: idx for idx, token_bytes in vocab.items()}",
+                                                "    return {vocab[i]: i for i in sorted(vocab)}")], ranks),
 }
 
 
@@ -211,6 +274,9 @@ FLOW = {  # a mistake the notebook's own cells meet in order, as a learner runs 
     "special tokens refused with allowed_special='none' (was a ValueError in a visible cell)": (
         [('if allowed_special == "none_raise" and any(', 'if allowed_special != "all" and any(')],
         "check_special_tokens(tokenizer)", "with allowed_special='none' a special token is ordinary text"),
+    "register_special_tokens without .items() (S9: was a raw ValueError in a visible cell)": (
+        [("{idx: token for token, idx in special_tokens.items()}", "{idx: token for token, idx in special_tokens}")],
+        "check_special_tokens(tokenizer)  # on a copy, with special tokens of its own", "special_tokens is a dict {token: id}"),
 }
 
 
