@@ -2,24 +2,18 @@
 # # 11 · From GPT to a chat model, in miniature
 #
 # The lecture ends by explaining how ChatGPT is made from a model like ours (its closing chapter
-# [▶ 1:48:53](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6533s)): pretrain on a lot of text, then
-# finetune the model to answer, then tune it further with reinforcement learning. Notebook 06b retells
-# that in prose; this notebook and the next run it on a CPU, in minutes, on data they make themselves:
-#
-# - **the chat format** (section 1): special tokens `<|user|>`, `<|assistant|>`, `<|end|>` past the
-#   characters, the embedding table and the head grown to hold them, and sampling that stops at `<|end|>`;
-# - **base** (section 2): notebook 05's GPT, pretrained on tiny Shakespeare: a document completer;
-# - **sft** (sections 3 to 5): supervised finetuning on conversations written by code (arithmetic asked in
-#   words, and continuing Shakespeare), with a **loss mask** so that only the assistant's tokens count;
-# - **rl**: reinforcement learning with a verifiable reward, in the next notebook,
-#   [11b](11b_reinforcement_learning.ipynb), which starts from the model this one saves.
-#
-# Each stage is measured the same way, on 500 held-out problems that no stage trains on. The stages are
-# those of Karpathy's [nanochat](https://github.com/karpathy/nanochat), which runs them on 8 GPUs:
+# [▶ 1:48:53](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6533s)): pretrain on a lot of text, finetune the model to
+# answer, then tune it with reinforcement learning. Notebook 06b retells that in prose; this notebook and the next run
+# it on a CPU, in minutes, on data they make themselves: **the chat format** (section 1: special tokens past the
+# characters, sampling that stops at `<|end|>`); **base** (section 2: notebook 05's GPT pretrained on tiny Shakespeare);
+# **sft** (sections 3 to 5: finetuning on conversations written by code, with a **loss mask**); **rl** in the next
+# notebook, [11b](11b_reinforcement_learning.ipynb), which starts from the model this one saves. Every stage is measured
+# on the same 500 held-out problems, which no stage trains on. The stages are those of Karpathy's
+# [nanochat](https://github.com/karpathy/nanochat) (8 GPUs):
 # [`base_train.py`](https://github.com/karpathy/nanochat/blob/master/scripts/base_train.py),
 # [`mid_train.py`](https://github.com/karpathy/nanochat/blob/master/scripts/mid_train.py) (the chat format),
-# [`chat_sft.py`](https://github.com/karpathy/nanochat/blob/master/scripts/chat_sft.py). Standalone (it downloads
-# its data) and a script: `python notebooks/11_chat_model.py` runs every stage and saves the finetuned model.
+# [`chat_sft.py`](https://github.com/karpathy/nanochat/blob/master/scripts/chat_sft.py). Standalone (it downloads its
+# data) and a script: `python notebooks/11_chat_model.py` runs every stage and saves the finetuned model.
 
 # %%
 import argparse, collections, copy, contextlib, hashlib, io, math, os, pathlib, platform, random, re, signal, sys, tempfile, time, urllib.request
@@ -189,8 +183,7 @@ def check_flags(args, rules):
 # %%
 def parse_args(argv=None):
     """The command-line flags; argv=[] gives the defaults."""
-    p = Parser(prog="11_chat_model.py", description="Pretrain a tiny GPT and finetune it into a chat model "
-               "(notebook 11b tunes it further, and its --chat talks to it).")
+    p = Parser(prog="11_chat_model.py", description="Pretrain a tiny GPT and finetune it into a chat model (notebook 11b tunes it, and chats).")
     p.add_argument("--ckpt", help="where to save the finetuned model (default: runs/11_chat_model/chat.pt)")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="where to run (default: the fastest there is)")
     p.add_argument("--seed", type=int, default=1337, help="random seed of every stage (default: 1337)")
@@ -208,10 +201,9 @@ ckpt_path = pathlib.Path(args.ckpt) if args.ckpt else runs_folder() / "chat.pt"
 # %% [markdown]
 # ## The data, notebook 05's model and the sizes
 #
-# Tiny Shakespeare, its characters as the vocabulary, and notebook 05's fast GPT in one class, with its
-# optimizer and schedule (folded: you know them from notebooks 04 and 05). One size for every device,
-# sized for two CPU cores: notebook 05's CPU race model (3 blocks of 128 channels, context 64). **Check** of the
-# model, rewritten here: its loss, causal, a block its attention (by `F.scaled_dot_product_attention`) plus the residual.
+# Tiny Shakespeare, its characters as the vocabulary, and notebook 05's fast GPT in one class with its optimizer
+# and schedule (folded). One size on every device: notebook 05's CPU race model (3 blocks of 128 channels, context
+# 64). **Check** of the model: its loss, causal, a block its attention (`F.scaled_dot_product_attention`) plus the residual.
 
 # %%
 text = load_text()
@@ -226,7 +218,7 @@ train_data, val_data = data[:n], data[n:]
 print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_data):,}, val {len(val_data):,}")
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 05's fast GPT in two classes, its optimizer and schedule (folded)
+#@title Notebook 05's fast GPT in two classes, its optimizer and schedule, and its check (folded)
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -238,9 +230,8 @@ class GPTConfig:
     dropout: float = 0.2
 
 class Block(nn.Module):
-    """Notebook 05's FastBlock in one class: causal self-attention (one fused qkv linear, the heads as a batch
-    dimension), then the feed-forward layer, each pre-normed and added to the residual."""
-
+    """Notebook 05's FastBlock in one class: causal self-attention (one fused qkv, heads as a batch dimension), then the
+    feed-forward layer, each pre-normed and added to the residual."""
     def __init__(self, config):
         super().__init__()
         C, self.n_head, self.dropout_p = config.n_embd, config.n_head, config.dropout
@@ -248,7 +239,6 @@ class Block(nn.Module):
         self.qkv, self.proj = nn.Linear(C, 3 * C, bias=False), nn.Linear(C, C)  # query, key, value of all heads
         self.ffwd = nn.Sequential(nn.Linear(C, 4 * C), nn.ReLU(), nn.Linear(4 * C, C))  # (B, T, 4C) inside
         self.dropout = nn.Dropout(config.dropout)
-
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)  # (B, T, C) each
@@ -259,7 +249,6 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     """Notebook 05's FastGPT in one class: the same layers, initialisation and loss."""
-
     def __init__(self, config):
         super().__init__()
         self.config = config
@@ -273,7 +262,6 @@ class GPT(nn.Module):
                 torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
-
     def forward(self, idx, targets=None):
         pos = torch.arange(idx.shape[1], device=idx.device)  # (T,)
         x = self.blocks(self.token_embedding_table(idx) + self.position_embedding_table(pos))  # (B, T, C)
@@ -302,9 +290,6 @@ def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
     groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': no_decay, 'weight_decay': 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused or None)
 
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title The check of the model (folded)
 def check_gpt(GPT):
     """The GPT on a small random model: its loss, causality, a block against F.scaled_dot_product_attention, ln_f."""
     torch.manual_seed(0)
@@ -332,7 +317,6 @@ def check_gpt(GPT):
               "LayerNorm (ln_f) must come before the head")
     return Passed("GPT: passed (the loss, causal, each block its attention plus the residual, ln_f before the head)")
 
-
 # %% tags=["nbval-ignore-output"]
 CHAT_SIZES = {  # "cpu" on every device (a teaching toy); "tiny" for the tests
     "cpu": dict(model=dict(block_size=64, n_embd=128, n_head=4, n_layer=3, dropout=0.0),
@@ -351,27 +335,22 @@ check_gpt(GPT)
 # %% [markdown]
 # ## 1. The chat format
 #
-# A conversation is a list of turns, `("user", text)` and `("assistant", text)`. As tokens a user turn
-# is `<|user|>`, its characters, `<|assistant|>`; an assistant turn is its characters and `<|end|>`.
-# Three **special tokens** that no text contains mark who speaks; `<|end|>` is how the model says it is
-# done (nanochat's tokenizer has `<|user_start|>`, `<|assistant_end|>` and others). They get ids past the
-# characters, as do the characters tiny Shakespeare lacks (nine digits and `+`). The embedding table and
-# the head get a row for each new id; every old row is kept, so the grown model is the base model on old text.
-#
-# **Check.** A small random model grown by four tokens must give exactly the old logits on text of old
-# tokens; its new rows must be parameters (so that they train), different from each other.
+# A conversation is a list of turns, `("user", text)` and `("assistant", text)`. As tokens a user turn is `<|user|>`,
+# its characters, `<|assistant|>`; an assistant turn is its characters and `<|end|>`. These three **special tokens**
+# mark who speaks; `<|end|>` is how the model says it is done (nanochat has `<|user_start|>`, `<|assistant_end|>` and
+# others). They get ids past the characters, as do the characters tiny Shakespeare lacks (nine digits and `+`); the
+# embedding table and the head get a row for each, every old row kept. **Check**: a small model grown by four tokens
+# gives the old logits on old tokens; its new rows are distinct parameters.
 
 # %%
 SPECIALS = ["<|user|>", "<|assistant|>", "<|end|>"]
 vocab = chars + [c for c in "0123456789+" if c not in chars] + SPECIALS  # token i is vocab[i]
-stoi = {s: i for i, s in enumerate(vocab)}
-itos = {i: s for i, s in enumerate(vocab)}
+stoi, itos = {s: i for i, s in enumerate(vocab)}, dict(enumerate(vocab))
 USER, ASSISTANT, END = special_ids = tuple(stoi[s] for s in SPECIALS)
 encode = lambda s: [stoi[c] for c in s]         # as before, over the grown vocabulary: the old ids are unchanged
 decode = lambda l: ''.join(itos[i] for i in l)
 print(f"{len(chars)} characters + {len(vocab) - len(chars) - 3} new characters + 3 special tokens = {len(vocab)} tokens; "
       f"ids of {', '.join(SPECIALS)}: {USER}, {ASSISTANT}, {END}")
-
 
 # %%
 def grow_vocab(model, vocab_size):
@@ -387,16 +366,13 @@ def grow_vocab(model, vocab_size):
                 p.copy_(q)
     return grown
 
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of grow_vocab (folded: open it to see how it works)
 def check_grow_vocab(grow_vocab):
     """Probe grow_vocab(model, vocab_size) on a small random model grown by 4 tokens."""
     torch.manual_seed(0)
     small = GPT(GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)).to(device)
-    with torch.no_grad():
-        small.lm_head.bias.normal_()  # a bias that is not zero, so that a bias left behind shows
-    idx = torch.randint(0, 11, (3, 8), device=device)
+    idx, _ = torch.randint(0, 11, (3, 8), device=device), small.lm_head.bias.data.normal_()  # a bias not 0, so that one left behind shows
     before = attempt("the model", small, idx)[0].detach()  # (3, 8, 11)
     grown = attempt("grow_vocab(model, 15)", grow_vocab, small, 15, hint="look at the shapes of the new tables")
     tables = (grown.token_embedding_table.weight, grown.lm_head.weight, grown.lm_head.bias)
@@ -407,8 +383,7 @@ def check_grow_vocab(grow_vocab):
           "and rebuilt from its config, so give the grown model a config with the new vocab_size")
     check(all(any(t is p for p in grown.parameters()) for t in tables), "a grown table is not a parameter of the grown model, "
           "so it would never train: keep them nn.Parameters in nn.Embedding and nn.Linear")
-    after = attempt("the grown model", grown, idx)[0].detach()  # (3, 8, 15)
-    if not torch.allclose(after[..., :11], before, atol=1e-5):
+    if not torch.allclose(attempt("the grown model", grown, idx)[0].detach()[..., :11], before, atol=1e-5):  # (3, 8, 11) of (3, 8, 15)
         old = (small.token_embedding_table.weight, small.lm_head.weight, small.lm_head.bias)
         lost = [k for k, t, o in zip(("the embedding table's", "the head's weight", "the head's bias"), tables, old) if not torch.equal(t[:11], o)]
         raise CheckFailed("the grown model's logits for the old tokens differ from the old model's: " + (
@@ -419,15 +394,12 @@ def check_grow_vocab(grow_vocab):
           "model cannot tell those tokens apart: give the new rows a random initialization")
     return Passed("grow_vocab: passed (the old logits unchanged, the new rows distinct parameters)")
 
-
 # %%
 check_grow_vocab(grow_vocab)
 
-
 # %% [markdown]
-# `render` turns a conversation into ids and a **mask**: 1 on every token the assistant writes (its
-# `<|end|>` too), 0 on the user's turn and on the `<|assistant|>` that the prompt supplies. A prompt for
-# the model to answer is a conversation that ends with a user's turn: its ids end with `<|assistant|>`.
+# `render` turns a conversation into ids and a **mask**: 1 on every token the assistant writes (its `<|end|>` too),
+# 0 on the user's turn and on the `<|assistant|>` the prompt supplies. A prompt ends with `<|assistant|>`.
 
 # %%
 def render(conversation):
@@ -442,7 +414,6 @@ def render(conversation):
             raise ValueError(f"a turn's role must be 'user' or 'assistant', not {role!r}")
         ids, mask = ids + part, mask + [writes] * len(part)
     return ids, mask
-
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of render (folded)
@@ -465,7 +436,6 @@ def check_render(render):
               "it must be 1 on the assistant's characters and its <|end|>, 0 on the user's turn and on <|assistant|>")
     return Passed("render: passed (the format, and the mask on the assistant's tokens and <|end|> only)")
 
-
 # %%
 check_render(render)
 ids, mask = render([("user", "what is 12 + 5?"), ("assistant", "17")])
@@ -473,10 +443,9 @@ print(decode(ids))
 print(''.join('^' if m else '.' for m in mask), "(^: learned)")
 
 # %% [markdown]
-# **Sampling that stops at `<|end|>`**, for many prompts at once. `next_tokens` is one step: the model's
-# next token after every row of a batch, the most likely one at temperature 0 (greedy), else sampled.
-# `sample_replies` groups the prompts by length, so that each group is one `(N, T)` tensor; each step
-# appends a token to every row; a row that wrote the stop token is done, and the loop ends when all are.
+# **Sampling that stops at `<|end|>`**, for many prompts at once. `next_tokens` is one step: the next token
+# after every row, the most likely at temperature 0 (greedy), else sampled. `sample_replies` groups the prompts
+# by length into `(N, T)` tensors and appends a token to every row; a row that wrote the stop token is done.
 
 # %%
 def next_tokens(model, idx, temperature):
@@ -485,7 +454,6 @@ def next_tokens(model, idx, temperature):
     if temperature == 0:
         return logits.argmax(-1, keepdim=True)  # (N, 1)
     return torch.multinomial(F.softmax(logits / temperature, dim=-1), 1)  # (N, 1)
-
 
 # %%
 @torch.no_grad()
@@ -509,67 +477,59 @@ def sample_replies(model, prompts, max_new_tokens, temperature=1.0, stop=None):
     model.train(was_training)
     return replies
 
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of sample_replies (folded)
 class Scripted(nn.Module):
-    """A stand-in model: after prompt p it writes scripts[p], one token a step (the last one again past its end)."""
-
-    def __init__(self, scripts):
+    """After a prompt (to its <|assistant|>, or a few-shot question's newline) it writes one of scripts[prompt] = [(tokens, logit), ...],
+    drawn at the first token (its last token again past its end); no scripts: token 1 twice as likely as 2. Notes context and mode."""
+    def __init__(self, scripts=None, block_size=64):
         super().__init__()
-        self.scripts, self.config = scripts, GPTConfig(vocab_size=len(vocab), block_size=64)
-
+        self.scripts, self.config, self.longest, self.ran_in_train = scripts, GPTConfig(vocab_size=len(vocab), block_size=block_size), 0, False
     def forward(self, idx):
-        logits = torch.full((*idx.shape, len(vocab)), -1e9, device=idx.device)  # (B, T, vocab_size)
-        for b, row in enumerate(idx.tolist()):
-            prompt = next((p for p in self.scripts if tuple(row[:len(p)]) == p), None)
-            check(prompt is not None, f"sample_replies gave the model a row of {len(row)} tokens that is no prompt followed by its reply: "
+        self.longest, self.ran_in_train = max(self.longest, idx.shape[1]), self.ran_in_train or self.training
+        (rows, back), newline = torch.unique(idx, dim=0, return_inverse=True), stoi["\n"]  # rows (U, T): each distinct row once
+        logits, picks = torch.full((len(rows), len(vocab)), -1e9, device=idx.device), []  # (U, vocab_size) at the last position
+        if self.scripts is None:  # token 1 twice as likely as token 2
+            logits[:, 1], logits[:, 2] = math.log(2), 0.0
+        for b, row in enumerate(rows.tolist() if self.scripts else []):  # picks: (row, token, logit) of each token it may write next
+            cut = row.index(ASSISTANT) + 1 if ASSISTANT in row else row.index(newline, len(FEW_SHOT)) + 1 if newline in row[len(FEW_SHOT):] else 0
+            options = self.scripts.get(tuple(row[:cut]))  # the prompt ends at <|assistant|>, or at the newline after a few-shot question
+            check(options is not None, f"sample_replies gave the model a row of {len(row)} tokens that is no prompt followed by its reply: "
                   "each step must append one token to each row, a next token of shape (N, 1)")
-            logits[b, -1, self.scripts[prompt][min(len(row) - len(prompt), len(self.scripts[prompt]) - 1)]] = 0.0
-        return logits, None
-
-class Tied(nn.Module):
-    """A stand-in model of block_size 4 that finds token 1 twice as likely as token 2; it notes the longest context and its mode."""
-    def __init__(self):
-        super().__init__()
-        self.config, self.longest = GPTConfig(vocab_size=len(vocab), block_size=4), 0
-
-    def forward(self, idx):
-        self.longest, self.sampled_in_train = max(self.longest, idx.shape[1]), self.training
-        logits = torch.tensor([-1e9, math.log(2), 0.0] + [-1e9] * (len(vocab) - 3), device=idx.device)  # (vocab_size,)
-        return logits.expand(*idx.shape, -1), None  # (B, T, vocab_size)
+            picks += [(b, tokens[min(len(row) - cut, len(tokens) - 1)], logit) for tokens, logit in options
+                      if len(row) == cut or tokens[0] == row[cut]]  # the first token decides which script it writes
+        at, tokens, values = zip(*picks) if picks else ((), (), ())
+        logits[list(at), list(tokens)] = torch.tensor(values, device=idx.device)
+        return logits[back][:, None].expand(*idx.shape, -1), None  # (B, T, vocab_size)
 
 def token_names(ids):
     return [itos[int(t)] for t in ids]
 
 def check_sample_replies(sample_replies):
-    """Stand-in models that write known scripts: replies cut after the stop, rows kept apart, mode restored."""
+    """Stand-in models that write known scripts: replies cut after the stop, rows kept apart, mode restored, context cropped."""
     scripts = {(USER, 8, ASSISTANT): [5, 6, END, 7], (USER, 9, ASSISTANT): [END, 7], (USER, ASSISTANT): [1, 2, 3, 4, 4],
-               (USER, 9, 9, 9, ASSISTANT): [4, END]}
-    prompts, want, model = [list(p) for p in scripts], [[5, 6, END], [END], [1, 2, 3, 4], [4, END]], Scripted(scripts).train()
-    for t in (0, 1.0):
-        replies = [r if r is None else list(r) for r in attempt(f"sample_replies(model, prompts, 4, temperature={t})", sample_replies,
-                                                                model, prompts, 4, t)]
-        check(replies == want, f"sample_replies gives {[r if r is None else token_names(r) for r in replies]} where the stand-in models write "
-              f"{[token_names(r) for r in want]}: each reply is what was "
-              "written after its own prompt, cut just after the first <|end|>, at most max_new_tokens long, in the order of the prompts")
-        check(model.training, "sample_replies leaves the model in eval() mode: put it back in the mode it was in")
-    model.scripts[(USER, 7, ASSISTANT)] = [3, 0, 4, 5]
-    got = attempt("sample_replies(model, prompts, 4, stop=0)", sample_replies, model.eval(), [[USER, 7, ASSISTANT]], 4, 0, stop=0)
-    check(list(got[0]) == [3, 0], f"with stop={itos[0]!r} sample_replies gives {token_names(got[0])}, not {token_names([3, 0])}: stop at the stop "
-          "token asked for (<|end|> only when stop is None)")
-    check(not model.training, "sample_replies leaves a model that was in eval() mode in train() mode: put it back in the mode it was in")
-    torch.manual_seed(0)
-    tied = Tied()
-    share = sum(r[0] == 1 for r in attempt("sample_replies(model, prompts, 2, temperature=0.5)", sample_replies, tied,
-                                           [[USER, 9, 9, 9, 9, ASSISTANT]] * 1000, 2, 0.5)) / 1000
+               (USER, 9, 9, 9, ASSISTANT): [4, END], (USER, 7, ASSISTANT): [3, 0, 4, 5]}
+    model = Scripted({p: [(tokens, 0.0)] for p, tokens in scripts.items()})
+    for t, stop, mode in ((0, None, True), (1.0, None, True), (0, 0, False)):  # stop 0: '\n'
+        replies = [r if r is None else list(r) for r in attempt(f"sample_replies(model, prompts, 4, temperature={t}, stop={stop})",
+                                                                sample_replies, model.train(mode), [list(p) for p in scripts], 4, t, stop)]
+        end = END if stop is None else stop
+        want = [w[:w.index(end) + 1] if end in w else w for w in ((s + s[-1:] * 4)[:4] for s in scripts.values())]  # 4 tokens at most
+        check(replies == want, f"{'' if stop is None else f'with stop={itos[stop]!r} '}sample_replies gives "
+              f"{[r if r is None else token_names(r) for r in replies]} where the stand-in models write {[token_names(r) for r in want]}: "
+              "each reply is what was written after its own prompt, " + ("cut just after the first <|end|>" if stop is None else
+              "stop at the stop token asked for (<|end|> only when stop is None)") + ", at most max_new_tokens long, in the order of the prompts")
+        check(model.training == mode, f"sample_replies leaves {'the model in eval()' if mode else 'a model that was in eval() mode in train()'}"
+              " mode: put it back in the mode it was in")
+    tied, _ = Scripted(block_size=4), torch.manual_seed(0)
+    replies = attempt("sample_replies(model, prompts, 2, temperature=0.5)", sample_replies, tied, [[USER, 9, 9, 9, 9, ASSISTANT]] * 1000, 2, 0.5)
     check(tied.longest <= 4, f"sample_replies gives the model {tied.longest} tokens at once, more than its block_size (4): crop the "
           "context to its last block_size tokens")
-    check(not tied.sampled_in_train, "sample_replies runs the model in train() mode, dropout on: sample in eval() mode")
+    check(not tied.ran_in_train, "sample_replies runs the model in train() mode, dropout on: sample in eval() mode")
+    share = sum(r[0] == 1 for r in replies) / 1000
     check(0.74 < share < 0.86, f"at temperature 0.5 a token twice as likely as the other is sampled {share:.0%} of the time, not 80%: "
           "divide the logits by the temperature before the softmax")
     return Passed("sample_replies: passed (stops after <|end|>, at most max_new_tokens, one reply per prompt in order)")
-
 
 # %%
 check_sample_replies(sample_replies)
@@ -577,9 +537,8 @@ check_sample_replies(sample_replies)
 # %% [markdown]
 # ## 2. The base model
 #
-# Pretraining as in notebook 05. The base model continues text; it has never seen a question, a digit
-# other than `3` (the only one in tiny Shakespeare) or a special token. Its Shakespeare is its loss on 24
-# characters of the validation split after the 24 before them (later stages: asked as `continue: ...`).
+# Pretraining as in notebook 05. The base model continues text; it has never seen a question, a digit but `3`
+# or a special token. Its Shakespeare: its loss on 24 characters of the validation split after the 24 before them.
 
 # %%
 def pretrain(config, steps, batch_size, peak_lr, seed):
@@ -595,7 +554,6 @@ def pretrain(config, steps, batch_size, peak_lr, seed):
         loss.backward()
         optimizer.step()
     return model
-
 
 # %%
 @torch.no_grad()
@@ -614,7 +572,6 @@ def continuation_loss(model, chat=True, n=200):
     model.train(was_training)
     return F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-1).item()
 
-
 # %% tags=["nbval-ignore-output"]
 t0 = time.perf_counter()
 base = pretrain(config, *S["base"], seed=args.seed)
@@ -625,23 +582,27 @@ print(f"base: {S['base'][0]} steps in {seconds['base']:.0f} s; loss {shakespeare
 # %% [markdown]
 # ## 3. Data made by code
 #
-# **Arithmetic asked in words.** Every problem `a + b` and `a - b` with `a` and `b` below 100, asked in
-# one of eight phrasings and answered with the number alone (`-38` when it is negative): a task whose
-# answer is checked exactly, as nanochat's GSM8K reward checks the final number. 500 problems are held
-# out, drawn once with a fixed seed: no stage trains on them, in any phrasing, and every test is on them.
-# **Continuing Shakespeare** (24 characters of the training split after `continue: `, the next 24 as the
-# answer) is the second task, so that the model keeps what it was pretrained on.
-#
-# **Check.** Many training batches drawn, every arithmetic question read back to its numbers: each
-# answer must be right, none may be a held-out problem (in any phrasing), and both operations must come up
-# (in training and among the held-out problems).
+# **Arithmetic asked in words.** Every problem `a + b` and `a - b` with `a` and `b` below 100, asked in one of eight
+# phrasings and answered with the number alone (`-38`): its answer is checked exactly, as nanochat's GSM8K reward checks
+# the final number. 500 problems are held out, drawn with a fixed seed (the same in every run and in 11b): no stage
+# trains on them, in any phrasing. **Continuing Shakespeare** (24 characters of the training split after `continue: `,
+# the next 24 as the answer) is the second task, so that the model keeps its Shakespeare. **Check.** Many training
+# batches drawn, every question read back to its numbers: each answer right, none a held-out problem, both operations
+# and every phrasing drawn; the held-out problems the same at every draw.
 
 # %%
 DIGITS = 2                                   # a and b below 10**DIGITS
 ASK = {"+": ["what is {a} + {b}?", "what is {a} plus {b}?", "add {a} and {b}.", "{a} + {b}?"],
        "-": ["what is {a} - {b}?", "what is {a} minus {b}?", "take {b} from {a}.", "{a} - {b}?"]}
 N_PROBLEMS = 2 * 10 ** (2 * DIGITS)          # problem p: a, b = divmod(p // 2, 10**DIGITS), '+' if p is even
-HELD_OUT = torch.randperm(N_PROBLEMS, generator=torch.Generator().manual_seed(0))[:500]  # (500,) never trained on
+
+
+def held_out_problems(count=500):
+    """count distinct problems, never trained on: the same at every call, so in every run and in notebook 11b."""
+    return torch.randperm(N_PROBLEMS, generator=torch.Generator().manual_seed(0))[:count]  # (count,)
+
+
+HELD_OUT = held_out_problems()  # (500,)
 IS_HELD_OUT = torch.zeros(N_PROBLEMS, dtype=torch.bool).index_fill(0, HELD_OUT, True)  # (N_PROBLEMS,)
 
 
@@ -650,7 +611,6 @@ def problem(p, phrasing=None):
     (a, b), op = divmod(p // 2, 10**DIGITS), "+-"[p % 2]
     question = ASK[op][p // 7 % 4 if phrasing is None else phrasing].format(a=a, b=b)
     return question, str(a + b if op == "+" else a - b)
-
 
 # %%
 def training_problems(count, rng):
@@ -668,7 +628,6 @@ def training_conversations(count, rng, share=0.75):
     return convos + [[("user", "continue: " + decode(train_data[i:i + 24].tolist())), ("assistant", decode(train_data[i + 24:i + 48].tolist()))]
                      for i in starts]
 
-
 # %%
 rng = torch.Generator().manual_seed(0)
 for convo in training_conversations(4, rng, share=0.5):
@@ -680,16 +639,14 @@ print(f"{N_PROBLEMS:,} problems, {len(HELD_OUT)} held out; the longest conversat
 #@title The check of the held-out problems (folded)
 def read_problem(question):
     """The problem number of an arithmetic question in any phrasing of ASK, or None."""
-    for op, ways in ASK.items():
-        for way in ways:
-            m = re.fullmatch(re.escape(way).replace(r"\{a\}", r"(?P<a>\d+)").replace(r"\{b\}", r"(?P<b>\d+)"), question)
-            if m:
-                return 2 * (int(m["a"]) * 10**DIGITS + int(m["b"])) + "+-".index(op)
+    for op, way in ((op, way) for op, ways in ASK.items() for way in ways):
+        if m := re.fullmatch(re.escape(way).replace(r"\{a\}", r"(?P<a>\d+)").replace(r"\{b\}", r"(?P<b>\d+)"), question):
+            return 2 * (int(m["a"]) * 10**DIGITS + int(m["b"])) + "+-".index(op)
     return None
 
 def check_held_out(training_conversations):
     """Draw 40 batches of 64 conversations: right answers, no held-out problem among them, both operations drawn."""
-    rng, seen, ways, train_text = torch.Generator().manual_seed(1), [], set(), decode(train_data.tolist())
+    rng, seen, ways, asked, train_text = torch.Generator().manual_seed(1), [], set(), collections.defaultdict(set), decode(train_data.tolist())
     drawn = attempt("training_problems(100, rng)", training_problems, 100, rng)
     check(not IS_HELD_OUT[drawn].all(), "training_problems gives only held-out problems: keep those not held out")
     for _ in range(40):
@@ -698,49 +655,50 @@ def check_held_out(training_conversations):
         check(len(convos) == 64 and n_math == 48, f"training_conversations(64, rng) gives {len(convos)} conversations, {n_math} of them "
               "arithmetic, not 64 and 48 (share 0.75): draw exactly count problems and count - n_math passages")
         for (_, question), (_, answer) in convos:
-            if question.startswith("continue: "):
-                check(question[10:] + answer in train_text, f"the passage {question[10:]!r} is not from train_data: the validation "
-                      "split is what continuation_loss measures on, so never train on it")
+            check(not question.startswith("continue: ") or len(answer) == 24 == len(question) - 10 and question[10:] + answer in train_text,
+                  f"the passage {question[10:]!r}, answered {answer!r}, is not 24 characters from train_data and the 24 after them: "
+                  "continuation_loss measures that task on the validation split, so train it on the training split only")
             if (p := read_problem(question)) is not None:
                 check(p < N_PROBLEMS, f"the question {question!r} asks about a number of more than {DIGITS} digits: problem p's "
                       "numbers come from p // 2, since p's last bit is the operation")
-                ways |= {("+-"[p % 2], k) for k in range(4) if problem(p, k)[0] == question}
-                a, b = divmod(p // 2, 10**DIGITS)
+                ways, (a, b) = ways | {("+-"[p % 2], k) for k in range(4) if problem(p, k)[0] == question}, divmod(p // 2, 10**DIGITS)
                 check(answer == str(a - b if p % 2 else a + b), f"the answer to {question!r} is {answer!r}: check the arithmetic")
                 seen.append(p)
+                asked[p].add(question)
     for share, want in ((0.0, 0), (1.0, 16)):
         n = sum(read_problem(q) is not None for (_, q), _ in attempt("training_conversations", training_conversations, 16, rng, share))
         check(n == want, f"training_conversations(16, rng, share={share}) gives {n} arithmetic conversations, not {want}: share is the "
               "fraction of them that is arithmetic")
     check(training_conversations(8, rng) != training_conversations(8, rng), "two batches drawn one after the other are the same: "
           "draw from the rng given, not from a generator made afresh")
-    held = HELD_OUT.tolist()
+    again, held = attempt("held_out_problems()", held_out_problems), HELD_OUT.tolist()
+    check(torch.equal(again, held_out_problems()) and torch.equal(again, HELD_OUT), ("HELD_OUT is not the problems held_out_problems() "
+          "draws" if torch.equal(again, held_out_problems()) else "held_out_problems() draws other problems at every call") + ": draw them "
+          "with a generator of a fixed seed, so that every run (and notebook 11b) holds out the same problems, never trained on in another")
     check(int(IS_HELD_OUT.sum()) == len(set(held)) and IS_HELD_OUT[HELD_OUT].all(), f"IS_HELD_OUT marks {int(IS_HELD_OUT.sum())} "
           f"problems, not the {len(set(held))} of HELD_OUT: it must be True exactly at HELD_OUT's problems")
     check(len(set(held)) == len(held) and {p % 2 for p in held} == {0, 1}, "the held-out problems "
           "repeat, or are all of one operation: draw distinct problem numbers, from both operations (p even: +, odd: -)")
-    leaked = [p for p in seen if IS_HELD_OUT[p]] + [None]
-    check(leaked[0] is None, f"{len(leaked) - 1} of {len(seen)} training questions are held-out problems: draw training "
+    leaked = [p for p in seen if IS_HELD_OUT[p]]
+    check(not leaked, f"{len(leaked)} of {len(seen)} training questions are held-out problems: draw training "
           "problems only from those not held out")
     check({p % 2 for p in seen} == {0, 1}, "the training questions are all of one operation: draw both + and -")
     check(len(ways) == 8, f"the training questions come in {len(ways)} of the 8 phrasings: draw every phrasing, or the held-out "
           "questions asked in a phrasing never trained test the phrasing, not the arithmetic")
-    return Passed(f"held out: passed ({len(seen):,} training questions drawn, none held out)")
-
+    check(any(len(q) > 1 for q in asked.values()), "every problem drawn more than once came in one phrasing every time: draw each "
+          "question's phrasing at random (from rng), so that a problem is learned in every phrasing")
+    return Passed(f"held out: passed ({len(seen):,} training questions drawn, none held out, the same held out at every draw)")
 
 # %%
 check_held_out(training_conversations)
 # %% [markdown]
 # ## 4. Supervised finetuning, with a loss mask
 #
-# `x` is a rendered conversation without its last token, `y` without its first, so that `y[t]` is the
-# token after `x[t]`. Every target the model must not learn is set to `-1`, which `F.cross_entropy(...,
-# ignore_index=-1)` skips: those the mask does not cover (it is read at the target: `y[t]` is learned if
-# the assistant wrote token `t + 1`), and the padding. Notebook 06's adder masked its question so too.
-#
-# **Check**, on random conversations: every row's inputs are its ids, and its targets exactly the
-# assistant's tokens and `<|end|>`s, each at the position before it (`-1` elsewhere, padding included);
-# with `masked=False` every next token.
+# `x` is a rendered conversation without its last token, `y` without its first: `y[t]` is the token after `x[t]`.
+# A target not to learn is `-1`, which `F.cross_entropy(..., ignore_index=-1)` skips: the padding, and those the
+# mask does not cover (read at the target: `y[t]` is learned if the assistant wrote token `t + 1`), as notebook
+# 06's adder masked its question. **Check**, on random conversations: each row's inputs are its ids, its targets
+# exactly the assistant's tokens and `<|end|>`s (`-1` elsewhere); with `masked=False` every next token.
 
 # %%
 def sft_batch(conversations, masked=True):
@@ -755,16 +713,14 @@ def sft_batch(conversations, masked=True):
         y[i, :len(ids) - 1] = ids[1:].masked_fill(mask[1:] == 0, -1) if masked else ids[1:]  # y[t] is token t + 1
     return x, y
 
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of sft_batch (folded)
 def check_sft_batch(sft_batch):
     """sft_batch against the definition, on random conversations of different lengths."""
     convos = random_conversations(1, (1, 3, 2, 1))
-    rows = [render(c) for c in convos]
+    rows, T = [render(c) for c in convos], max(len(render(c)[0]) for c in convos) - 1
     for masked in (True, False):
         x, y = attempt(f"sft_batch(conversations, masked={masked})", sft_batch, convos, masked)
-        T = max(len(ids) for ids, _ in rows) - 1
         T = x.shape[1] if x.shape == y.shape and x.shape[1] > T and x.shape[0] == 4 and (y[:, T:] == -1).all() else T  # extra padding
         check(x.shape == y.shape == (4, T), f"sft_batch returns {tuple(x.shape)} and {tuple(y.shape)} for 4 conversations whose "
               f"longest is {T + 1} tokens: both should be (4, {T}), the ids without the last and without the first")
@@ -786,22 +742,18 @@ def check_sft_batch(sft_batch):
                                                   "exactly those whose token the assistant wrote (mask 1 at t + 1)"))
     return Passed("sft_batch: passed (the assistant's tokens and <|end|> learned, nothing else; masked=False learns every token)")
 
-
 # %%
 check_sft_batch(sft_batch)
 x, y = sft_batch([[("user", "what is 12 + 5?"), ("assistant", "17")]])
 print(decode(x[0].tolist()))
 print(''.join('.' if t < 0 else '$' if t == END else itos[t] for t in y[0].tolist()), "(targets; .: -1, $: <|end|>)")
 
-
 # %% [markdown]
-# The finetuning loop: a copy of the grown base model, notebook 05's optimizer and schedule, fresh
-# conversations at every step: three batches of arithmetic, then a batch a quarter as large of
-# Shakespeare to continue (a mixed batch would pad every short problem to a passage's length). It runs twice
-# from the same base model: the second seed draws other new rows (in `grow_vocab`) and other conversations,
-# to show how much of a result is chance. A third, shorter run leaves the mask out. **Check**, on a small model that
-# records each step: two steps must tune a copy, learn the next tokens and nothing where `y` is `-1` (every
-# next token with `masked=False`), and leave the last step's gradient its own, not added to the first's.
+# The finetuning loop: a copy of the grown base model, notebook 05's optimizer and schedule, fresh conversations at
+# every step: three batches of arithmetic, then one a quarter as large of Shakespeare (a mixed batch would pad every
+# problem to a passage's length). It runs twice: the second seed draws other new rows and conversations, to show how
+# much is chance; a third, shorter run leaves the mask out. **Check**, on a small model that records each step: two
+# steps tune a copy, learn the next tokens and nothing where `y` is `-1` (all with `masked=False`), each its own gradient.
 
 # %%
 def finetune(model, steps, batch_size, peak_lr, masked=True, seed=1337):
@@ -820,7 +772,6 @@ def finetune(model, steps, batch_size, peak_lr, masked=True, seed=1337):
         loss.backward()
         optimizer.step()
     return model
-
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of finetune (folded)
@@ -847,22 +798,17 @@ def check_finetune(finetune):
         x, weights, (g,) = tuned.seen[-1]  # the last step: inputs (B, T), the weights it ran with, the loss's gradient (B, T, V)
         learned, target = g.abs().sum(-1) > 0, g.argmin(-1)  # (B, T): where the loss has a gradient, and which token it raises
         check(not (target == x)[learned].all(), "the loss compares the logits with the inputs x: the targets are y, the next tokens")
-        inside = torch.zeros_like(x, dtype=torch.bool)  # (B, T): from <|assistant|> to the end of the assistant's turn
-        for t in range(x.shape[1]):
-            inside[:, t] = (x[:, t] == ASSISTANT) | (inside[:, t - 1] & (x[:, t - 1] != END) if t else False)
-        inside &= x != END
+        inside = (x == ASSISTANT).cumsum(1) > (x == END).cumsum(1)  # (B, T): from <|assistant|> to the end of the assistant's turn
         check(learned[~inside].any() != masked, "targets that are not learned (the user's turn, the padding) get a gradient: their -1 "
               "must be skipped by the loss, not replaced by a token" if masked else "with masked=False only the assistant's tokens are "
               "learned, as with the mask: pass masked on to sft_batch")
         nxt = learned[:, :-1]  # (B, T - 1): a learned target whose next token is in x
         check(torch.equal(target[:, :-1][nxt], x[:, 1:][nxt]), "the targets learned are not the next tokens: y[t] is token t + 1")
-        model = GPT(tuned.config).to(device)
-        model.load_state_dict(weights), model(x)[0].backward(g)  # the last step's gradient, computed again by hand
+        (model := GPT(tuned.config).to(device)).load_state_dict(weights), model(x)[0].backward(g)  # the last step's gradient, again by hand
         check(all(torch.allclose(p.grad, q.grad, atol=1e-6) for p, q in zip(tuned.parameters(), model.parameters())
                   if p.grad is not None and p.grad.any()), "the gradient after the second step is not that step's own: the first's "
               "was added to it, so zero the gradients (optimizer.zero_grad) at every step")
     return Passed("finetune: passed (a copy tuned; no gradient where nothing is learned; each step's gradient its own)")
-
 
 # %%
 check_finetune(finetune)
@@ -883,13 +829,11 @@ print(f"sft: {S['sft'][0]} steps in {seconds['sft']:.0f} s (another seed: {secon
 # %% [markdown]
 # ## 5. Measuring a stage
 #
-# Every stage answers the same 500 held-out problems. **Exact match**: the answer written greedily is the
-# number, then `<|end|>`. **pass@k**: of 8 answers sampled at temperature 1, the share that is exact
-# (k = 1), or whether any of the 8 is (k = 8). The base model knows no chat format, so it is **prompted
-# with two examples** in plain text, and stops at a newline.
-#
-# **Check**, with stand-in models that answer by script: always right scores 100% on every measure, always
-# wrong or never stopping 0%; right 30% of the time (its likeliest answer wrong): 0% exact, pass@1 ≈ 30%.
+# Every stage answers the same 500 held-out problems. **Exact match**: the answer written greedily is the number,
+# then `<|end|>`. **pass@k**: of 8 answers sampled at temperature 1, the share that is exact (k = 1), or whether
+# any is (k = 8). The base model knows no chat format: it is **prompted with two examples** in plain text, and
+# stops at a newline. **Check**, with stand-ins that answer by script: always right scores 100% on every measure
+# (in plain text too), always wrong or never stopping 0%; right 30% of the time: 0% exact, pass@1 ≈ 30%.
 
 # %%
 MAX_ANSWER = 6  # tokens an answer may take: '-99' or '198' and <|end|> take 4
@@ -905,8 +849,6 @@ def is_right(reply, p, stop=None):
     """Whether reply (ids) is problem p's answer followed by the stop token."""
     return reply[-1:] == [END if stop is None else stop] and decode(reply[:-1]) == problem(p)[1]
 
-
-
 # %%
 def held_out_accuracy(model, stage, samples=8, few_shot=False):
     """Exact match (greedy), pass@1 and pass@samples (at temperature 1) on the held-out problems; prints the stage's line."""
@@ -920,67 +862,52 @@ def held_out_accuracy(model, stage, samples=8, few_shot=False):
     print(f"{stage}: held-out exact match {exact:.1%} (pass@{samples} {right.any(1).float().mean():.1%}) on {len(ps)} problems")
     return dict(exact=exact, pass1=right.float().mean().item(), pass8=right.any(1).float().mean().item())
 
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of held_out_accuracy (folded)
-class Answers(nn.Module):
-    """A stand-in model: to each held-out problem it writes the answer with probability `right` (else a wrong one), then <|end|>."""
-
-    def __init__(self, right, end=True, odd=None):  # odd: the probability on the problems p that are odd (default: right)
-        super().__init__()
-        self.config, self.scripts, tail = GPTConfig(vocab_size=len(vocab), block_size=10_000), {}, [END] if end else encode("0") * 8
-        for p in HELD_OUT.tolist():
-            answer, r = problem(p)[1], right if odd is None or p % 2 == 0 else odd
-            self.scripts[tuple(prompt_for(p))] = (encode(answer) + tail, encode(answer[1:] if answer[0] == "-" else "-" + answer) + tail,
-                                                  [math.log(max(r, 1e-9)), math.log(max(1 - r, 1e-9))])  # right, wrong one
-
-    def forward(self, idx):
-        picks = []  # (row, token, logit) of each token the stand-in may write next
-        for b, row in enumerate(idx.tolist()):
-            cut = row.index(ASSISTANT) + 1
-            good, bad, first = self.scripts[tuple(row[:cut])]
-            if len(row) == cut:  # the first token decides: right (good) or wrong (bad)
-                picks += [(b, good[0], first[0]), (b, bad[0], first[1])]
-            else:
-                script = good if row[cut] == good[0] else bad
-                picks.append((b, script[min(len(row) - cut, len(script) - 1)], 0.0))
-        rows, tokens, values = zip(*picks)
-        logits = torch.full((len(idx), len(vocab)), -1e9, device=idx.device)  # (B, vocab_size) at the last position
-        logits[list(rows), list(tokens)] = torch.tensor(values, device=idx.device)
-        return logits[:, None].expand(*idx.shape, -1), None  # (B, T, vocab_size)
+def answers(asked, right, end=True, odd=None):
+    """A stand-in model: asked[p, few_shot], it writes p's answer with probability `right` (`odd` on the odd p), else a wrong one,
+    then <|end|> (end=False: zeros, never stopping); asked in plain text (few-shot), the answer, a newline and a next question."""
+    scripts = {}
+    for (p, few_shot), prompt in asked.items():
+        answer, r, tail = problem(p)[1], right if odd is None or p % 2 == 0 else odd, [END] if end else encode("0") * 8
+        wrong, tail = answer[1:] if answer[0] == "-" else "-" + answer, encode("\nwhat is 1 + 1?") if few_shot else tail
+        scripts[prompt] = [(encode(answer) + tail, math.log(max(r, 1e-9))), (encode(wrong) + tail, math.log(max(1 - r, 1e-9)))]
+    return Scripted(scripts, block_size=10_000)
 
 def check_held_out_accuracy(held_out_accuracy):
     """held_out_accuracy of stand-in models whose scores are known."""
     torch.manual_seed(0)
     check(prompt_for(0)[-1] == ASSISTANT, f"prompt_for ends with {itos[prompt_for(0)[-1]]!r}: a prompt ends with <|assistant|>, for the "
           "model to write the assistant's turn, so render the user's turn only")
+    asked = {(p, few_shot): tuple(prompt_for(p, few_shot)) for p in HELD_OUT.tolist() for few_shot in (False, True)}
+    def scores(model, few_shot=False):  # exact match, pass@1, pass@8
+        with contextlib.redirect_stdout(io.StringIO()):
+            got = attempt(f"held_out_accuracy(model, 'test', few_shot={few_shot})", held_out_accuracy, model, "test", few_shot=few_shot)
+        check(isinstance(got, dict) and {"exact", "pass1", "pass8"} <= set(got), "held_out_accuracy returns no dict with 'exact', 'pass1' and 'pass8'")
+        return [float(got[k]) for k in ("exact", "pass1", "pass8")]
     for right, end, want, why in ((1.0, True, 1.0, "a reply is right when it is the answer's characters and then <|end|>"),
                                   (0.0, True, 0.0, "count only the replies that are the right answer"),
                                   (1.0, False, 0.0, "an answer counts only when <|end|> follows it: a model that never stops is not right")):
-        with contextlib.redirect_stdout(io.StringIO()):
-            got = attempt("held_out_accuracy(model, 'test')", held_out_accuracy, Answers(right, end), "test")
-        check(isinstance(got, dict) and {"exact", "pass1", "pass8"} <= set(got), "held_out_accuracy returns no dict with 'exact', 'pass1' and 'pass8'")
-        scores = [float(got[k]) for k in ("exact", "pass1", "pass8")]
-        why = ("exact match is a share of the problems, one greedy answer each" if right and end and scores[1:] == [1.0, 1.0] else
+        got = scores(answers(asked, right, end))
+        why = ("exact match is a share of the problems, one greedy answer each" if right and end and got[1:] == [1.0, 1.0] else
                "the sampled answers are paired with other problems than they answer: keep them in the order of their prompts"
-               if right and end and scores[0] == 1.0 else why)
-        check(all(abs(s - want) < 1e-9 for s in scores), f"a model {'always right' if right else 'always wrong'}{'' if end else ' that never stops'} "
-              f"scores exact match, pass@1, pass@8 = {', '.join(f'{s:.0%}' for s in scores)}, not {want:.0%} each: {why}")
-    with contextlib.redirect_stdout(io.StringIO()):
-        got = held_out_accuracy(Answers(0.3), "test")
-    exact, pass1, pass8 = (float(got[k]) for k in ("exact", "pass1", "pass8"))
+               if right and end and got[0] == 1.0 else why)
+        check(all(abs(s - want) < 1e-9 for s in got), f"a model {'always right' if right else 'always wrong'}{'' if end else ' that never stops'} "
+              f"scores exact match, pass@1, pass@8 = {', '.join(f'{s:.0%}' for s in got)}, not {want:.0%} each: {why}")
+    got = scores(answers(asked, 1.0), few_shot=True)
+    check(got == [1.0] * 3, f"a model always right, asked in plain text (few_shot=True, as the base model is), scores {got[0]:.0%}, "
+          f"{got[1]:.0%}, {got[2]:.0%}: there an answer ends with a newline, not <|end|>, so give that stop token to every sample_replies and is_right")
+    exact, pass1, pass8 = scores(answers(asked, 0.3))
     check(exact == 0, f"a model right 30% of the time at temperature 1 (its likeliest answer wrong) scores exact match {exact:.0%}, not 0%: "
           "exact match is the answer written greedily, at temperature 0")
     check(0.25 < pass1 < 0.35, f"that model scores pass@1 {pass1:.1%}, not about 30%: " + ("the samples are all its greedy answer: sample "
           "at temperature 1" if pass8 == 0 else "pass@1 is the share of all sampled answers that are right"))
     check(pass1 <= pass8 and 0.88 < pass8 < 0.99, f"that model scores pass@8 {pass8:.1%}, not about 94%: pass@8 is the share of problems "
           "that at least one of their 8 samples answers right")
-    with contextlib.redirect_stdout(io.StringIO()):
-        got, share = held_out_accuracy(Answers(1.0, odd=0.0), "test"), (HELD_OUT % 2 == 0).float().mean().item()
-    check(abs(got["pass8"] - share) < 1e-6, f"a model always right on additions and always wrong on subtractions scores pass@8 "
-          f"{got['pass8']:.1%}, not {share:.1%} (the additions' share): a row of right must hold one problem's own samples")
-    return Passed("held_out_accuracy: passed (100% and 0% where every answer is right or wrong; greedy exact match; pass@1 <= pass@8)")
-
+    pass8, share = scores(answers(asked, 1.0, odd=0.0))[2], (HELD_OUT % 2 == 0).float().mean().item()
+    check(abs(pass8 - share) < 1e-6, f"a model always right on additions and always wrong on subtractions scores pass@8 "
+          f"{pass8:.1%}, not {share:.1%} (the additions' share): a row of right must hold one problem's own samples")
+    return Passed("held_out_accuracy: passed (100% or 0% where every answer is right or wrong, in plain text too; exact match greedy; pass@1 <= pass@8)")
 
 # %%
 check_held_out_accuracy(held_out_accuracy)
@@ -996,8 +923,8 @@ for p, reply in zip(HELD_OUT[:4].tolist(), sample_replies(sft, [prompt_for(p) fo
     print(f"  sft, asked {problem(p)[0]!r} (answer {problem(p)[1]}), writes {decode(reply)!r}")
 
 # %% [markdown]
-# **What the mask does.** Trained without it, the model learns to write the user's turns too. Asked to
-# go on after a bare `<|user|>`, does it write a question like those of the training data?
+# **What the mask does.** Trained without it, does the model write the user's turns too, a question of the
+# training data after a bare `<|user|>`?
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(args.seed)
@@ -1020,20 +947,18 @@ noise = 2 * (at_sft * (1 - at_sft) / len(HELD_OUT)) ** 0.5  # two standard error
 print(f"sft: held-out exact match {band[0]:.1%} to {band[1]:.1%} over two seeds; two standard errors of one share: {noise:.1%}")
 
 # %% [markdown]
-# **In the stored run** (the 2-core CPU, 446 s for the whole notebook) the base model, prompted with two
-# examples, answered none of the 500 held-out problems. Finetuning reached 30.6% exact match (pass@8
-# 79.4%) with the first seed and 39.4% (pass@8 82.6%) with the second: a gap twice two standard errors of
-# one share (4.1 points), so a learner's run may land anywhere near that band; the wrong answers were
-# mostly near misses in the last digit. Shakespeare held up: the loss on
-# the 24 characters after 24 others went from 1.625 (base, plain text) to 1.728 and 1.729 (asked in the
-# chat format). Without the mask, the model wrote a question of the training data in 190 of 200 samples
-# after `<|user|>` (`'what is 43 plus 86?'`): it had learned to play the user too. With the mask, none
-# of the 200 was one: nothing had taught it what follows `<|user|>`, and it wrote fragments of answers.
-
-# %% [markdown]
+# **In the stored run** (the 2-core CPU, 443 s for the whole notebook) the base model, prompted with two examples,
+# answered none of the 500 held-out problems. Finetuning reached 30.6% exact match (pass@8 79.4%) with the first seed
+# and 39.4% (pass@8 82.6%) with the second: a gap twice two standard errors of one share (4.1 points), so a learner's
+# run may land anywhere near that band; the wrong answers were mostly near misses in the last digit. Shakespeare held
+# up: the loss on the 24 characters after 24 others went from 1.625 (base, plain text) to 1.728 and 1.729 (asked in
+# the chat format). Without the mask, the model wrote a question of the training data in 190 of 200 samples after
+# `<|user|>` (`'what is 43 plus 86?'`): it had learned to play the user too. With the mask, none of the 200 was one:
+# nothing had taught it what follows `<|user|>`, and it wrote fragments of answers.
+#
 # The finetuned model (the first seed) is saved for notebook 11b, whose `--chat` talks to it, and asked a few things.
 
-# %%
+# %% tags=["nbval-ignore-output"]
 def save_chat_model(model, path):
     """Save model, its sizes and the vocabulary to path (written beside it first, so an old file survives a crash)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1041,7 +966,6 @@ def save_chat_model(model, path):
     path.with_suffix(".part").replace(path)
 
 
-# %% tags=["nbval-ignore-output"]
 save_chat_model(sft, ckpt_path)
 print(f"saved the finetuned model to {ckpt_path}; talk to it with: python notebooks/11b_reinforcement_learning.py --chat "
       f"--ckpt {args.ckpt or 'runs/11_chat_model/chat.pt'}")
@@ -1052,18 +976,17 @@ for q, reply in zip(asks, sample_replies(sft, [render([("user", q)])[0] for q in
 # %% [markdown]
 # ## Summary
 #
-# - A base model continues text. Special tokens, given rows of their own in the embedding table and the
-#   head (every old row kept), turn text into conversations, and `<|end|>` lets the model stop.
-# - Supervised finetuning teaches the format and the task from conversations written by code; the loss
-#   mask keeps the model from learning to write the user's side.
-# - Every stage was measured on the same held-out problems, which no stage trained on; two seeds show how
-#   much of a result is chance. Next, [11b](11b_reinforcement_learning.ipynb) tunes the model with RL.
+# - A base model continues text. Special tokens, given rows of their own in the embedding table and the head (every
+#   old row kept), turn text into conversations, and `<|end|>` lets the model stop.
+# - Supervised finetuning teaches the format and the task from conversations written by code; the loss mask keeps
+#   the model from learning to write the user's side.
+# - Every stage was measured on the same held-out problems, which no stage trained on; two seeds show how much of a
+#   result is chance. Next, [11b](11b_reinforcement_learning.ipynb) tunes the model with RL.
 #
 # ## Exercises
 #
-# 1. Leave the Shakespeare batches out of finetuning. How much does the Shakespeare loss rise, and does
-#    the arithmetic get better?
-# 2. Finetune for half the steps, or twice as many. Where does held-out exact match stop rising, and is
-#    the difference larger than the seed band?
-# 3. Add a third task made by code (say, "reverse: abc" answered "cba"). Does learning it cost the
-#    arithmetic anything?
+# 1. Leave the Shakespeare batches out of finetuning. How much does the Shakespeare loss rise, and does the
+#    arithmetic get better?
+# 2. Finetune for half the steps, or twice as many. Where does held-out exact match stop rising, and is the
+#    difference larger than the seed band?
+# 3. Add a third task made by code (say, "reverse: abc" answered "cba"). Does learning it cost the arithmetic anything?

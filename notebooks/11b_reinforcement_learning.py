@@ -208,7 +208,6 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1337, help="random seed of every stage (default: 1337)")
     return p.parse_args(argv)
 
-
 # %%
 RULES = {"temperature": (lambda v: math.isfinite(v) and v >= 0, "a finite number, at least 0"),
          "seed": (lambda v: 0 <= v < 2**63, "between 0 and 2**63 - 1")}
@@ -254,9 +253,8 @@ class GPTConfig:
     dropout: float = 0.2
 
 class Block(nn.Module):
-    """Notebook 05's FastBlock in one class: causal self-attention (one fused qkv linear, the heads as a batch
-    dimension), then the feed-forward layer, each pre-normed and added to the residual."""
-
+    """Notebook 05's FastBlock in one class: causal self-attention (one fused qkv, heads as a batch dimension), then the
+    feed-forward layer, each pre-normed and added to the residual."""
     def __init__(self, config):
         super().__init__()
         C, self.n_head, self.dropout_p = config.n_embd, config.n_head, config.dropout
@@ -264,7 +262,6 @@ class Block(nn.Module):
         self.qkv, self.proj = nn.Linear(C, 3 * C, bias=False), nn.Linear(C, C)  # query, key, value of all heads
         self.ffwd = nn.Sequential(nn.Linear(C, 4 * C), nn.ReLU(), nn.Linear(4 * C, C))  # (B, T, 4C) inside
         self.dropout = nn.Dropout(config.dropout)
-
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)  # (B, T, C) each
@@ -275,7 +272,6 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     """Notebook 05's FastGPT in one class: the same layers, initialisation and loss."""
-
     def __init__(self, config):
         super().__init__()
         self.config = config
@@ -289,7 +285,6 @@ class GPT(nn.Module):
                 torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 torch.nn.init.zeros_(module.bias)
-
     def forward(self, idx, targets=None):
         pos = torch.arange(idx.shape[1], device=idx.device)  # (T,)
         x = self.blocks(self.token_embedding_table(idx) + self.position_embedding_table(pos))  # (B, T, C)
@@ -381,7 +376,6 @@ def sample_replies(model, prompts, max_new_tokens, temperature=1.0, stop=None):
     model.train(was_training)
     return replies
 
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of the model (folded)
 def check_gpt(GPT):
@@ -411,7 +405,6 @@ def check_gpt(GPT):
               "LayerNorm (ln_f) must come before the head")
     return Passed("GPT: passed (the loss, causal, each block its attention plus the residual, ln_f before the head)")
 
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 11's problems, finetuning and measure (folded)
 def token_names(ids):
@@ -424,7 +417,11 @@ ASK = {"+": ["what is {a} + {b}?", "what is {a} plus {b}?", "add {a} and {b}.", 
 
 N_PROBLEMS = 2 * 10 ** (2 * DIGITS)          # problem p: a, b = divmod(p // 2, 10**DIGITS), '+' if p is even
 
-HELD_OUT = torch.randperm(N_PROBLEMS, generator=torch.Generator().manual_seed(0))[:500]  # (500,) never trained on
+def held_out_problems(count=500):
+    """count distinct problems, never trained on: the same at every call, so in every run and in notebook 11b."""
+    return torch.randperm(N_PROBLEMS, generator=torch.Generator().manual_seed(0))[:count]  # (count,)
+
+HELD_OUT = held_out_problems()  # (500,)
 
 IS_HELD_OUT = torch.zeros(N_PROBLEMS, dtype=torch.bool).index_fill(0, HELD_OUT, True)  # (N_PROBLEMS,)
 
@@ -537,7 +534,6 @@ def save_chat_model(model, path):
     torch.save({"config": asdict(model.config), "vocab": vocab, "model": model.state_dict()}, path.with_suffix(".part"))
     path.with_suffix(".part").replace(path)
 
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The chat loop of --chat, and loading a saved model (folded)
 def chat(model, temperature=0.0):
@@ -573,7 +569,6 @@ def load_chat_model(path, flag="--ckpt", maker="11b_reinforcement_learning.py"):
         raise SystemExit(f"error: {path} is not a chat model saved by notebook 11 or 11b ({type(e).__name__}); run "
                          "the notebook again to save one") from None
     return model.eval(), list(saved["vocab"])
-
 
 # %% [markdown]
 # `--chat` talks to a saved model (this notebook's, or notebook 11's with `--ckpt runs/11_chat_model/chat.pt`),
@@ -654,7 +649,6 @@ def token_logprobs(model, x, y):
     logp = F.log_softmax(logits, dim=-1).gather(-1, y.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
     return logp * (y != -1)
 
-
 # %% [markdown]
 # The advantages and the loss. Minimizing minus the advantage times the log-probability raises the
 # log-probability of the tokens of an answer better than its group's average, and lowers that of a worse one.
@@ -670,23 +664,25 @@ def policy_gradient_loss(logp, y, advantages):
     sampled = (y != -1).float()  # (B, T)
     return -(logp * advantages.unsqueeze(1) * sampled).sum() / sampled.sum().clamp(min=1)
 
-
 # %% [markdown]
-# **Checks.** `rollout_batch` on made-up replies: the targets learned are exactly the reply's tokens,
-# each at the position before it. `token_logprobs` against each token's log-probability computed one
-# position at a time. `group_advantages` on random rewards of several sizes: each group sums to zero, a
-# group of equal rewards gets zeros, a better answer more than a worse one. `policy_gradient_loss`: no
-# gradient on any position that is not a sampled token (nothing is learned from the prompt or the
-# padding), and each sampled token pushed up where its advantage is positive, down where negative.
+# **Checks.** `rollout_batch` on made-up replies: the targets learned are exactly the reply's tokens, each at
+# the position before it, the inputs padded with a token. `token_logprobs` against each token's log-probability
+# computed one position at a time. `group_advantages` on random rewards of several sizes: each group sums to zero,
+# a group of equal rewards gets zeros, a better answer more than a worse one. `policy_gradient_loss`: no gradient
+# on any position that is not a sampled token (nothing is learned from the prompt or the padding), and each
+# sampled token pushed up where its advantage is positive, down where negative.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The checks of the RL pieces (folded)
 def check_rollout_batch(rollout_batch):
     prompts, replies = [[USER, 3, 4, ASSISTANT], [USER, 5, ASSISTANT], [USER, ASSISTANT]], [[7, END], [8, 9, 9, END], [6]]
-    x, y = attempt("rollout_batch(prompts, replies)", rollout_batch, prompts, replies)
+    x, y = attempt("rollout_batch(prompts, replies)", rollout_batch, prompts, replies, hint="look at where the reply's targets go: y[t] "
+                   "is token t + 1, so they fill positions len(prompt) - 1 on, and one place late overflows the longest row")
     T = x.shape[1] if x.shape == y.shape and x.shape[0] == 3 and x.shape[1] > 6 and (y[:, 6:] == -1).all() else 6  # extra padding
     check(x.shape == y.shape == (3, T), f"rollout_batch gives {tuple(x.shape)} and {tuple(y.shape)}, not (3, 6): the longest prompt "
           "and reply are 7 tokens, x leaves out the last and y the first")
+    check(x.min() >= 0, "x holds -1, which is no token the model can read: pad the inputs with a token (as sft_batch pads with <|end|>); "
+          "-1 belongs in the targets y only")
     for i, (p, r) in enumerate(zip(prompts, replies)):
         L, learned = len(p) + len(r) - 1, [(t, v) for t, v in enumerate(y[i].tolist()) if v != -1]
         check(x[i, :L].tolist() == (p + r)[:-1], f"row {i} of x is not the prompt and its reply (without the last token)")
@@ -761,13 +757,11 @@ def check_policy_gradient_loss(policy_gradient_loss):
           "token's log-probability down when its advantage is positive: minimize minus the advantage times the log-probability")
     return Passed("policy_gradient_loss: passed (no gradient on the prompt or padding; the sign of the advantage)")
 
-
 # %%
 check_rollout_batch(rollout_batch)
 check_token_logprobs(token_logprobs)
 check_group_advantages(group_advantages)
 check_policy_gradient_loss(policy_gradient_loss)
-
 
 # %% [markdown]
 # The RL loop: at every step fresh training problems (never held out), 8 answers to each, one gradient
@@ -789,7 +783,6 @@ def rl_step(model, optimizer, problems, group):
     optimizer.step()
     return reward.mean().item()
 
-
 # %%
 def reinforce(model, steps, n_problems, group, lr, every, seed):
     """A copy of model tuned by RL, and a log of (step, held-out exact match, mean reward of the last steps)."""
@@ -804,7 +797,6 @@ def reinforce(model, steps, n_problems, group, lr, every, seed):
         if (it + 1) % every == 0 or it + 1 == steps:
             log.append((it + 1, held_out_accuracy(model, "", samples=0), sum(rewards[-every:]) / len(rewards[-every:])))
     return model, log
-
 
 # %% [markdown]
 # **Check**, with a stand-in policy that writes the answer to problem `p` with a probability it learns (else a wrong one):
@@ -873,7 +865,6 @@ def check_reinforce(reinforce):
     return Passed(f"reinforce: passed (a copy tuned, no held-out problem drawn, the right answer more likely on {len(mixed)} "
                   "problems answered both ways, nothing learned where all answers were alike)")
 
-
 # %%
 check_reinforce(reinforce)
 
@@ -912,7 +903,7 @@ for measure in ("exact", "pass1"):
                                              "RL did not improve on SFT beyond the noise"))
 
 # %% [markdown]
-# **In the stored run** (the 2-core CPU, 114 s for the whole notebook, which found notebook 11's model) RL
+# **In the stored run** (the 2-core CPU, 118 s for the whole notebook, which found notebook 11's model) RL
 # raised held-out exact match from 30.6% to 35.0% and 37.8% (two seeds), beyond two standard errors of
 # SFT's share (4.1 points) for both seeds, the first only just. pass@1, the share of answers sampled at
 # temperature 1 that are right, rose from 20.7% to 22.6% and 23.7%, within the noise (3.6 points): RL

@@ -16,7 +16,7 @@ USER_TURN = "part, writes = [USER] + [stoi[c] for c in content] + [ASSISTANT], 0
 BOT_TURN = "part, writes = [stoi[c] for c in content] + [END], 1"
 REPLY = "replies[i] = row[:row.index(stop) + 1] if stop in row else row"
 TARGETS = "y[i, :len(ids) - 1] = ids[1:].masked_fill(mask[1:] == 0, -1) if masked else ids[1:]  # y[t] is token t + 1"
-HELD = "HELD_OUT = torch.randperm(N_PROBLEMS, generator=torch.Generator().manual_seed(0))[:500]"
+HELD = "return torch.randperm(N_PROBLEMS, generator=torch.Generator().manual_seed(0))[:count]"
 RIGHT = "return reply[-1:] == [END if stop is None else stop] and decode(reply[:-1]) == problem(p)[1]"
 LOSS = "loss = F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten(), ignore_index=-1)"
 
@@ -47,7 +47,7 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                              grow, "the head's weight, the head's bias old rows are not rows 0..old-1"),
     "the blocks left fresh": ([(OTHERS, "            else:\n                pass\n")], grow, "copy every other weight"),
     "the new rows all zero": ([(ROWS, ROWS + "                p[old:] = 0\n")], grow, "two of the new embedding rows are equal"),
-    "the model returned ungrown": ([("    return grown\n\n\n# %% jupyter", "    return model\n\n\n# %% jupyter")], grow, "the grown tables have shapes ((11, 16)"),
+    "the model returned ungrown": ([("    return grown\n\n# %% jupyter", "    return model\n\n# %% jupyter")], grow, "the grown tables have shapes ((11, 16)"),
     "the user's turn learned": ([(USER_TURN, USER_TURN.replace("], 0", "], 1"))], render, "the mask is 1 on '<|user|>'"),
     "<|assistant|> learned": ([(USER_TURN, "part, writes = [USER] + [stoi[c] for c in content], 0"),
                                (BOT_TURN, "part, writes = [ASSISTANT] + [stoi[c] for c in content] + [END], 1")],
@@ -78,8 +78,8 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
     "x not shifted": ([("        x[i, :len(ids) - 1] = ids[:-1]\n        y[i, :len(ids) - 1]", "        x[i, :len(ids) - 1] = ids[1:]\n"
                         "        y[i, :len(ids) - 1]")], sft, "row 0 of x is not the conversation's ids without the last"),
     # found by a cold reader (dev/results/mistake_hunt/hunt_11.md)
-    "config.vocab_size left stale": ([("    return grown\n\n\n# %% jupyter",
-                                       "    grown.config = model.config\n    return grown\n\n\n# %% jupyter")],
+    "config.vocab_size left stale": ([("    return grown\n\n# %% jupyter",
+                                       "    grown.config = model.config\n    return grown\n\n# %% jupyter")],
                                      grow, "config.vocab_size is 11, not 15"),
     "the stop token ignored": ([("stop = END if stop is None else stop", "stop = END")], sample, "stop at the stop token asked for"),
     "always back to train()": ([("    model.train(was_training)\n    return replies", "    model.train()\n    return replies")], sample,
@@ -96,12 +96,12 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                  held, "not 64 and 48"),
     "passages from the validation split": ([("decode(train_data[i:i + 24].tolist())), (\"assistant\", decode(train_data[i + 24:i + 48]",
                                              "decode(val_data[i % 5000:i % 5000 + 24].tolist())), (\"assistant\", "
-                                             "decode(val_data[i % 5000 + 24:i % 5000 + 48]")], held, "is not from train_data"),
+                                             "decode(val_data[i % 5000 + 24:i % 5000 + 48]")], held, "is not 24 characters from train_data"),
     # the cold reader's open items (H8, X1, X2), fixed in the S3 session
     "only additions held out": ([(HELD, HELD + " // 2 * 2")], held, "the held-out problems repeat, or are all of one operation"),
     "ignore_index dropped in finetuning": ([(LOSS, LOSS.replace(", ignore_index=-1", ""))], finetuning_cell,
                                            "finetune(chat_base, ...) with seed 0 raised IndexError"),
-    "pass@8 as all eight right": ([("pass8=right.any(1)", "pass8=right.all(1)")], accuracy, "that model scores pass@8 0.0%, not about 94%"),
+    "pass@8 as all eight right": ([("pass8=right.any(1)", "pass8=right.all(1)")], accuracy, "not about 94%: pass@8 is the share of problems"),
     "an answer followed by anything": ([(RIGHT, "return decode(reply).startswith(problem(p)[1])")], accuracy,
                                        "an answer counts only when <|end|> follows it"),
     "exact match sampled": ([("zip(sample_replies(model, prompts, MAX_ANSWER, 0, stop), ps)",
@@ -118,8 +118,8 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                           "finetune changed the model it was given"),
     "masked not passed on": ([("0.0 if text_turn else 1.0), masked)", "0.0 if text_turn else 1.0))")], tune,
                              "pass masked on to sft_batch"),
-    "gradients never zeroed": ([("        optimizer.zero_grad(set_to_none=True)\n        loss.backward()\n        optimizer.step()\n    return model\n\n\n# %% jupyter",
-                                 "        loss.backward()\n        optimizer.step()\n    return model\n\n\n# %% jupyter")], tune, "zero the gradients"),
+    "gradients never zeroed": ([("        optimizer.zero_grad(set_to_none=True)\n        loss.backward()\n        optimizer.step()\n    return model\n\n# %% jupyter",
+                                 "        loss.backward()\n        optimizer.step()\n    return model\n\n# %% jupyter")], tune, "zero the gradients"),
     "the optimizer on the model before the copy": ([("    " + COPY + "\n" + OPT, OPT + "\n    " + COPY)], tune,
                                                    "the optimizer must hold the parameters of the copy"),
     "the loss against the inputs": ([(LOSS, LOSS.replace("y.to(device)", "x.to(device)"))], tune, "compares the logits with the inputs x"),
@@ -160,6 +160,25 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
                                "model(idx, targets) raised RuntimeError"),
     "q, k, v split over time": ([("q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)", "q, k, v = self.qkv(self.ln1(x)).split(C, dim=1)")], gpt,
                                 "model(idx, targets) raised ValueError"),
+    # the cold reader of session 3, left open then (H10, H11, P10; dev/results/mistake_hunt/cold_11_s3.md): fixed in session 4
+    "the greedy answers not stopped at the newline (H10)": ([("sample_replies(model, prompts, MAX_ANSWER, 0, stop), ps)",
+                                                              "sample_replies(model, prompts, MAX_ANSWER, 0), ps)")], accuracy,
+                                                            "asked in plain text (few_shot=True, as the base model is), scores 0%, 100%, 100%"),
+    "exact match judged without the stop (H11)": ([("exact = sum(is_right(r, p, stop) for", "exact = sum(is_right(r, p) for")], accuracy,
+                                                  "there an answer ends with a newline, not <|end|>"),
+    "the samples not stopped at the newline": ([(ACC, ACC.replace("MAX_ANSWER, 1.0, stop)", "MAX_ANSWER, 1.0)"))], accuracy,
+                                               "scores 100%, 0%, 0%: there an answer ends with a newline"),
+    "pass@k judged without the stop": ([("right = torch.tensor([is_right(r, p, stop) for", "right = torch.tensor([is_right(r, p) for")], accuracy,
+                                       "scores 100%, 0%, 0%: there an answer ends with a newline"),
+    "held-out problems drawn unseeded (P10)": ([(HELD, "return torch.randperm(N_PROBLEMS)[:count]")], held,
+                                               "held_out_problems() draws other problems at every call: draw them with a generator of a fixed seed"),
+    "a passage answered with 23 characters (P18)": ([('("assistant", decode(train_data[i + 24:i + 48].tolist()))]\n',
+                                                      '("assistant", decode(train_data[i + 24:i + 47].tolist()))]\n')], held,
+                                                    "is not 24 characters from train_data and the 24 after them"),
+    "each problem always in one phrasing (P7)": ([("problem(p, torch.randint(4, (1,), generator=rng).item())", "problem(p)")], held,
+                                                 "came in one phrasing every time"),
+    "HELD_OUT drawn afresh, unseeded (P10 as the cold reader wrote it)": ([("HELD_OUT = held_out_problems()", "HELD_OUT = torch.randperm(N_PROBLEMS)[:500]")],
+                                                                          held, "HELD_OUT is not the problems held_out_problems() draws"),
 }
 
 VARIANTS = {  # correct ways to write a piece: each check must pass
@@ -174,12 +193,14 @@ VARIANTS = {  # correct ways to write a piece: each check must pass
     "the loss on (B, V, T)": ([(LOSS, "loss = F.cross_entropy(logits.transpose(1, 2), y.to(device), ignore_index=-1)")], tune),
     "a masked mean by hand": ([(LOSS, "loss = (F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten().clamp(min=0), reduction='none')"
                                       " * (y.to(device).flatten() != -1)).sum() / (y != -1).sum()")], tune),
-    "zero_grad after the step": ([("        optimizer.zero_grad(set_to_none=True)\n        loss.backward()\n        optimizer.step()\n    return model\n\n\n# %% jupyter",
-                                   "        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad()\n    return model\n\n\n# %% jupyter")], tune),
+    "zero_grad after the step": ([("        optimizer.zero_grad(set_to_none=True)\n        loss.backward()\n        optimizer.step()\n    return model\n\n# %% jupyter",
+                                   "        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad()\n    return model\n\n# %% jupyter")], tune),
     "pass@1 from each problem's first sample": ([("pass1=right.float().mean().item()", "pass1=right[:, 0].float().mean().item()")],
                                                 accuracy),
     "the answer compared as text with <|end|>": ([(RIGHT, "return decode(reply) == problem(p)[1] + itos[END if stop is None else stop]")],
                                                  accuracy),
+    "held-out problems drawn with another seed": ([(HELD, HELD.replace("manual_seed(0)", "manual_seed(7)"))], held),
+    "held-out problems by random.sample": ([(HELD, "return torch.tensor(random.Random(0).sample(range(N_PROBLEMS), count))")], held),
 }
 
 
@@ -188,21 +209,26 @@ def chars(shakespeare):
     return sorted(set(shakespeare))
 
 
-def loaded(chars, shakespeare, edits):
-    data = torch.tensor([chars.index(c) for c in shakespeare[:100_000]])
+@pytest.fixture(scope="module")
+def data(chars, shakespeare):
+    """The first 100,000 characters as ids, made once for the module (a notebook's code never changes them)."""
+    return torch.tensor([chars.index(c) for c in shakespeare[:100_000]])
+
+
+def loaded(chars, data, edits):
     return load(NB, keep=KEEP, replace=edits, device="cpu", chars=chars, train_data=data[:90_000], val_data=data[90_000:])
 
 
 @pytest.mark.parametrize("name", list(MISTAKES))
-def test_the_check_names_the_mistake(name, chars, shakespeare):
+def test_the_check_names_the_mistake(name, chars, data):
     edits, run, sentence = MISTAKES[name]
-    ns = loaded(chars, shakespeare, edits)
+    ns = loaded(chars, data, edits)
     with pytest.raises(ns["CheckFailed"]) as caught:
         run(ns)
     assert sentence in str(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_a_correct_variant_passes(name, chars, shakespeare):
+def test_a_correct_variant_passes(name, chars, data):
     edits, run = VARIANTS[name]
-    assert "passed" in run(loaded(chars, shakespeare, edits))
+    assert "passed" in run(loaded(chars, data, edits))

@@ -25,8 +25,8 @@ PAD = "x = torch.full((len(prompts), T), END, dtype=torch.long)  # (B, T)\n    y
 
 MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what its sentence must say)
     "the prompt learned in RL": ([(ROLLOUT, "y[i, :len(ids) - 1] = ids[1:]")], rollout, "only the reply's tokens are targets"),
-    "the reply's targets one late": ([(ROLLOUT, "y[i, len(prompt):len(ids)] = ids[len(prompt):]")], rollout,
-                                     "rollout_batch(prompts, replies) raised RuntimeError"),
+    "the reply's targets one late (R1)": ([(ROLLOUT, "y[i, len(prompt):len(ids)] = ids[len(prompt):]")], rollout,
+                                          "rollout_batch(prompts, replies) raised RuntimeError"),
     "the last reply token dropped": ([(ROLLOUT, "y[i, len(prompt) - 1:len(ids) - 2] = ids[len(prompt):-1]")], rollout,
                                      "only the reply's tokens are targets (the prompt's are -1), its last one too"),
     "softmax, not log_softmax": ([(LOGP, LOGP.replace("F.log_softmax", "F.softmax"))], logp, "the probabilities are not logged"),
@@ -76,6 +76,11 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
     "zero_grad between backward and step": ([(STEP, STEP.replace("    optimizer.zero_grad(set_to_none=True)\n    loss.backward()",
                                                                  "    loss.backward()\n    optimizer.zero_grad(set_to_none=True)"))],
                                             rl, "the gradients are gone before optimizer.step()"),
+    # the cold reader of session 3, left open then (R1, R3): fixed in session 4
+    "the reply's targets one late, named (R1)": ([(ROLLOUT, "y[i, len(prompt):len(ids)] = ids[len(prompt):]")], rollout,
+                                                 "y[t] is token t + 1, so they fill positions len(prompt) - 1 on, and one place late overflows"),
+    "rollout inputs padded with -1, met at rollout_batch (R3)": ([(PAD, PAD.replace("T), END, dtype", "T), -1, dtype"))], rollout,
+                                                                 "x holds -1, which is no token the model can read"),
     "rewards against the wrong problems": ([(RW, RW.replace("zip(replies, ps)", "zip(replies, problems * group)"))], rl,
                                            "one problem's own G answers"),
 }
@@ -101,21 +106,26 @@ def chars(shakespeare):
     return sorted(set(shakespeare))
 
 
-def loaded(chars, shakespeare, edits):
-    data = torch.tensor([chars.index(c) for c in shakespeare[:100_000]])
+@pytest.fixture(scope="module")
+def data(chars, shakespeare):
+    """The first 100,000 characters as ids, made once for the module (a notebook's code never changes them)."""
+    return torch.tensor([chars.index(c) for c in shakespeare[:100_000]])
+
+
+def loaded(chars, data, edits):
     return load(NB, keep=KEEP, replace=edits, device="cpu", chars=chars, train_data=data[:90_000], val_data=data[90_000:])
 
 
 @pytest.mark.parametrize("name", list(MISTAKES))
-def test_the_check_names_the_mistake(name, chars, shakespeare):
+def test_the_check_names_the_mistake(name, chars, data):
     edits, run, sentence = MISTAKES[name]
-    ns = loaded(chars, shakespeare, edits)
+    ns = loaded(chars, data, edits)
     with pytest.raises(ns["CheckFailed"]) as caught:
         run(ns)
     assert sentence in str(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
-def test_a_correct_variant_passes(name, chars, shakespeare):
+def test_a_correct_variant_passes(name, chars, data):
     edits, run = VARIANTS[name]
-    assert "passed" in run(loaded(chars, shakespeare, edits))
+    assert "passed" in run(loaded(chars, data, edits))
