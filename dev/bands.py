@@ -1,9 +1,9 @@
 """Measure the band a correct run lands in: the notebooks' own training code with several seeds.
 
     python dev/bands.py 01 [SEED ...]     # notebook 01's bigram (default seeds 1337 0 1 2)
-    python dev/bands.py 03 [SEED ...]     # every step of notebook 03's ladder (default seeds 1337 1 2)
+    python dev/bands.py 03 [SEED ...]     # every rung of the ladder, 03's and 03b's (default seeds 1337 1 2)
     python dev/bands.py 04 [SEED ...]     # notebook 04's small configuration (default seeds 1337 1 2)
-    python dev/bands.py 05 [SEED ...]     # notebook 05's CPU race (default seeds 1337 1 2; it times, too: run it alone)
+    python dev/bands.py 05 [SEED ...]     # notebook 05c's CPU race (default seeds 1337 1 2; it times, too: run it alone)
 
 Each run uses the notebook's own definitions (loaded from its .py without running the notebook),
 its default CPU configuration and tiny Shakespeare, and prints the whole-split losses per seed; the
@@ -43,31 +43,36 @@ def bigram(seed):
 
 
 def ladder(seed):
-    ns = load("03_building_gpt", keep=SPLIT + ("n_embd", "block_size", "n_head", "n_layer", "dropout"), text=TEXT)
-    ns.update(device="cpu", batch_size=32, max_iters=4000, learning_rate=1e-3, eval_batch=4096, EXPECTED_VAL={},
-              USING_SHAKESPEARE=True, SMOKE=False)
-    C, H, L, hs = ns["n_embd"], ns["n_head"], ns["n_layer"], ns["n_embd"] // ns["n_head"]
-    M, nn = ns["BigramLanguageModel"], torch.nn
+    """Rungs 0-2 with notebook 03's own code, rungs 3-7 with notebook 03b's (its folded copy of 03's code is 03's)."""
+    def notebook(name):
+        ns = load(name, keep=SPLIT + ("n_embd", "block_size", "n_head", "n_layer", "dropout"), text=TEXT)
+        ns.update(device="cpu", batch_size=32, max_iters=4000, learning_rate=1e-3, eval_batch=4096, EXPECTED_VAL={},
+                  USING_SHAKESPEARE=True, SMOKE=False)
+        return ns
+    a, b = notebook("03_building_gpt"), notebook("03b_blocks_and_the_ladder")
+    C, H, L, hs = b["n_embd"], b["n_head"], b["n_layer"], b["n_embd"] // b["n_head"]
+    M, nn = b["BigramLanguageModel"], torch.nn
+
+    def with_dropout():
+        b["dropout"] = 0.2
+        model = b["transformer"]()
+        b["dropout"] = 0.0
+        return model
     steps = {
-        "0 bigram": (lambda: ns["Bigram"](), 1e-2),
-        "1 embeddings + positions": (lambda: M(), None),
-        "2 one head": (lambda: M(body=ns["Head"](C)), None),
-        "3 multi-head": (lambda: M(body=ns["MultiHeadAttention"](H, hs)), None),
-        "4 + feed-forward": (lambda: M(body=nn.Sequential(ns["MultiHeadAttention"](H, hs), ns["FeedForward"](C))), None),
-        "5 blocks + residual": (lambda: M(body=nn.Sequential(*[ns["Block"](C, H) for _ in range(L)])), None),
-        "5b blocks, no residual": (lambda: M(body=nn.Sequential(*[ns["PlainBlock"](C, H) for _ in range(L)])), None),
-        "6 + LayerNorm": (lambda: ns["transformer"](), None),
-        "7 + dropout 0.2": ("dropout", None),
+        "0 bigram": (a, lambda: a["Bigram"](), 1e-2),
+        "1 embeddings + positions": (a, lambda: a["BigramLanguageModel"](), None),
+        "2 one head": (a, lambda: a["BigramLanguageModel"](body=a["Head"](C)), None),
+        "3 multi-head": (b, lambda: M(body=b["MultiHeadAttention"](H, hs)), None),
+        "4 + feed-forward": (b, lambda: M(body=nn.Sequential(b["MultiHeadAttention"](H, hs), b["FeedForward"](C))), None),
+        "5 blocks + residual": (b, lambda: M(body=nn.Sequential(*[b["Block"](C, H) for _ in range(L)])), None),
+        "5b blocks, no residual": (b, lambda: M(body=nn.Sequential(*[b["PlainBlock"](C, H) for _ in range(L)])), None),
+        "6 + LayerNorm": (b, lambda: b["transformer"](), None),
+        "7 + dropout 0.2": (b, with_dropout, None),
     }
     out = {}
-    for name, (build, lr) in steps.items():
+    for name, (ns, build, lr) in steps.items():
         torch.manual_seed(seed)
-        if build == "dropout":
-            ns["dropout"] = 0.2
-            model = ns["transformer"]()
-            ns["dropout"] = 0.0
-        else:
-            model = build()
+        model = build()
         r = ns["train"](model, name, lr=lr, seed=seed)
         out[name] = {"train": r["train"], "val": r["val"]}
     return out
@@ -94,7 +99,7 @@ def small_gpt(seed):
 
 
 def race(seed):
-    ns = load("05_fast_gpt", keep=SPLIT, text=TEXT, device="cpu", amp_dtype=None)
+    ns = load("05c_against_the_clock", keep=SPLIT, text=TEXT, device="cpu", amp_dtype=None)
     sizes, batch, iters, lr, warmup, target, clip, every = ns["RACES"]["cpu"]
     config = ns["GPTConfig"](vocab_size=len(ns["chars"]), **sizes)
     ns["block_size"] = config.block_size

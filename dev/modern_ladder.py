@@ -3,7 +3,7 @@
 race line is parsed and appended to dev/results/modern_race_tuning.json.
 
     flock /tmp/course-cpu.lock python dev/modern_ladder.py "" "--seed 1" "--muon-lr 0.05"
-    flock /tmp/course-cpu.lock python dev/modern_ladder.py --notebook-05   # notebook 05's race, for the ratio
+    flock /tmp/course-cpu.lock python dev/modern_ladder.py --notebook-05   # notebook 05c's race, for the ratio
 
 Run it under the machine's lock: a second busy process slows torch's threads and spoils the times.
 """
@@ -34,7 +34,7 @@ def race(flags, notebook="09b_muon_and_the_race"):
 
 def main(argv):
     runs = json.loads(OUT.read_text()) if OUT.exists() else []
-    todo = [("", "05_fast_gpt")] if argv == ["--notebook-05"] else [(a, "09b_muon_and_the_race") for a in argv or [""]]
+    todo = [("", "05c_against_the_clock")] if argv == ["--notebook-05"] else [(a, "09b_muon_and_the_race") for a in argv or [""]]
     for flags, notebook in todo:
         row = race(flags, notebook)
         print(f"{notebook} --race {flags}: {row['steps']} steps in {row['train_s']} s; val {row['val']:.4f}; "

@@ -1,9 +1,9 @@
-"""Measure notebook 05's CPU race one change at a time: whole-split val loss and seconds per run.
+"""Measure notebook 05c's CPU race one change at a time: whole-split val loss and seconds per run.
 
     python dev/race_ablations.py                 # every row of RUNS
     python dev/race_ablations.py 3 5             # rows 3 and 5 only (counting from 0)
 
-Runs notebook 05's own train_fast and split_loss (loaded from the .py without running the notebook)
+Runs notebook 05c's own train_fast and split_loss (loaded from the .py without running the notebook)
 on a CPU, with two threads; each row changes one thing against the first. Timing needs a quiet
 machine (nothing else computing). About two minutes a row. Appends to dev/results/race_ablations.json.
 """
@@ -37,7 +37,7 @@ RUNS = [("1,000 steps (the race before torch.compile)", {}, {}),
 
 
 def main():
-    ns = load("05_fast_gpt", keep=KEEP, device="cpu", amp_dtype=None, text=(ROOT / "datasets" / "tinyshakespeare.txt").read_text())
+    ns = load("05c_against_the_clock", keep=KEEP, device="cpu", amp_dtype=None, text=(ROOT / "datasets" / "tinyshakespeare.txt").read_text())
     chosen = [int(a) for a in sys.argv[1:]] or range(len(RUNS))
     out_file = ROOT / "dev" / "results" / "race_ablations.json"
     results = json.loads(out_file.read_text()) if out_file.exists() else {}

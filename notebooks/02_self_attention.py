@@ -507,7 +507,7 @@ assert not torch.allclose(encoder[:, :5], unmasked_out[:, :5])
 # Here keys, queries and values all come from the same `x`: that is *self*-attention. In *cross*-
 # attention the queries come from `x` while the keys and values come from another source, for
 # example the encoder's output in a translation model. A GPT is a decoder only, so it uses
-# self-attention throughout (notebook 03 builds a cross-attention head at the end).
+# self-attention throughout (notebook 03b builds a cross-attention head at the end).
 
 # %% [markdown]
 # ## Why scale by √head_size [▶ 1:16:56](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4616s)

@@ -607,7 +607,7 @@ show(fig, 'learning_rates')
 # lecture's larger model does the opposite: at 1e-3 its loss falls more slowly than at 3e-4 (2.8248
 # against 2.5638). A larger network changes its
 # output more for the same step in its weights, so it needs smaller steps. (Longer runs use a warmup
-# and a schedule for the same reason; notebook 05 does.)
+# and a schedule for the same reason; notebook 05c does.)
 
 # %% tags=["nbval-ignore-output"]
 small, large = list(sizes)

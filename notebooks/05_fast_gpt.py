@@ -5,16 +5,16 @@
 # assembled in a Python loop, everything runs in float32. The lecture's model needs about 15 minutes on
 # an A100 to reach a validation loss of 1.48; nanoGPT, the same size, gets there in about 3. This
 # notebook makes nanoGPT's changes one at a time, checks that each still computes the lecture's
-# function, times each against the lecture's code in the same run, and then trains the fast model
-# against the clock, following the lecture's walk through nanoGPT (**1:46:22 to 1:48:53**). Notebook
-# 05b, next in reading order, takes the GPU's tricks apart on a CPU (half precision and the gradient
-# scaler, `torch.compile`, the fused optimizer) and shows that the fast model is the lecture's.
+# function, and times each against the lecture's code in the same run, following the lecture's walk
+# through nanoGPT (**1:46:22 to 1:48:53**). Next in reading order: 05b takes the GPU's tricks apart on
+# a CPU (half precision and the gradient scaler, `torch.compile`, the fused optimizer) and shows that
+# the fast model is the lecture's; 05c trains the fast model against the clock.
 #
 # Standalone (it downloads its data) and a script: `python notebooks/05_fast_gpt.py`; `--bench` only
-# times the lecture's model against the fast one, `--race` only trains against the clock.
+# times the lecture's model against the fast one.
 
 # %%
-import argparse, copy, hashlib, math, os, pathlib, platform, shutil, statistics, sys, tempfile, time, urllib.request
+import argparse, copy, hashlib, math, os, pathlib, platform, shlex, shutil, statistics, sys, tempfile, time, urllib.request
 from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
@@ -237,7 +237,7 @@ def attention_diagnosis(out, q, k, v, n_embd):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: command-line checks (the same in every notebook that carries it)
+#@title Plumbing: command-line checks (from 04_gpt: the parts this notebook uses)
 class Parser(argparse.ArgumentParser):
     """argparse, except that a mistake on the command line is one line on stderr (exit status 2)."""
 
@@ -255,43 +255,41 @@ def check_flags(args, rules):
 
 def positive(v):
     return v >= 1
-
-
-def finite(v):
-    return math.isfinite(v) and v > 0
-
-
 # %% [markdown]
 # ## The command line
 #
-# With neither `--bench` nor `--race` the script does what the notebook does. The model's size and the
-# race's settings are flags too (default: sized for the device); a flag out of range, or one that does
-# not apply, stops with one line.
+# With no `--bench` the script does what the notebook does; the model's size is a flag too. A flag out
+# of range stops with one line; the race's (`--race`, `--max-iters`, ...) name notebook 05c's command.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: this notebook's flags (unfold to read them; `--help` lists them too)
+RACE_FLAGS = ["--max-iters", "--batch-size", "--learning-rate", "--warmup", "--seed"]  # notebook 05c's now, with --race
+
+
 def parse_args(argv=None):
-    """The command-line flags; argv=[] gives the defaults (None: sized for the device)."""
-    p = Parser(prog="05_fast_gpt.py", description="Train the fast GPT against the clock, or benchmark it.")
+    """The flags (argv=[] gives the defaults; None: sized for the device); the race's are answered in one line."""
+    argv = sys.argv[1:] if argv is None else argv
+    p = Parser(prog="05_fast_gpt.py", description="Time the lecture's GPT against the fast one (the race: 05c_against_the_clock.py).")
     g = p.add_argument_group("what to run (default: everything the notebook does)")
     g.add_argument("--bench", action="store_true", help="only time the lecture's model against the fast one, and print the figures")
-    g.add_argument("--race", action="store_true", help="only train against the clock and report the loss")
     g.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="where to run (default: the fastest there is)")
     g.add_argument("--compile", default="auto", choices=["auto", "yes", "no"],
-                   help="torch.compile the race's model (auto: on CUDA only; on the CPUs measured here it was slower)")
+                   help="the benchmark's torch.compile row (default auto, like yes: when a compiler is found; no: left out)")
     g = p.add_argument_group("model (default: sized for the device)")
     g.add_argument("--n-layer", type=int, help="blocks")
     g.add_argument("--n-head", type=int, help="attention heads per block (must divide --n-embd)")
     g.add_argument("--n-embd", type=int, help="channels of every token vector")
     g.add_argument("--block-size", type=int, help="context length in characters")
     g.add_argument("--dropout", type=float, help="dropout rate, 0 <= rate < 1")
-    g = p.add_argument_group("the race (default: sized for the device)")
-    g.add_argument("--max-iters", type=int, help="training steps")
-    g.add_argument("--batch-size", type=int, help="sequences per step")
-    g.add_argument("--learning-rate", type=float, help="peak learning rate of the schedule")
-    g.add_argument("--warmup", type=int, help="steps of linear warmup before the cosine decay")
-    g.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
-    return p.parse_args(argv)
+    g = p.add_argument_group("the race, now in notebook 05c: each flag is answered with its command")
+    for flag in ["--race"] + RACE_FLAGS:
+        g.add_argument(flag, **dict(action="store_const", const=True) if flag == "--race" else {})
+    args = p.parse_args(argv)
+    moved = [f for f in ["--race"] + RACE_FLAGS if getattr(args, f[2:].replace("-", "_")) is not None]
+    if moved:
+        p.exit(2, f"error: the race now lives in notebook 05c, and {moved[0]} with it: python notebooks/05c_against_the_clock.py "
+                  f"{shlex.join(a for a in argv if a != '--bench')} (its --help lists every flag)\n")
+    return args
 
 
 args = parse_args([] if IN_NOTEBOOK else None)
@@ -299,25 +297,14 @@ args = parse_args([] if IN_NOTEBOOK else None)
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: every flag of this notebook checked before anything runs
 RULES = {"n_layer": (positive, "at least 1"), "n_head": (positive, "at least 1"), "n_embd": (positive, "at least 1"),
-         "block_size": (positive, "at least 1"), "dropout": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
-         "max_iters": (positive, "at least 1"), "batch_size": (positive, "at least 1"),
-         "learning_rate": (finite, "a positive finite number"), "warmup": (lambda v: v >= 0, "at least 0"),
-         "seed": (lambda v: 0 <= v < 2**64, "between 0 and 2**64 - 1")}
+         "block_size": (positive, "at least 1"), "dropout": (lambda v: 0 <= v < 1, "at least 0 and below 1")}
 
 
 def check_args(args):
-    """Stop with one line if a flag is out of range or does not apply to what was asked."""
+    """Stop with one line if a flag is out of range or does not go with another."""
     check_flags(args, RULES)
-    if args.bench and args.race:
-        raise SystemExit("error: --bench and --race do not go together: --bench only times, --race only trains; pick one")
-    race_only = [f for f in ("max_iters", "batch_size", "learning_rate", "warmup") if getattr(args, f) is not None]
-    if args.bench and race_only:
-        raise SystemExit(f"error: --{race_only[0].replace('_', '-')} sets the race, which --bench does not run; drop it")
-    if args.warmup is not None and args.max_iters is not None and args.warmup > args.max_iters:
-        raise SystemExit(f"error: --warmup {args.warmup} is longer than the race's --max-iters {args.max_iters}; "
-                         f"give --warmup at most {args.max_iters}")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise SystemExit("error: notebook 05 trains on one process; under torchrun use notebook 08: "
+        raise SystemExit("error: notebook 05 times one process; under torchrun use notebook 08: "
                          "torchrun --standalone --nproc_per_node=N notebooks/08_ddp.py --race")
     if args.n_embd and args.n_head and args.n_embd % args.n_head:
         raise SystemExit(f"error: --n-embd {args.n_embd} must be divisible by --n-head {args.n_head} (each head gets n_embd / n_head channels)")
@@ -343,9 +330,8 @@ print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_da
 # %% [markdown]
 # ## The lecture's model, exactly as notebook 04 built it
 #
-# The starting point and the yardstick: `Head`, `MultiHeadAttention`, `FeedForward`, `Block`,
-# `GPTLanguageModel` and `generate`, copied from notebook 04 (which builds and checks each piece; a
-# test keeps the copies equal) so that this notebook runs on its own. They are folded: you know them.
+# The starting point and the yardstick: `Head`, `MultiHeadAttention`, `FeedForward`, `Block` and
+# `GPTLanguageModel`, copied from notebook 04 (a test keeps the copies equal) and folded.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 04's model: the configuration, a head, many heads, the feed-forward layer and the block (folded)
@@ -433,7 +419,7 @@ class Block(nn.Module):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 04's model: the GPT and its generate (folded)
+#@title Notebook 04's model: the GPT (folded)
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
 
@@ -465,36 +451,15 @@ class GPTLanguageModel(nn.Module):
         return logits, loss
 
 
-@torch.no_grad()
-def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
-    """Append max_new_tokens sampled tokens to idx (B, T), in eval mode, cropping to block_size."""
-    was_training = self.training
-    self.eval()
-    for _ in range(max_new_tokens):
-        idx_cond = idx[:, -self.config.block_size:]  # (B, T) with T <= block_size
-        logits, _ = self(idx_cond)  # (B, T, vocab_size)
-        logits = logits[:, -1, :] / temperature  # (B, vocab_size)
-        if top_k is not None:
-            kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]  # (B, 1)
-            logits = logits.masked_fill(logits < kth, float('-inf'))  # (B, vocab_size)
-        idx_next = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)  # (B, 1)
-        idx = torch.cat((idx, idx_next), dim=1)  # (B, T+1)
-    self.train(was_training)
-    return idx
-
-
-GPTLanguageModel.generate = generate
-
-
 # %% [markdown]
 # ## 1. All heads in one batched matrix multiplication [▶ 1:46:22](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6382s)
 #
 # The lecture's exercise 1, and what nanoGPT does. `MultiHeadAttention` runs `n_head` small `Head`
 # modules one after another, each with its own key, query and value matrices. Stack those matrices
-# into one `qkv` linear layer of width `3 * n_embd` and treat the heads as one more batch dimension,
-# `(B, n_head, T, head_size)`, and the whole layer becomes three large matrix multiplications
-# instead of `3 * n_head` small ones. With `flash=True` the scores, mask, softmax and weighted sum
-# are left to PyTorch's fused `F.scaled_dot_product_attention` (section 2).
+# into one `qkv` linear layer of width `3 * n_embd`, treat the heads as one more batch dimension,
+# `(B, n_head, T, head_size)`, and the layer becomes three large matrix multiplications instead of
+# `3 * n_head` small ones. With `flash=True`, PyTorch's fused `F.scaled_dot_product_attention` does
+# the scores, mask, softmax and weighted sum (section 2).
 
 # %%
 class CausalSelfAttention(nn.Module):
@@ -641,14 +606,13 @@ assert count(GPTLanguageModel(toy)) == count(FastGPT(toy))
 # ## The device and the sizes
 #
 # The benchmark uses notebook 04's model size for the device (the lecture's on CUDA, 4 layers of 128
-# channels on a CPU). Mixed precision is bfloat16 on GPUs that compute it natively and float16 with a
-# gradient scaler on older ones, told apart by their *compute capability* (NVIDIA's version number of
-# a GPU's instruction set: 7.5 for Colab's T4, which only emulates bfloat16; 8.0 and up for the A100,
-# L4 and H100), and none on the CPU. `torch.set_float32_matmul_precision('high')` lets float32 matrix
-# multiplications run on such GPUs' *tensor cores* (units that multiply small matrices in one
-# instruction) in TensorFloat-32 (TF32): float32's range, 10 bits of mantissa, several times the speed
-# (156 against 19.5 TFLOPS on an A100, by its data sheet); on a CPU it changes nothing. The race sets
-# it; the benchmark keeps the lecture's full float32 until TF32's own row.
+# channels on a CPU). Mixed precision: bfloat16 on GPUs whose *compute capability* (NVIDIA's version
+# number of a GPU's instruction set) is 8.0 or more (A100, L4, H100), float16 with a gradient scaler
+# below (Colab's T4, 7.5, only emulates bfloat16), none on the CPU. `torch.set_float32_matmul_precision
+# ('high')` runs float32 matrix multiplications on such GPUs' *tensor cores* (units that multiply small
+# matrices in one instruction) in TensorFloat-32 (TF32): float32's range, 10 bits of mantissa, several
+# times the speed (156 against 19.5 TFLOPS on an A100, by its data sheet; on a CPU nothing changes).
+# The benchmark keeps the lecture's float32 until TF32's own row (notebook 05c's race sets it).
 
 # %%
 def amp_dtype_for(device):
@@ -674,10 +638,8 @@ else:
     config = GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0)
     batch_size, bench_steps, repeats = 32, 10, 5
 
-# %% [markdown]
-# Sizes given as flags replace the device's; then the precision and whether to compile.
-
 # %% tags=["nbval-ignore-output"]
+# sizes given as flags replace the device's; then the precision and the torch.compile row
 given = {k: getattr(args, k) for k in ('n_layer', 'n_head', 'n_embd', 'block_size', 'dropout') if getattr(args, k) is not None}
 config = GPTConfig(**{**asdict(config), **given, 'vocab_size': len(chars)})
 if config.n_embd % config.n_head:
@@ -685,11 +647,10 @@ if config.n_embd % config.n_head:
 check_split_sizes(train_data, val_data, config.block_size, flag="--block-size")
 block_size = config.block_size
 amp_dtype = amp_dtype_for(device)
-use_compile = args.compile == "yes" or args.compile == "auto" and device == "cuda"  # on this CPU it measured slower
 bench_compile = args.compile != "no" and compiler_available()  # the benchmark's torch.compile row
 print(describe_device(device))
-print(f"config: {asdict(config)}, batch_size={batch_size}, mixed precision: {amp_dtype}, torch.compile: {use_compile}")
-if not compiler_available():
+print(f"config: {asdict(config)}, batch_size={batch_size}, mixed precision: {amp_dtype}, torch.compile row: {bench_compile}")
+if args.compile != "no" and not compiler_available():
     print("no C++ compiler found: torch.compile is skipped on this CPU (install g++ or clang++ to use it)")
 
 
@@ -758,11 +719,10 @@ check_batches_on_device(get_batch_on_device)
 # per tensor. **`torch.compile`**: PyTorch normally runs *eagerly*, one operation at a time as Python
 # reaches it; compiled, chains of element-wise operations run as single fused kernels.
 #
-# The benchmark times one training step of each variant, each adding one change to the one before:
-# the lecture's code in full float32; batched heads; `scaled_dot_product_attention`; batches on the
-# device; TF32 and mixed precision (GPU only); fused AdamW; `torch.compile` (compiled before the
-# clock; `--compile no` leaves the row out). The variants take turns, `repeats` rounds each, so that
-# a slow moment of the machine does not fall on one only.
+# The benchmark times one training step of each variant, each adding one change to the one before
+# (TF32 and mixed precision on a GPU only; `torch.compile` compiled before the clock, and left out by
+# `--compile no`). The variants take turns, `repeats` rounds each, so that a slow moment of the
+# machine does not fall on one only.
 
 # %% [markdown]
 # ### One training step, with a gradient scaler
@@ -770,8 +730,8 @@ check_batches_on_device(get_batch_on_device)
 # In float16 a small gradient rounds to zero, so on a GPU without bfloat16 the loss is multiplied by
 # a large *scale* before `backward`; the step divides the gradients back (`unscale_`, before clipping,
 # so that the clip sees their true norm), skips the update if they overflowed to `inf`, and adjusts
-# the scale. Disabled (float32, bfloat16), it is the plain step. The benchmark and the race use this
-# one function; notebook 05b takes the scaler apart number by number.
+# the scale. Disabled (float32, bfloat16), it is the plain step. The benchmark and notebook 05c's race
+# use this one function; notebook 05b takes the scaler apart number by number.
 
 # %%
 def scaled_step(model, optimizer, scaler, loss, lr, clip=None):
@@ -788,11 +748,10 @@ def scaled_step(model, optimizer, scaler, loss, lr, clip=None):
 
 
 # %% [markdown]
-# **Check.** Six steps of a tiny linear model through `scaled_step`, with a real `GradScaler` on the
-# CPU (scale 2¹⁰, doubling every 2 good steps), different learning rates, clipping on some steps, and
-# one loss so large that its scaled gradients overflow. After every step the weights must equal plain
-# SGD computed by hand from the true gradients, and the scale must follow the scaler's rules; then
-# the same with the scaler disabled.
+# **Check.** Six steps of a tiny linear model through `scaled_step` with a real `GradScaler` on the CPU
+# (scale 2¹⁰, doubling every 2 good steps), at several learning rates, clipping on some steps, one loss
+# so large that its scaled gradients overflow: after every step the weights must equal SGD computed by
+# hand from the true gradients, and the scale must follow the scaler's rules; then the scaler disabled.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of scaled_step (folded: open it to see how it works)
@@ -964,11 +923,8 @@ def benchmark():
     return table
 
 
-# %% [markdown]
-# `--bench` stops here: it prints the table and the ratio of the fastest variant to the lecture's code.
-
 # %% tags=["nbval-ignore-output"]
-if args.bench:
+if args.bench:  # --bench stops here: the table, and the ratio of the fastest variant to the lecture's code
     print(describe_device(device) + f", config {asdict(config)}, batch_size {batch_size}")
     table = benchmark()
     best = min(table, key=lambda r: r[1])
@@ -976,242 +932,32 @@ if args.bench:
     sys.exit(0)
 
 # %% tags=["nbval-ignore-output"]
-table = [] if args.race else benchmark()  # --race skips to section 5
-if table:
-    print(f"flops per token: {flops_per_token(config, count(FastGPT(config))):,}")
-    verdict = lambda row, low, high: ("faster" if row[1] < low - (high - low) else "slower" if row[1] > high + (high - low)
-                                      else "no clear difference")
-    for row, above in zip(table[1:], table):
-        print(f"{row[0]:<32} vs the row above: {verdict(row, *above[2:4])}")
-    best = min(table, key=lambda r: r[1])
-    print(f"fastest ({best[0].lstrip('+ ')}) vs the lecture: {table[0][1] / best[1]:.2f}x the tokens per second, "
-          f"{verdict(best, *table[0][2:4])}")
+table = benchmark()
+print(f"flops per token: {flops_per_token(config, count(FastGPT(config))):,}")
+verdict = lambda row, low, high: ("faster" if row[1] < low - (high - low) else "slower" if row[1] > high + (high - low)
+                                  else "no clear difference")
+for row, above in zip(table[1:], table):
+    print(f"{row[0]:<32} vs the row above: {verdict(row, *above[2:4])}")
+best = min(table, key=lambda r: r[1])
+print(f"fastest ({best[0].lstrip('+ ')}) vs the lecture: {table[0][1] / best[1]:.2f}x the tokens per second, "
+      f"{verdict(best, *table[0][2:4])}")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
-if table:
-    tokens = [r[4] for r in table]
-    spread = [[r[4] - batch_size * block_size / r[3] for r in table], [batch_size * block_size / r[2] - r[4] for r in table]]
-    _ = ax.barh([r[0] for r in table], tokens, xerr=spread, color='tab:green')
+tokens = [r[4] for r in table]
+spread = [[r[4] - batch_size * block_size / r[3] for r in table], [batch_size * block_size / r[2] - r[4] for r in table]]
+_ = ax.barh([r[0] for r in table], tokens, xerr=spread, color='tab:green')
 ax.invert_yaxis()
 _ = ax.set(xlabel='tokens per second (training; bars: median, lines: spread)', title=f'Each change on top of the last ({device})')
 show(fig, 'speed')
 
-
-
 # %% [markdown]
 # A row counts as faster than the one above only when its median lies outside the spread of the
-# rounds; on a busy 2-core CPU the rounds of one variant can differ by several milliseconds. In the
+# rounds (on a busy 2-core CPU the rounds of one variant can differ by several milliseconds). In the
 # stored run (a 2-core CPU, float32 throughout) no single change was clearly faster than the row
-# before, and even all the eager ones together, 1.13x the lecture's tokens per second, do not count
-# as clearly faster: one slow round (102.7 ms) widened the lecture's spread. The compiled step was
-# slower than the eager one before it (92.6 against 72.3 ms).
-#
-# ## 5. Against the clock
-#
-# Now train the fast model for real. Its validation loss is measured once over every character of
-# the validation split, in non-overlapping chunks of `block_size` whose losses add up on the device:
-# the exact number, where the lecture's `estimate_loss` averages 200 random batches (05b times it).
-
-# %%
-@torch.no_grad()
-def split_loss(model, data, batch=256, amp_dtype=None):
-    """Mean loss of model over a whole split, cut into non-overlapping block_size chunks."""
-    model.eval()
-    n = (len(data) - 1) // block_size * block_size
-    x, y = data[:n].view(-1, block_size), data[1:n + 1].view(-1, block_size)  # (N, T) each
-    total = torch.zeros((), device=device)
-    for xb, yb in zip(x.split(batch), y.split(batch)):
-        with torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            total += model(xb.to(device), yb.to(device))[1].float() * len(xb)
-    model.train()
-    return (total / len(x)).item()
-
-
-# %% [markdown]
-# The settings were chosen by measuring the CPU race one change at a time (`python
-# dev/race_ablations.py`; README lists the runs): a short linear **warmup** and a **cosine decay** to
-# a tenth of the peak (the largest gain: a constant rate ends clearly higher); a **peak** of 2e-3,
-# twice the lecture's (1e-3 learns too slowly, 3e-3 was no better); **weight decay** 0.1 on every
-# matrix, embeddings included, and AdamW's `beta2 = 0.99`, as nanoGPT has them (no measurable
-# difference in a run this short); **clipping** at norm 1.0 on the GPU only (on the CPU: no better);
-# on a CPU **three layers** of 128 channels, not four (more steps in the same time, a lower end);
-# **`torch.compile`** on CUDA only (on this CPU a compiled step was slower than an eager one; `--compile
-# yes` tries it). On CUDA the target is the lecture's 1.48, checked every 100 steps; on a CPU it is
-# 1.70, after training and the one evaluation at the end.
-
-# %% tags=["nbval-ignore-output"]
-RACES = {  # device: (model sizes, batch, steps, peak lr, warmup, target val loss, clip, steps between checks)
-    "tiny": (dict(block_size=16, n_embd=32, n_head=2, n_layer=2, dropout=0.0), 8, 30, 1e-3, 5, None, None, None),
-    "cuda": (dict(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2), 64, 3000, 1e-3, 100, 1.48, 1.0, 100),
-    "cpu": (dict(block_size=64, n_embd=128, n_head=4, n_layer=3, dropout=0.0), 32, 1200, 2e-3, 50, 1.70, None, None),
-}
-race_key = "tiny" if SMOKE else "cuda" if device == "cuda" else "cpu"
-sizes, race_batch, race_iters, race_lr, warmup, target, clip, eval_every = RACES[race_key]
-race = GPTConfig(vocab_size=len(chars), **{**sizes, **{k: getattr(args, k) for k in sizes if getattr(args, k) is not None}})
-flags = (args.batch_size, args.max_iters, args.learning_rate, args.warmup)  # a value given as a flag wins
-race_batch, race_iters, race_lr, warmup = (d if g is None else g for d, g in zip((race_batch, race_iters, race_lr, warmup), flags))
-if warmup > race_iters:
-    raise SystemExit(f"error: --warmup {warmup} is longer than the race's {race_iters} steps; give --warmup at most "
-                     f"{race_iters}, or more --max-iters")
-check_split_sizes(train_data, val_data, race.block_size, flag="--block-size")
-torch.set_float32_matmul_precision('high')  # TF32 on GPUs that have it; nothing changes on a CPU
-print(f"race: {asdict(race)}, batch {race_batch}, {race_iters} steps, peak lr {race_lr}, warmup {warmup}, clip {clip}, "
-      f"target {target}, torch.compile {use_compile}")
-
-
-# %%
-def lr_at(it, peak, warmup, total):
-    """Linear warmup to peak, then cosine decay to peak / 10 at step total."""
-    if it < warmup:
-        return peak * (it + 1) / warmup
-    progress = (it - warmup) / max(1, total - warmup)
-    return peak / 10 + 0.5 * (peak - peak / 10) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
-    """AdamW with weight decay on every matrix (embeddings included) and none on biases and LayerNorm gains."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{'params': decay, 'weight_decay': weight_decay}, {'params': no_decay, 'weight_decay': 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused or None)
-
-
-# %% [markdown]
-# **Check.** The schedule, at three settings: positive at every step, rising through the warmup to
-# the peak without a jump, falling after it along a cosine (a quarter of the way down it is still
-# near the top), a tenth of the peak at the last step and after it. The optimizer: every parameter
-# in exactly one group, decay on every matrix and on no vector.
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title The checks of lr_at and configure_optimizer (folded: open them to see how they work)
-def check_schedule(lr_at):
-    """Probe lr_at(it, peak, warmup, total) for the properties of a warmup-and-cosine schedule."""
-    for peak, warmup, total in ((1e-3, 10, 100), (2e-3, 50, 1200), (3e-4, 0, 40)):
-        where = f"lr_at(it, peak={peak}, warmup={warmup}, total={total})"
-        try:
-            lrs = [lr_at(it, peak, warmup, total) for it in range(2 * total)]
-        except Exception as e:
-            raise CheckFailed(f"{where} fails with {type(e).__name__}: {e}") from None
-        low = next((it for it, lr in enumerate(lrs[:total]) if not lr > 0), None)
-        check(low is None, f"{where} is {lrs[low] if low is not None else 0} at step {low}: every step needs a positive rate")
-        check(max(lrs) <= peak * 1.0001, f"{where} rises to {max(lrs):.3g}, above the peak")
-        check(all(a < b for a, b in zip(lrs[:warmup], lrs[1:warmup])), f"{where} does not rise through the warmup")
-        check(max(lrs[:warmup + 1]) >= peak * 0.95, f"{where} reaches only {max(lrs[:warmup + 1]):.3g} by the end of the warmup")
-        edge = lrs[max(0, warmup - 1):warmup + 2]
-        jump = max(abs(b - a) for a, b in zip(edge, edge[1:]))
-        check(jump <= peak * max(2 / max(warmup, 1), 0.05), f"{where} jumps by {jump:.3g} at the end of the warmup: "
-              "the decay must start from the peak")
-        check(all(a >= b for a, b in zip(lrs[warmup:total], lrs[warmup + 1:total])), f"{where} rises again after the warmup")
-        quarter = lrs[warmup + (total - warmup) // 4]
-        check(quarter > peak * 0.8, f"{where} is {quarter:.3g} a quarter of the way down: a cosine is still near the top there")
-        check(all(abs(lr - peak / 10) <= peak * 1e-3 for lr in lrs[total:]), f"{where} is {lrs[total]:.3g} at step total and "
-              f"{max(lrs[total:]):.3g} at most after it, not the floor peak / 10 = {peak / 10:.3g}")
-    return Passed("lr_at: passed (positive, warmup to the peak, cosine down to peak / 10, flat after)")
-
-
-def check_optimizer_groups(configure_optimizer, model):
-    """Every parameter in exactly one group; weight decay on every matrix, none on vectors."""
-    try:
-        optimizer = configure_optimizer(model, 1e-3)
-    except Exception as e:
-        raise CheckFailed(f"configure_optimizer fails with {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    decay = {id(p): g['weight_decay'] for g in optimizer.param_groups for p in g['params']}
-    held, params = sum(len(g['params']) for g in optimizer.param_groups), list(model.named_parameters())
-    check(held == len(decay) == len(params), f"the groups hold {held} tensors, {len(decay)} different, for a model of "
-          f"{len(params)}: each parameter must be in exactly one group")
-    for name, p in params:
-        check((decay[id(p)] > 0) == (p.dim() >= 2), f"{name} ({p.dim()}-d) has weight decay {decay[id(p)]}: decay "
-              "every matrix, embeddings included, and no bias or LayerNorm gain")
-    return Passed("configure_optimizer: passed (every matrix decayed, no vector)")
-
-
-# %%
-check_schedule(lr_at)
-check_optimizer_groups(configure_optimizer, FastGPT(toy))
-
-
-# %%
-def warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, block_size):
-    """Compile forward and backward on a throwaway batch, leaving the weights and random state untouched."""
-    state = torch.get_rng_state(), torch.cuda.get_rng_state_all() if device == 'cuda' else None
-    with autocast():
-        step_model(*get_batch_on_device(train_on_device, batch_size, block_size))[1].backward()
-    optimizer.zero_grad(set_to_none=True)
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state_all(state[1])
-
-
-# %%
-def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=True, weight_decay=0.1, clip=1.0,
-               eval_every=None, target=None, amp_dtype=None, fused=False, compile=False):
-    """Train a FastGPT, stopping early once the whole-split val loss (checked every eval_every steps) reaches
-    target; returns it, a log of (step, seconds, loss), and the seconds spent compiling before the clock."""
-    torch.manual_seed(seed)
-    model = FastGPT(config).to(device)
-    step_model = torch.compile(model) if compile else model
-    optimizer = configure_optimizer(model, peak_lr, weight_decay, fused)
-    scaler = torch.amp.GradScaler(device, enabled=amp_dtype == torch.float16)
-    train_on_device = train_data.to(device)
-    autocast = lambda: torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
-    t0 = time.perf_counter()
-    if compile:
-        warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, config.block_size)
-    sync()
-    compile_seconds, log, t0 = time.perf_counter() - t0, [], time.perf_counter()
-    for it in range(iters):
-        x, y = get_batch_on_device(train_on_device, batch_size, config.block_size)  # (B, T) each
-        with autocast():
-            _, loss = step_model(x, y)
-        scaled_step(model, optimizer, scaler, loss, lr_at(it, peak_lr, warmup, iters) if cosine else peak_lr, clip)
-        if (it + 1) % max(1, iters // 20) == 0 or it + 1 == iters:  # 20 points, and the last step
-            log.append((it + 1, time.perf_counter() - t0, loss.item()))
-        if eval_every and (it + 1) % eval_every == 0 and split_loss(model, val_data, amp_dtype=amp_dtype) <= target:
-            log.append((it + 1, time.perf_counter() - t0, loss.item()))
-            break
-    sync()
-    return model, log, compile_seconds
-
-
-# %% [markdown]
-# A correct run on a CPU lands at a whole-split validation loss of 1.68 to 1.70 (three seeds); the
-# cell prints where yours landed.
-
-# %% tags=["nbval-ignore-output"]
-EXPECTED_VAL = {"cpu": (1.68, 1.70)}  # whole-split val of correct CPU races on tiny Shakespeare (seeds 1337, 1, 2)
-block_size = race.block_size  # split_loss cuts the split into chunks of the model's context
-model, log, compile_seconds = train_fast(race, race_batch, race_iters, race_lr, warmup, seed=args.seed, clip=clip,
-                                         eval_every=eval_every, target=target, amp_dtype=amp_dtype,
-                                         fused=device != 'mps', compile=use_compile)
-train_seconds = log[-1][1] if log else 0.0
-t0 = time.perf_counter()
-val = split_loss(model, val_data, amp_dtype=amp_dtype)
-total_seconds = train_seconds + time.perf_counter() - t0
-steps_done = log[-1][0] if log else race_iters
-print(f"{steps_done} steps in {train_seconds:.1f} s; whole-split val loss {val:.4f}; {total_seconds:.1f} s with the "
-      f"evaluation (device {device}; compiling took {compile_seconds:.1f} s before the clock started)")
-if target is not None:
-    print(f"target {target}: {'reached' if val <= target else 'not reached'}")
-band = EXPECTED_VAL.get(race_key) if device == race_key and not os.environ.get("COURSE_DATA") else None
-if band and (race_batch, race_iters, race_lr) == RACES[race_key][1:4]:
-    print(f"a correct run lands at val {band[0]:.2f}-{band[1]:.2f}: {'yes' if band[0] <= val <= band[1] else 'NO: look for a difference'}")
-
-# %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
-if log:
-    _ = ax.plot([t for _, t, _ in log], [l for _, _, l in log], label='training loss (one batch)')
-    _ = ax.axhline(val, color='tab:orange', linestyle='--', label='whole-split val loss at the end')
-_ = ax.set(xlabel='seconds of training', ylabel='loss', title='The fast GPT against the clock')
-_ = ax.legend()
-show(fig, 'race')
-
-# %% [markdown]
-# A sample from the fast model, with the lecture's `generate` (in `eval()` mode, without gradients).
-
-# %% tags=["nbval-ignore-output"]
-torch.manual_seed(args.seed)
-print(decode(model.generate(torch.zeros((1, 1), dtype=torch.long, device=device), 400, temperature=0.8)[0].tolist()))
+# before, but all the eager ones together were: 1.20x the lecture's tokens per second, beyond the
+# lecture's spread (81.7 to 88.6 ms). The compiled step was slower than the eager one before it (95.7
+# against 72.2 ms), though not beyond that row's spread, which one slow round (87.0 ms) widened.
 
 # %% [markdown]
 # ## Summary
@@ -1223,14 +969,12 @@ print(decode(model.generate(torch.zeros((1, 1), dtype=torch.long, device=device)
 #   difference is claimed only beyond the spread of the rounds.
 # - One training step, `scaled_step`, serves float32, bfloat16 and float16 with a gradient scaler
 #   (checked against SGD by hand, an overflowing step skipped, the scale halved and doubled).
-# - The validation loss is computed once over the whole split: exact, not an estimate.
-# - A warmup-and-cosine schedule with a higher peak learning rate and weight decay on the matrices
-#   trains the fast model against the clock.
+# - Next: notebook 05b takes these speed-ups apart on a CPU; notebook 05c trains the fast model
+#   against the clock, with a warmup-and-cosine schedule and the exact whole-split loss.
 #
 # ## Exercises
 #
 # 1. Run `python notebooks/05_fast_gpt.py --bench` on every device you have. Where does the largest
 #    speed-up come from on each?
-# 2. Replace ReLU with GELU and drop the LayerNorms' biases (as nanoGPT's `bias=False` option does).
-#    Does the race finish lower? (Notebook 06c measures GELU and weight tying.)
-# 3. Find the largest `--learning-rate` that still trains. What happens then with gradient clipping?
+# 2. Run `--bench` with `--block-size 32` and `--block-size 256`. Does `scaled_dot_product_attention`
+#    gain more over the row above at the longer context, where the `(T, T)` weights are larger?

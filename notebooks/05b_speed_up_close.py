@@ -154,7 +154,7 @@ def load_text(path=None, flag="--data"):
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of the model's pieces (from 03_building_gpt: the parts this notebook uses)
+#@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
 def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
@@ -694,7 +694,7 @@ print(f"overflow: step skipped {torch.equal(tiny.weight, before)}, scale now {sc
 assert torch.equal(tiny.weight, before) and scaler.get_scale() == 2**15
 
 # %% [markdown]
-# Notebook 05's benchmark and race take every step through one function, `scaled_step`: the same
+# Notebook 05's benchmark and 05c's race take every step through one function, `scaled_step`: the same
 # moves, with clipping between `unscale_` and the step. With the scaler disabled (float32, bfloat16)
 # each call is the plain step.
 

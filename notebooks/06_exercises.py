@@ -250,7 +250,7 @@ print(describe_device(device))
 # ## The data and the lecture's model, as in notebook 04
 #
 # Tiny Shakespeare (or your own text through `COURSE_DATA`), and folded copies of notebook 04's model
-# and of notebook 05's optimizer and schedule, so that this notebook runs on its own (a test keeps the
+# and of notebook 05c's optimizer and schedule, so that this notebook runs on its own (a test keeps the
 # copies equal to the originals).
 
 # %%
@@ -414,7 +414,7 @@ def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
 #
 # *Practises* [multi-head attention, 1:21:59](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4919s)
 # *and* [nanoGPT's batched heads, 1:46:22](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6382s)
-# *(taught in notebooks 03 and 05).*
+# *(taught in notebooks 03b and 05).*
 #
 # `MultiHeadAttention` runs `n_head` small `Head` modules one after another. Write
 # `BatchedHeadAttention`, one module that computes all heads at once. Its weights are laid out so
@@ -837,7 +837,7 @@ check_addition_batch(get_addition_batch_solution)
 
 # %% [markdown]
 # **Training.** Notebook 04's `GPTLanguageModel`, unchanged and small (a problem is 12 tokens long),
-# with notebook 05's optimizer and schedule. Its own loss knows nothing of masks, so the step takes
+# with notebook 05c's optimizer and schedule. Its own loss knows nothing of masks, so the step takes
 # the logits and computes the loss with `ignore_index=-1`. The test answers the 1,000 held-out problems
 # greedily (always the most likely next digit) and counts those right in every digit: exact match.
 

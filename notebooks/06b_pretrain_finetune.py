@@ -640,11 +640,11 @@ check_batch(*get_batch_on_device(pt_train, 8, 64), pt_train, 8, 64)
 # **Your part** is the training loop that all three runs share: `train_on(model, data, steps,
 # peak_lr, batch_size, warmup)` trains the model it is given, in place, on `data` (a 1-D tensor of
 # token ids on the device), for `steps` steps of `batch_size` chunks of `model.config.block_size`,
-# with notebook 05's optimizer and schedule peaking at `peak_lr`, and returns a log of
+# with notebook 05c's optimizer and schedule peaking at `peak_lr`, and returns a log of
 # `(step, loss)`. Pretraining and finetuning are the same loop; only the data, the number of steps
 # and the learning rate change.
 #
-# **Hint.** Notebook 05's `train_fast` without the clock, the compiling and the mixed precision:
+# **Hint.** Notebook 05c's `train_fast` without the clock, the compiling and the mixed precision:
 # `configure_optimizer(model, peak_lr)`, then at every step `lr_at(it, peak_lr, warmup, steps)`,
 # `get_batch_on_device(data, batch_size, model.config.block_size)`, forward, backward, step. Do not
 # build a new model inside: finetuning must start from the pretrained weights.
@@ -803,16 +803,16 @@ def training_diagnosis(off, steps, peak_lr, warmup):
          dict(lrs=[lr_at(it, peak_lr, 0, steps) for it in range(steps)])),
         ("a new optimizer at every step forgets AdamW's running averages: build it once, before the loop",
          dict(reset=True)),
-        ("the optimizer is not notebook 05's: use configure_optimizer(model, peak_lr) (AdamW, betas (0.9, 0.99), "
+        ("the optimizer is not notebook 05c's: use configure_optimizer(model, peak_lr) (AdamW, betas (0.9, 0.99), "
          "weight decay 0.1 on the matrices only)", dict(betas=(0.9, 0.999), decay=0.01, decay_all=True)),
-        ("the optimizer is not notebook 05's: use configure_optimizer(model, peak_lr), which puts no weight decay "
+        ("the optimizer is not notebook 05c's: use configure_optimizer(model, peak_lr), which puts no weight decay "
          "on biases and LayerNorm gains", dict(decay_all=True)),
     ]
     for sentence, kw in suspects:
         if min(off(**kw), off(clip=1.0, **kw)) < 1e-5:
             return sentence
     return ("check the learning rate of each step (lr_at(it, peak_lr, warmup, steps)), zero_grad before backward, and "
-            "notebook 05's configure_optimizer")
+            "notebook 05c's configure_optimizer")
 
 
 # %%
@@ -852,7 +852,7 @@ check_train_on(train_on_solution)
 
 # %%
 PRETRAIN = dict(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0)  # notebook 05's CPU benchmark size
-PRETRAIN_BATCH, PRETRAIN_LR, PRETRAIN_WARMUP = 32, 2e-3, 50  # as in notebook 05's CPU race
+PRETRAIN_BATCH, PRETRAIN_LR, PRETRAIN_WARMUP = 32, 2e-3, 50  # as in notebook 05c's CPU race
 FINETUNE_LR = 5e-4                                           # finetuning: a quarter of the peak learning rate
 
 # %% tags=["nbval-ignore-output"]

@@ -3,7 +3,7 @@
 #
 # The last of the lecture's four exercises (notebooks 06 and 06b hold the others): take one idea
 # from a later paper, check that it does what the paper says, and race it against the lecture's
-# model on notebook 05's CPU race. Three ideas, each a small exercise of its own: GELU, weight
+# model on notebook 05c's CPU race. Three ideas, each a small exercise of its own: GELU, weight
 # tying, and rotary position embeddings (RoPE).
 #
 # Every exercise has the same shape as in notebook 06: a statement with a hint, your starting point
@@ -510,7 +510,7 @@ def split_loss(model, data, batch=256, amp_dtype=None):
 #
 # The lecture's model is the decoder of the 2017 Transformer with pre-norm. Later papers changed
 # many of its parts. Implement one change, prove it correct with a small check, and measure it:
-# train it with notebook 05's CPU race (the same `train_fast`, settings, steps, seed and fused AdamW)
+# train it with notebook 05c's CPU race (the same `train_fast`, settings, steps, seed and fused AdamW)
 # beside the unchanged model, and compare the whole-split validation losses and the times. Three
 # ideas, each its own small exercise:
 #
@@ -857,11 +857,11 @@ print(f"RoPEGPT: causal, and tells 'abc' from 'bac' (without positions: the same
 # %% [markdown]
 # ### The race
 #
-# Each variant is trained by notebook 05's `train_fast`, unchanged, with the settings of its CPU race
+# Each variant is trained by notebook 05c's `train_fast`, unchanged, with the settings of its CPU race
 # (`RACES["cpu"]`: the same sizes, batch, steps, learning-rate schedule and seed, and the fused AdamW
 # that race uses, on any device), and then evaluated on the whole validation split. `train_fast`
 # builds its model by the name `FastGPT`, so `race_variant` points that name at the variant for the
-# length of one race. The unchanged model's run is therefore notebook 05's CPU race itself, step for
+# length of one race. The unchanged model's run is therefore notebook 05c's CPU race itself, step for
 # step.
 
 # %%
@@ -911,10 +911,10 @@ _ = ax.legend(fontsize=8)
 show(fig, 'race')
 
 # %% [markdown]
-# In the stored run the unchanged model ended at 1.6974, the whole-split loss notebook 05's CPU race
+# In the stored run the unchanged model ended at 1.6974, the whole-split loss notebook 05c's CPU race
 # reaches too (the same code, settings and seed). Against it GELU ended 0.0523 worse, weight tying
 # 0.0040 worse (with fewer parameters), and RoPE 0.0424 better (with no position table at all).
-# Notebook 05's three seeds of the unchanged race land within 1.68–1.70, a spread of about 0.01: from
+# Notebook 05c's three seeds of the unchanged race land within 1.68–1.70, a spread of about 0.01: from
 # one run each, GELU's loss and RoPE's gain are larger than that, tying's is not. GELU and tying cost
 # no time on a CPU (64.0 to 64.5 s against 64.0 s); RoPE took 71.6 s, about 12% more for its extra
 # rotations, though one run each cannot tell a small cost from this machine's noise.
@@ -929,7 +929,7 @@ show(fig, 'race')
 # - **4a, GELU**, **4b, weight tying** and **4c, RoPE**: each idea from a paper got a check that
 #   tests what the paper says it does (the oracle `F.gelu`; one Parameter with both uses' gradients;
 #   turned pairs whose scores depend only on the distance), then a race on equal terms with notebook
-#   05's settings.
+#   05c's settings.
 # - One run of each is not a measurement of small differences: compare them with the spread of
 #   several seeds first.
 #

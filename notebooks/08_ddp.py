@@ -8,7 +8,7 @@
 #
 # ```
 # python notebooks/08_ddp.py                                          # what the notebook does
-# python notebooks/08_ddp.py --race                                   # notebook 05's race, one process
+# python notebooks/08_ddp.py --race                                   # notebook 05c's race, one process
 # torchrun --standalone --nproc_per_node=2 notebooks/08_ddp.py --race  # the same race on 2 processes
 # ```
 
@@ -265,7 +265,7 @@ print(f"rank {ddp_rank} of world size {ddp_world_size} ({local_world_size} on th
 # %% [markdown]
 # ## The command line, and the data
 #
-# With no flag the script does what the notebook does; `--race` trains notebook 05's `RACES` (sized for
+# With no flag the script does what the notebook does; `--race` trains notebook 05c's `RACES` (sized for
 # the device, changed by the flags) on as many processes as `torchrun` starts. A flag out of range or
 # that does not apply stops with one line, before anything else runs.
 
@@ -278,13 +278,13 @@ RACES = {  # device: (model sizes, batch, steps, peak lr, warmup, target val los
 
 
 def add_race_flags(p):
-    """The flags that change the race; each one left out takes notebook 05's value for the device."""
-    g = p.add_argument_group("model (default: notebook 05's race for the device)")
+    """The flags that change the race; each one left out takes notebook 05c's value for the device."""
+    g = p.add_argument_group("model (default: notebook 05c's race for the device)")
     g.add_argument("--n-layer", type=int, help="blocks")
     g.add_argument("--n-head", type=int, help="attention heads per block (must divide --n-embd)")
     g.add_argument("--n-embd", type=int, help="channels of every token vector")
     g.add_argument("--block-size", type=int, help="context length in characters")
-    g = p.add_argument_group("training (default: notebook 05's race for the device)")
+    g = p.add_argument_group("training (default: notebook 05c's race for the device)")
     g.add_argument("--max-iters", type=int, help="training steps")
     g.add_argument("--batch-size", type=int, help="sequences per step in each process")
     g.add_argument("--learning-rate", type=float, help="peak learning rate of the schedule")
@@ -298,7 +298,7 @@ def parse_args(argv=None):
     p = Parser(prog="08_ddp.py", description="Train the fast GPT with DistributedDataParallel, on as many "
                "processes as torchrun starts (one with plain python).")
     g = p.add_argument_group("what to run (default: everything the notebook does)")
-    g.add_argument("--race", action="store_true", help="only train notebook 05's race on this process (and the others torchrun started)")
+    g.add_argument("--race", action="store_true", help="only train notebook 05c's race on this process (and the others torchrun started)")
     g.add_argument("--device", default="auto", choices=["auto", "cuda", "mps", "cpu"], help="where to run (default: the fastest there is)")
     g.add_argument("--out", help="folder where rank 0 saves ckpt.pt (the weights, the config and the log)")
     add_race_flags(p)
@@ -365,7 +365,7 @@ if args.race:  # the race's context must fit in both splits: checked before any 
 #
 # Folded copies of 05's `FastGPT` (its `Block` holds 05's batched heads from the start: the lecture's
 # `Head`s would only be built to be replaced), `amp_dtype_for`, `sync`, `split_loss`, `lr_at` (warmup
-# and cosine) and `configure_optimizer`; a test keeps them equal to 05's.
+# and cosine) and `configure_optimizer`; a test keeps them equal to 05's and 05c's.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 05's model and training pieces (copies of its code; the Block holds 05's attention)
@@ -660,7 +660,7 @@ for name, optimizer_class, options in (("SGD", torch.optim.SGD, dict(lr=0.1)),
 # soon as it is ready, while backward computes the earlier layers; when it returns, every `.grad` holds
 # the average. The all-reduce runs on a **backend**: **NCCL** between CUDA GPUs, **Gloo** for CPU tensors
 # (Apple's MPS has none: on a Mac several processes use the CPU). The cost is traffic: a ring all-reduce
-# sends about 2 (W − 1) / W times the gradients' size per process and step. For 05's race, in float32:
+# sends about 2 (W − 1) / W times the gradients' size per process and step. For 05c's race, in float32:
 
 # %%
 for key in ("cpu", "cuda"):
@@ -673,7 +673,7 @@ for key in ("cpu", "cuda"):
 # %% [markdown]
 # ## 4. The training function
 #
-# Notebook 05's `train_fast`, changed for several processes: `replica` builds the model from the same
+# Notebook 05c's `train_fast`, changed for several processes: `replica` builds the model from the same
 # seed on every rank, wrapped in `DDP` with more than one process, and a generator per rank in `ranks`
 # (a torchrun process draws its own; one process given `ranks=[0, 1]` draws both, `(2B, T)`, the
 # single-process reference). No early stop: every rank must take every step, or the others wait forever.
@@ -801,7 +801,7 @@ check_train_ddp(train_ddp)
 
 # %%
 def race_settings(args, device):  # torch.compile and mixed precision on CUDA, as in 05
-    """train_ddp's keyword arguments for --race (notebook 05's race for the device, changed by the flags), and its target."""
+    """train_ddp's keyword arguments for --race (notebook 05c's race for the device, changed by the flags), and its target."""
     sizes, batch, iters, lr, warmup, target, clip, _ = RACES["tiny" if SMOKE else "cuda" if device == "cuda" else "cpu"]
     given = lambda name, default: default if getattr(args, name, None) is None else getattr(args, name)
     config = GPTConfig(vocab_size=len(chars), **{k: given(k, v) for k, v in sizes.items()})
@@ -997,7 +997,7 @@ show(fig, 'processes')
 # 1. nanoGPT keeps the total batch fixed instead: it divides its gradient-accumulation steps by the world
 #    size and skips the all-reduce on all but the last micro-step (`with model.no_sync():`). Add
 #    `--grad-accum` and check that 2 processes × 2 micro-steps train one process's weights on the same 4 batches.
-# 2. Add notebook 05's early stop to `train_ddp`: rank 0 evaluates every `eval_every` steps and
+# 2. Add notebook 05c's early stop to `train_ddp`: rank 0 evaluates every `eval_every` steps and
 #    `dist.broadcast`s whether to stop, so that every rank leaves the loop at the same step.
 # 3. On a machine with several GPUs, time the race with 1, 2, 4 … processes. Does the tokens per second
 #    grow in proportion? At what model size does the all-reduce start to show?

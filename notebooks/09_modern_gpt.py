@@ -675,7 +675,7 @@ print(f"every lever off: {sum(p.numel() for p in ModernGPT(ModernConfig()).param
 # ## 6. What QK-norm prevents, measured
 #
 # Two models with every model lever on, one without QK-norm, trained with AdamW at a constant rate
-# of 1e-2 (five times notebook 05's peak), from the same seed and batches, at notebook 05's CPU race
+# of 1e-2 (five times notebook 05c's peak), from the same seed and batches, at notebook 05c's CPU race
 # size (3 layers of 128 channels, 4 heads, context 64, batch 32). Every 10 steps the largest score
 # `|q · k| / sqrt(hs)` of any head in any layer is recorded (`max_logit`, in `ModernAttention`).
 # With QK-norm it cannot pass `sqrt(hs)`; without, nothing stops it. This cell trains, so it runs

@@ -6,7 +6,7 @@
 # [nanoGPT speedrun](https://github.com/KellerJordan/modded-nanogpt) does: **Muon** for the hidden
 # matrices (by hand, checked against the SVD and `torch.optim.Muon`) and a **warmup–stable–decay**
 # schedule. A ladder measures every lever on the same seconds over three seeds, and a race trains them
-# all against the clock: whole-split val 1.60 within 90 s on a 2-core CPU, beside notebook 05's race.
+# all against the clock: whole-split val 1.60 within 90 s on a 2-core CPU, beside notebook 05c's race.
 # Reading order: after 09 (its model is carried here, folded). Standalone, and a script: `python
 # notebooks/09b_muon_and_the_race.py`, or `--race` for the race alone; every setting is a flag (`--help`).
 
@@ -582,10 +582,10 @@ def check_muon(Muon):
 check_muon(MuonByHand)
 
 # %% [markdown]
-# ## The device, the race's sizes, and notebook 05's pieces
+# ## The device, the race's sizes, and notebooks 05 and 05c's pieces
 #
-# Notebook 05's `get_batch_on_device`, `sync`, `amp_dtype_for` and `split_loss`, unchanged (folded).
-# On a CPU the race is 05's CPU race model (3 layers of 128 channels, context 64, batch 32), aiming at
+# Notebook 05's `get_batch_on_device`, `sync`, `amp_dtype_for` and 05c's `split_loss`, unchanged (folded).
+# On a CPU the race is 05c's CPU race model (3 layers of 128 channels, context 64, batch 32), aiming at
 # whole-split val 1.60 within 90 s with the evaluation; on CUDA the lecture's size, aiming at 1.47.
 
 # %% jupyter={"source_hidden": true} cellView="form"
@@ -639,7 +639,7 @@ print(describe_device(device) + f", mixed precision: {amp_dtype}")
 # %% [markdown]
 # ## 2. The schedule: warmup, stable, decay
 #
-# Notebook 05's schedule warms up, then decays along a cosine to a tenth of the peak. The speedrun
+# Notebook 05c's schedule warms up, then decays along a cosine to a tenth of the peak. The speedrun
 # and nanochat use *warmup–stable–decay* ([Hägele et al., 2024](https://arxiv.org/abs/2405.18392)):
 # a short warmup, the peak held for most of training, then a straight line down to zero. Both give the
 # factor of the peak rate at `progress`, the fraction of training done.
@@ -774,7 +774,7 @@ show(fig, 'schedules')
 # %% [markdown]
 # ## 3. Training with every lever
 #
-# AdamW (05's: `betas=(0.9, 0.99)`, decay 0.1 on matrices, none on gains and biases) holds the embeddings
+# AdamW (05c's: `betas=(0.9, 0.99)`, decay 0.1 on matrices, none on gains and biases) holds the embeddings
 # (the position table too, where positions are learned) and `lm_head` at their own rates (09's untied
 # head), the gains and, without `muon_lr`, the hidden matrices; with `muon_lr`, Muon holds those.
 
@@ -936,7 +936,7 @@ show(fig, 'ladder')
 # ## The race
 #
 # Every lever on, against the clock (`--race` runs this alone): training plus one evaluation over
-# the whole validation split, printed in notebook 05's format. Settings: the tuning runs' (below).
+# the whole validation split, printed in notebook 05c's format. Settings: the tuning runs' (below).
 
 # %% tags=["nbval-ignore-output"]
 levers = {**LEVERS_ON, **{k: v for k, v in (('norm', args.norm), ('mlp', args.mlp)) if v}}
@@ -984,7 +984,7 @@ show(fig, 'race')
 # %% [markdown]
 # In the stored run the race reached a whole-split validation loss of 1.5860 after 1,000 steps,
 # 78.4 s with the evaluation: the target of 1.60 in 90 s, reached. Three seeds of the same settings
-# (the table below) landed within 1.5852–1.5953 in 80.5–87.3 s; notebook 05's race, run beside them,
+# (the table below) landed within 1.5852–1.5953 in 80.5–87.3 s; notebook 05's race (now 05c's), run beside them,
 # reached 1.6974 in 71.7 s: the modern model ends 0.11 lower in 1.1–1.2 times the time. The margin on
 # the clock is thin on a busy machine (one setting's times varied by up to 11 s between runs).
 # **On CUDA** the configuration (the lecture's size, dropout 0.1, batch 64, checked every 100 steps
@@ -995,7 +995,7 @@ show(fig, 'race')
 #
 # One run of `--race` a row, on this CPU under the machine's lock (`python dev/modern_ladder.py FLAGS`,
 # in `dev/results/modern_race_tuning.json`); the first six with the first try's Muon 0.03, embeddings
-# 0.02, the last 400 of 1,000 steps in the decay; notebook 05's race beside them.
+# 0.02, the last 400 of 1,000 steps in the decay; notebook 05's race (now 05c's) beside them.
 
 # %%
 RACE_TUNING = [  # (settings, seed, steps, seconds of training, seconds with the evaluation, whole-split val loss)
@@ -1017,7 +1017,7 @@ for settings, seed, steps, train_s, total_s, val_loss in RACE_TUNING:
 #   the rest stays on AdamW at its own rates. **Warmup–stable–decay** holds the peak, then decays
 #   straight to zero. Each checked, and the training step against steps by hand.
 # - The ladder measures each lever on the same seconds over three seeds, calling a difference only
-#   beyond the seed noise; the race trains them all against the clock, in notebook 05's format.
+#   beyond the seed noise; the race trains them all against the clock, in notebook 05c's format.
 #
 # ## Exercises
 #

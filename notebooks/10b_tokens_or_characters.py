@@ -430,7 +430,7 @@ for name, (vocab_size, train_ids, ids) in tokenizations.items():
 #
 # Notebook 05's model (`FastGPT`, here `RaceGPT`: the same layers and names in one class; a test
 # loads the weights of one into the other), its batches, schedule and optimizer are in the folded
-# cells below. The settings are notebook 05's CPU race (3 blocks of 128 channels, a context of 64
+# cells below. The settings are notebook 05c's CPU race (3 blocks of 128 channels, a context of 64
 # *tokens*, batch 32, peak learning rate 2e-3), with the warmup-and-cosine schedule run on the clock:
 # each model decays to the end of its own seconds, whatever its speed.
 

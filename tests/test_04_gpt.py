@@ -1,14 +1,15 @@
-"""Notebook 04's own code: the lecture's parameter count, causality, sampling, atomic checkpoints with their history,
-the output folder's checks and lock (the command line itself is tested in test_04_cli.py)."""
-import errno
-import hashlib
-import os
-import socket
+"""Notebook 04's own code: the lecture's parameter count, causality, sampling, the split's size; and notebook 04 run
+as a script, as today: it trains, saves a checkpoint 04c can read, and answers 04c's flags in one line (the command
+line, its checkpoints and its folder checks are tested in test_04c_command_line.py)."""
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from notebook_code import load
+from notebook_code import NOTEBOOKS, load
+from script_runner import one_line_error, run_script, smoke_env
 
 nb = load("04_gpt")
 TINY = dict(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0)
@@ -63,19 +64,6 @@ def test_generate_crops_and_top_k_one_is_greedy():
     assert torch.equal(greedy, expected)
 
 
-def test_sample_returns_the_prompt_and_n_characters_of_the_vocabulary():
-    chars = "\n abcdefgh!"
-    text = nb["sample"](tiny_model(), chars, "bad cafe", 50, temperature=1.2, top_k=4)
-    assert text.startswith("bad cafe") and len(text) == len("bad cafe") + 50 and set(text) <= set(chars)
-
-
-@pytest.mark.parametrize("prompt,expected", [("hello ⚡Z", "'Z⚡'"), ("", "the prompt is empty")])
-def test_bad_prompts_are_one_line(prompt, expected):
-    with pytest.raises(SystemExit) as e:
-        nb["sample"](tiny_model(), "\n abcdefghlo", prompt, 5)
-    assert expected in str(e.value.code) and "\n" not in str(e.value.code)
-
-
 def test_split_sizes_are_checked():
     nb["check_split_sizes"](torch.zeros(20), torch.zeros(9), 8)
     with pytest.raises(SystemExit) as e:
@@ -83,134 +71,62 @@ def test_split_sizes_are_checked():
     assert "validation split has 8 characters" in str(e.value.code)
 
 
-def test_checkpoints_round_trip_and_survive_an_interrupted_save(tmp_path, monkeypatch):
-    model = tiny_model()
-    optimizer = torch.optim.AdamW(model.parameters())
-    path = tmp_path / "ckpt.pt"
-    nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 7, {"batch_size": 4})
-    ckpt, loaded = nb["load_checkpoint"](path)
-    assert ckpt["step"] == 7 and ckpt["chars"] == "\n abcdefgh!" and loaded.config == model.config
-    assert ckpt["settings"] == {"batch_size": 4} and ckpt["history"] == []
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
-    before = hashlib.sha256(path.read_bytes()).hexdigest()
-
-    def interrupted(obj, f):
-        open(f, "wb").write(b"half a checkpoint")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 8, {})
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
+SCRIPT = NOTEBOOKS / "04_gpt.py"
 
 
-@pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint", "other code"])
-def test_bad_checkpoints_are_one_line(tmp_path, damage):
-    path = tmp_path / "ckpt.pt"
-    if damage != "missing":
-        model = tiny_model()
-        nb["save_checkpoint"](path, model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", 1, {})
-        if damage == "truncated":
-            path.write_bytes(path.read_bytes()[:2000])
-        elif damage == "not a checkpoint":
-            path.write_text("hello")
-        else:
-            torch.save({"weights": torch.zeros(3)}, path)
-    with pytest.raises(SystemExit) as e:
-        nb["load_checkpoint"](path)
-    message = str(e.value.code)
-    assert message.startswith("error: ") and "\n" not in message and str(path) in message
+@pytest.fixture(scope="module")
+def small_text(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("script04")
+    words = "the cat sat on the mat and the dog ran to the log while a bird sang\n".split(" ")
+    torch.manual_seed(0)
+    (folder / "small.txt").write_text(" ".join(words[i] for i in torch.randint(0, len(words), (1200,)).tolist()), encoding="utf-8")
+    return folder
 
 
-
-def test_stream_draws_exactly_what_generate_draws():
-    model, chars = tiny_model(), "\n abcdefgh!"
-    torch.manual_seed(5)
-    streamed = "".join(nb["stream"](model, chars, "bad", 40, temperature=0.9, top_k=4))
-    torch.manual_seed(5)
-    encode, decode = nb["encoder_for"](chars)
-    idx = model.generate(torch.tensor([encode("bad")]), 40, temperature=0.9, top_k=4)
-    assert streamed == decode(idx[0].tolist())
-
-
-def save(path, step=1, **kw):
-    model = tiny_model()
-    nb["save_checkpoint"](path, model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", step, {}, **kw)
+def test_the_script_trains_reports_saves_and_samples(small_text, tmp_path):
+    result = run_script(SCRIPT, "--data", str(small_text / "small.txt"), cwd=tmp_path, env=smoke_env(TMPDIR=str(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    steps = [line.split(":")[0] for line in out.splitlines() if line.startswith("step ")]
+    assert steps == ["step 20", "step 40"]  # smoke mode: 40 steps, an estimate every 20
+    for sign in ("10,788,929 parameters", "initial loss: normal(0, 0.02)", "whole-split loss after 40 steps", "--- 500 characters sampled after", "figure saved:", "saved step 40 in "):
+        assert sign in out, sign
+    # "saved step 40": the step read back from the file by load_checkpoint, the code notebook 04c's --sample uses
+    assert "sample from it in the course folder with: python notebooks/04c_command_line.py --sample --ckpt " in out
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
-def test_checkpoints_get_the_users_file_mode(tmp_path, umask):
-    old = os.umask(umask)
+def test_the_seed_is_a_flag_of_the_script():
+    ns = load("04_gpt")  # dev/bands.py trains with parse_args(["--seed", SEED])
+    assert ns["parse_args"]([]).seed == 1337 and ns["parse_args"](["--seed", "5"]).seed == 5
+
+
+@pytest.mark.parametrize("flags", [["--resume"], ["--out", "runs/mine"], ["--sample", "--ckpt", "x.pt"], ["--max-iters=45"],
+                                   ["--data", "a.txt", "--dropout", "0.2"]])
+def test_a_flag_of_04c_is_one_line_naming_04cs_command(flags, tmp_path):
+    result = run_script(SCRIPT, *flags, cwd=tmp_path)
+    line = one_line_error(result)
+    assert result.returncode == 2 and "belongs to notebook 04c's command line" in line
+    assert line.split(": ", 2)[2].startswith("python notebooks/04c_command_line.py " + " ".join(flags)), line
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_bad_flags_of_04_are_one_line(tmp_path):
+    assert "--seed must be between 0 and 2**64 - 1" in one_line_error(run_script(SCRIPT, "--seed", "-1", cwd=tmp_path))
+    assert "unrecognized arguments: --no-such-flag" in one_line_error(run_script(SCRIPT, "--no-such-flag", cwd=tmp_path))
+    assert "fix the path given to --data" in one_line_error(run_script(SCRIPT, "--data", "missing.txt", cwd=tmp_path))
+
+
+def test_ctrl_c_in_the_script_is_one_clean_line(small_text, tmp_path):
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--data", str(small_text / "small.txt")], cwd=tmp_path,
+                            env=smoke_env(TMPDIR=str(tmp_path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        save(tmp_path / "ckpt.pt")
+        for line in proc.stdout:  # wait for a printed sign, not a fixed time
+            if line.startswith("config: "):  # the start-up checks run next
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
     finally:
-        os.umask(old)
-    assert (tmp_path / "ckpt.pt").stat().st_mode & 0o777 == 0o666 & ~umask
-
-
-def test_keep_previous_renames_the_old_checkpoint_only_when_the_new_one_is_written(tmp_path):
-    save(tmp_path / "ckpt.pt", step=3)
-    save(tmp_path / "ckpt.pt", step=4, keep_previous=True)
-    kept = [p for p in tmp_path.iterdir() if p.name.startswith("ckpt-")]
-    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["step"] == 3
-    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == 4
-
-
-def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_is_needed(tmp_path, monkeypatch):
-    save(tmp_path / "ckpt.pt", step=3)
-    before = hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest()
-
-    def full(obj, f):
-        open(f, "wb").write(b"part")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(SystemExit) as e:
-        save(tmp_path / "ckpt.pt", step=4, keep_previous=True)
-    message = str(e.value.code)
-    assert message.startswith("error: no space left on the disk of") and "MB" in message and "previous checkpoint is kept" in message
-    assert hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
-
-
-def test_prepare_out_dir_locks_and_refuses_what_cannot_work(tmp_path, monkeypatch):
-    nb["prepare_out_dir"](tmp_path / "a", ckpt_bytes=1000)
-    assert (tmp_path / "a" / ".lock").read_text() == f"{os.getpid()} {socket.gethostname()}"
-    nb["prepare_out_dir"](tmp_path / "a", ckpt_bytes=1000)  # the same process again (a notebook cell re-run)
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / ".lock").write_text(f"1 {socket.gethostname()}")
-    with pytest.raises(SystemExit, match="another run .process 1 on"):
-        nb["prepare_out_dir"](tmp_path / "b", ckpt_bytes=1000)
-    monkeypatch.setattr(nb["shutil"], "disk_usage", lambda p: type("U", (), {"free": 5_000_000})())
-    with pytest.raises(SystemExit, match="only 5 MB free in .*a checkpoint needs about 20 MB"):
-        nb["prepare_out_dir"](tmp_path / "c", ckpt_bytes=20_000_000)
-    monkeypatch.undo()
-
-    def denied(path, *a, **k):
-        raise PermissionError(errno.EACCES, "Permission denied")
-
-    monkeypatch.setattr(nb["os"], "open", denied)
-    with pytest.raises(SystemExit, match="cannot write to .*d .Permission denied.; give a folder you can write to"):
-        nb["prepare_out_dir"](tmp_path / "d", ckpt_bytes=1000)
-
-
-@pytest.mark.parametrize("name,minutes", [("Tesla T4", 36), ("NVIDIA A100-SXM4-40GB", 15), ("NVIDIA H100 80GB HBM3", 4),
-                                          ("NVIDIA GeForce RTX 3090", None)])
-def test_time_estimates_only_for_known_gpus(name, minutes):
-    estimate = nb["lecture_minutes"](name)
-    assert (estimate is None) if minutes is None else round(estimate) == minutes
-
-
-def test_a_checkpoint_carries_the_loss_history(tmp_path):
-    save(tmp_path / "ckpt.pt", step=3)
-    model = tiny_model()
-    nb["save_checkpoint"](tmp_path / "ckpt.pt", model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", 4, {},
-                          history=[(2, 3.5, 3.6), (4, 3.1, 3.3)])
-    assert nb["load_checkpoint"](tmp_path / "ckpt.pt")[0]["history"] == [[2, 3.5, 3.6], [4, 3.1, 3.3]]
-
-
-def test_a_folder_given_as_checkpoint_names_the_file_in_it(tmp_path):
-    with pytest.raises(SystemExit) as e:
-        nb["load_checkpoint"](tmp_path)
-    assert str(e.value.code) == f"error: {tmp_path} is a folder, not a checkpoint; give the file in it: --ckpt {tmp_path / 'ckpt.pt'}"
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    line, = err.strip().splitlines()
+    assert line.startswith("interrupted;") and "python notebooks/04c_command_line.py" in line

@@ -1,6 +1,6 @@
 """Notebook 06c's exercise 4 (GELU, weight tying, RoPE): every check passes on its solution and on
 correct variants, waits for the starting point, and fails with its sentence on a wrong version; the
-models raced (GELUGPT, RoPEGPT) and the race itself, on notebook 05's settings."""
+models raced (GELUGPT, RoPEGPT) and the race itself, on notebook 05c's settings."""
 import pytest
 import torch
 import torch.nn as nn
@@ -162,4 +162,4 @@ def test_race_variant_trains_the_variant_with_notebook_05s_loop_and_restores_fas
 
 
 def test_the_race_settings_are_notebook_05s():
-    assert nb["RACES"] == load("05_fast_gpt")["RACES"]
+    assert nb["RACES"] == load("05c_against_the_clock")["RACES"]

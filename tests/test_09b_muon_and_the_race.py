@@ -1,5 +1,5 @@
 """Notebook 09b: Muon, the schedule and the training step, checked on the notebook's own code; it carries
-notebook 09's model unchanged; the optimizers hold every parameter once; the race prints notebook 05's
+notebook 09's model unchanged; the optimizers hold every parameter once; the race prints notebook 05c's
 line; every bad flag is one line, and a value the user gave is never replaced by a default."""
 import re
 

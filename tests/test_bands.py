@@ -12,7 +12,7 @@ BANDS = json.loads((ROOT / "dev" / "results" / "bands.json").read_text())
 @pytest.mark.parametrize("notebook,key,band_of", [
     ("01", "01_bigram", lambda ns: ns["EXPECTED_VAL"]),
     ("04", "04_gpt", lambda ns: ns["EXPECTED_VAL"]["small"]),
-    ("05", "05_fast_gpt", lambda ns: ns["EXPECTED_VAL"]["cpu"]),
+    ("05", "05c_against_the_clock", lambda ns: ns["EXPECTED_VAL"]["cpu"]),
 ])
 def test_the_printed_range_covers_every_measured_seed(notebook, key, band_of):
     low, high = band_of(load(key))

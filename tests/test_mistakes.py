@@ -37,20 +37,24 @@ def check_02(ns):
     return ns["check_self_attention"](ns["self_attention"])
 
 
-def ns_03(replace=()):
-    ns = load("03_building_gpt", keep=("n_embd", "block_size", "n_head", "n_layer", "dropout"), replace=replace,
+def ns_03(replace=(), notebook="03_building_gpt"):
+    ns = load(notebook, keep=("n_embd", "block_size", "n_head", "n_layer", "dropout"), replace=replace,
               vocab_size=65, device="cpu", batch_size=4)
     ns.update(train_data=DATA, val_data=DATA)
     return ns
+
+
+def ns_03b(replace=()):  # steps 3-7 of the ladder (blocks, LayerNorm) live in notebook 03b
+    return ns_03(replace, notebook="03b_blocks_and_the_ladder")
 
 
 def check_03_block(ns):
     return ns["check_block"](ns["Block"](ns["n_embd"], ns["n_head"]))
 
 
-def check_03_model(ns):
+def check_03_model(ns):  # 03's last model: one head (03b's transformer carries the same BigramLanguageModel)
     torch.manual_seed(1337)
-    return ns["check_model"](ns["transformer"]())
+    return ns["check_model"](ns["BigramLanguageModel"](body=ns["Head"](ns["n_embd"])))
 
 
 def ns_04(replace=()):
@@ -63,8 +67,8 @@ def toy_04(ns):
     return ns["GPTConfig"](vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 
 
-def check_04_head(ns):
-    return ns["check_head"](ns["Head"](ns["GPTConfig"](n_embd=32, block_size=8, dropout=0.0), head_size=8))
+def check_03_head(ns):
+    return ns["check_head"](ns["Head"](8))
 
 
 def check_04_model(ns):
@@ -141,28 +145,29 @@ MISTAKES = {  # name: (load, the learner's edit as (old, new) pairs, the check, 
                                         [("    if causal:\n        tril = torch.tril(torch.ones(T, T))",
                                           "    if causal:\n        tril = torch.tril(torch.ones(T, T), diagonal=1)")],
                                         check_02, "one step into the future"),
-    "03 a block without its residual adds": (ns_03, [("        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)",
+    "03 a block without its residual adds": (ns_03b, [("        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)",
                                                       "        x = self.sa(x)  # (B, T, C)\n        x = self.ffwd(x)  # (B, T, C)")],
                                              check_03_block, "the residual connections are missing"),
-    "03 LayerNorm with the unbiased variance": (ns_03, [("xvar = x.var(-1, keepdim=True, unbiased=False)", "xvar = x.var(-1, keepdim=True)")],
+    "03 LayerNorm with the unbiased variance": (ns_03b, [("xvar = x.var(-1, keepdim=True, unbiased=False)", "xvar = x.var(-1, keepdim=True)")],
                                                 lambda ns: ns["check_layernorm"](ns["LayerNorm1d"](100)), "uses the unbiased variance"),
-    "03 LayerNorm over the wrong dimension": (ns_03, [("xmean = x.mean(-1, keepdim=True)", "xmean = x.mean(1, keepdim=True)"),
+    "03 LayerNorm over the wrong dimension": (ns_03b, [("xmean = x.mean(-1, keepdim=True)", "xmean = x.mean(1, keepdim=True)"),
                                                       ("xvar = x.var(-1, keepdim=True, unbiased=False)", "xvar = x.var(1, keepdim=True, unbiased=False)")],
                                               lambda ns: ns["check_layernorm"](ns["LayerNorm1d"](100)), "normalise over the last dimension"),
-    "03 LayerNorm without eps": (ns_03, [("xhat = (x - xmean) / torch.sqrt(xvar + self.eps)", "xhat = (x - xmean) / torch.sqrt(xvar)")],
+    "03 LayerNorm without eps": (ns_03b, [("xhat = (x - xmean) / torch.sqrt(xvar + self.eps)", "xhat = (x - xmean) / torch.sqrt(xvar)")],
                                  lambda ns: ns["check_layernorm"](ns["LayerNorm1d"](100)), "add eps to the variance"),
     "03 the position embedding left out": (ns_03, [("x = tok_emb + pos_emb  # (B, T, C)", "x = tok_emb  # (B, T, C)")],
                                            check_03_model, "ignores positions"),
     "03 generate without the crop": (ns_03, [("idx_cond = idx[:, -block_size:]  # (B, T) with T <= block_size", "idx_cond = idx  # (B, T)")],
                                      lambda ns: ns["check_generate"](ns["generate"], block_size=8), "more than block_size"),
-    "04 a Head without its mask": (ns_04, [("wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)\n        return", "return")],
-                                   check_04_head, "there is no causal mask"),
-    "04 a Head scaled by C": (ns_04, [("wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, T), scaled by head_size, not C",
-                                       "wei = q @ k.transpose(-2, -1) * C**-0.5  # (B, T, T)")],
-                              check_04_head, "scaled by C**-0.5"),
-    "04 a mask that sees one step ahead": (ns_04, [("self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)))",
-                                                    "self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size), diagonal=1))")],
-                                           check_04_head, "one step into the future"),
+    # notebook 04 no longer carries check_head (notebook 03 checks each piece): the same mistakes, in 03's Head
+    "03 a Head without its mask (was 04's)": (ns_03, [("        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)\n", "")],
+                                              check_03_head, "there is no causal mask"),
+    "03 a Head scaled by C (was 04's)": (ns_03, [("wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, T, hs) @ (B, hs, T) -> (B, T, T)",
+                                                  "wei = q @ k.transpose(-2, -1) * C**-0.5  # (B, T, T)")],
+                                         check_03_head, "scaled by C**-0.5"),
+    "03 a mask that sees one step ahead (was 04's)": (ns_03, [("self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))",
+                                                               "self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size), diagonal=1))")],
+                                                      check_03_head, "one step into the future"),
     "04 no mask, seen by the whole-model probe": (ns_04, [("wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)\n        return", "return")],
                                                   check_04_model, "the model sees the future"),
     "04 the position embedding left out": (ns_04, [("return self.token_embedding_table(idx) + self.position_embedding_table(pos)  # (B, T, C)",

@@ -1,6 +1,8 @@
-"""Notebook 03's checks meet the mistakes a learner new to the code makes (the hunt of issue 21).
+"""Notebook 03's and 03b's checks meet the mistakes a learner new to the code makes (the hunt of issue 21).
 
-Each mistake is one edit of notebooks/03_building_gpt.py's own source; the check that follows that
+Each mistake is one edit of the source of the notebook that holds the piece (notebooks/03_building_gpt.py
+up to one head; notebooks/03b_blocks_and_the_ladder.py from multi-head attention on, whose folded copy of
+03's model takes the edits of 03's pieces that only 03b's checks exercise); the check that follows that
 piece in the notebook must stop with CheckFailed and a sentence naming the property and the likely
 cause. The correct variants (post-norm, as Exercise 1 asks; GELU, as Exercise 3 asks; a head written
 with PyTorch's own attention) must pass the same checks."""
@@ -18,8 +20,11 @@ HYPER = ("n_embd", "block_size", "n_head", "n_layer", "dropout")
 DATA_CHAIN = ("text", "chars", "vocab_size", "stoi", "itos", "encode", "decode", "data", "n", "train_data", "val_data")
 
 
-def ns(replace=(), keep=()):
-    found = load("03_building_gpt", keep=HYPER + tuple(keep), replace=replace, vocab_size=65, device="cpu",
+NB3B = "03b_blocks_and_the_ladder"
+
+
+def ns(replace=(), keep=(), notebook="03_building_gpt"):
+    found = load(notebook, keep=HYPER + tuple(keep), replace=replace, vocab_size=65, device="cpu",
                  batch_size=4, eval_batch=64)
     if "train_data" not in keep:
         found.update(train_data=TRAIN, val_data=VAL, vocab_size=65)
@@ -67,6 +72,9 @@ def model_with_dropout(found):
     return found["check_model"](built)
 
 
+IN_03B = {multihead, feedforward, block, prenorm_block, model, model_with_dropout}  # checks of 03b's pieces
+
+
 def generate(found):
     return found["check_generate"](found["generate"], block_size=8)
 
@@ -84,15 +92,28 @@ def layernorm(found):
     return found["check_layernorm"](found["LayerNorm1d"](100))
 
 
+IN_03B.add(layernorm)
+
+
 def split(found):
     return found["check_split"](found["text"], found["encode"], found["train_data"], found["val_data"])
+
+
+def step1(found):
+    torch.manual_seed(1337)
+    return found["check_model"](found["BigramLanguageModel"](), attends=False)
+
+
+def step2(found):
+    torch.manual_seed(1337)
+    return found["check_model"](found["BigramLanguageModel"](body=found["Head"](32)))
 
 
 MASK = "wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)"
 CAT = "out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)"
 PROJ = "        return self.dropout(self.proj(out))  # (B, T, C)"
 RELU = "            nn.ReLU(),\n            nn.Linear(4 * n_embd, n_embd),  # (B, T, C) the projection back"
-BLOCK = "        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)\n        return x\n\n\n# %% [markdown]\n# **Check.** A block"
+BLOCK = "        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)\n        return x\n\n\n# %%\nprint(check_block(Block(n_embd, n_head)))"
 PRENORM = "        x = x + self.sa(self.ln1(x))  # (B, T, C)\n        x = x + self.ffwd(self.ln2(x))  # (B, T, C)"
 POS = "pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)"
 HEAD_OUT = "        x = self.ln_f(self.body(x))  # (B, T, C)\n        logits = self.lm_head(x)  # (B, T, vocab_size)"
@@ -120,14 +141,14 @@ MISTAKES = {  # name: (the learner's edits, the check that follows, what its sen
                                                                "        x = self.ln2(x)\n        x = x + self.ffwd(x)  # (B, T, C)")],
                                                     prenorm_block, "normalises the residual stream itself"),
     "only one residual add": ([(BLOCK, BLOCK.replace("x = x + self.sa(x)", "x = self.sa(x)"))], block, "the residual connections are missing"),
-    "positions over block_size, not T": ([(POS, POS.replace("torch.arange(T,", "torch.arange(block_size,"))], model,
+    "positions over block_size, not T": ([(POS, POS.replace("torch.arange(T,", "torch.arange(block_size,"))], step2,
                                          "BigramLanguageModel(idx of shape (3, 5), targets) raised"),
     "dropout on the logits": ([(HEAD_OUT, HEAD_OUT.replace("logits = self.lm_head(x)", "logits = self.drop(self.lm_head(x))")),
                                ("        self.lm_head = nn.Linear(n_embd, vocab_size)\n",
                                 "        self.lm_head = nn.Linear(n_embd, vocab_size)\n        self.drop = nn.Dropout(dropout)\n")],
                               model_with_dropout, "a dropout is applied to the logits"),
     "cross-entropy on unflattened logits": ([(LOSS, LOSS.replace("F.cross_entropy(logits.flatten(0, 1), targets.flatten())", "F.cross_entropy(logits, targets)"))],
-                                            model, "raised"),
+                                            step2, "raised"),
     "ln_f after lm_head": ([(HEAD_OUT, "        x = self.body(x)  # (B, T, C)\n        logits = self.ln_f(self.lm_head(x))  # (B, T, vocab_size)")],
                            model, "raised RuntimeError"),
     "generate cropping to the first block_size": ([(CROP, "idx_cond = idx[:, :block_size]  # (B, T)")], generate, "differs from a reference"),
@@ -169,16 +190,6 @@ def batch_cell(found):
     tree.body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     exec(compile(tree, "03_building_gpt", "exec"), found)
     return "passed"
-
-
-def step1(found):
-    torch.manual_seed(1337)
-    return found["check_model"](found["BigramLanguageModel"](), attends=False)
-
-
-def step2(found):
-    torch.manual_seed(1337)
-    return found["check_model"](found["BigramLanguageModel"](body=found["Head"](32)))
 
 
 def train_step_then_train(found):
@@ -266,16 +277,17 @@ CORRECT.update({
 def test_the_check_names_the_mistake(mistake, small_text):
     edits, run, sentence, *keep = MISTAKES[mistake]
     keep = keep[0] if keep else ()
-    assert "passed" in run(ns(keep=keep))
+    notebook = NB3B if run in IN_03B else "03_building_gpt"
+    assert "passed" in run(ns(keep=keep, notebook=notebook))
     with pytest.raises(AssertionError) as caught:
-        run(ns(replace=edits, keep=keep))
+        run(ns(replace=edits, keep=keep, notebook=notebook))
     assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)
 
 
 @pytest.mark.parametrize("variant", list(CORRECT))
 def test_a_correct_variant_passes(variant):
     edits, run = CORRECT[variant]
-    assert "passed" in run(ns(replace=edits))
+    assert "passed" in run(ns(replace=edits, notebook=NB3B if run in IN_03B else "03_building_gpt"))
 
 
 def test_the_hunt_has_fifteen_mistakes_at_least():

@@ -1,6 +1,8 @@
 """Notebook 04's checks catch mistakes a learner new to the code makes (a hunt beyond tests/test_mistakes.py):
 each mistake is made in the notebook's own source, and the check that follows that piece must fail with a
-sentence naming the property and the likely cause. Correct variants a learner may write must pass."""
+sentence naming the property and the likely cause. Correct variants a learner may write must pass.
+Notebook 04 checks the whole model; the checks of one head, of multi-head attention and of a block are notebooks
+03 and 03b's, where each piece is built: the mistakes only those checks name are made in 03b's pieces (MISTAKES_IN_03B)."""
 import pytest
 import torch
 
@@ -8,6 +10,13 @@ from notebook_code import load
 
 DATA = torch.arange(400) % 61  # a stand-in training split: consecutive ids, every chunk easy to find
 VAL = (torch.arange(200) * 7) % 61  # a validation split that is not the training one
+
+
+def ns_03b(replace=()):  # notebook 03b builds multi-head attention and the blocks, each checked as it is built
+    ns = load("03b_blocks_and_the_ladder", keep=("n_embd", "block_size", "n_head", "n_layer", "dropout"), replace=replace,
+              vocab_size=65, device="cpu", batch_size=4)
+    ns.update(train_data=DATA, val_data=DATA)
+    return ns
 
 
 def ns_04(replace=()):
@@ -32,11 +41,9 @@ def toy_batches():
 
 
 CHECKS = {  # the check cells of the notebook, as the notebook calls them
-    "head": lambda ns: ns["check_head"](ns["Head"](config(ns), head_size=8)),
-    "multihead": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](config(ns)), n_embd=32, n_head=4),
     "feedforward": lambda ns: ns["check_feedforward"](ns["FeedForward"](config(ns)), n_embd=32),
-    "block": lambda ns: ns["check_block"](ns["Block"](config(ns))),
     "model": lambda ns: ns["check_model"](model(ns)),
+    "every_parameter": lambda ns: ns["check_every_parameter_learns"](model(ns)),
     "final_norm": lambda ns: ns["check_final_norm"](model(ns)),
     "initial_loss": lambda ns: ns["check_initial_loss"](model(ns)),
     "parameters": lambda ns: ns["check_parameter_count"](model(ns, block_size=256, n_embd=384, n_head=6, n_layer=6)),
@@ -53,23 +60,17 @@ MISTAKES_04 = {  # name: ([(old, new)] in notebooks/04_gpt.py, the check that mu
                                                    "ix = torch.randint(len(data) - block_size - 1, (batch_size,))     # (B,) random offsets\n    x = torch.stack")],
                                                  "batch", "no row is the last chunk of the split"),
     "head_size = n_embd": ([("head_size = config.n_embd // config.n_head", "head_size = config.n_embd")],
-                           "multihead", "heads of n_embd channels each"),
+                           "parameters", "blocks[0].sa has"),
     "one Head object used n_head times": ([("nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])",
                                             "nn.ModuleList([Head(config, head_size)] * config.n_head)")],
-                                          "multihead", "one Head object reused"),
-    "heads concatenated on the time axis": ([("out = torch.cat([h(x) for h in self.heads], dim=-1)", "out = torch.cat([h(x) for h in self.heads], dim=1)")],
-                                            "multihead", "MultiHeadAttention on x of shape (2, 8, 32) raised RuntimeError"),
+                                          "parameters", "a new Head per head"),
     "a FeedForward without its ReLU": ([("            nn.ReLU(),\n            nn.Linear(4 * config.n_embd", "            nn.Linear(4 * config.n_embd")],
                                        "feedforward", "is linear"),
     "the ReLU after the last Linear": ([("            nn.ReLU(),\n            nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)\n",
                                          "            nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)\n            nn.ReLU(),\n")],
                                        "feedforward", "never outputs a negative number"),
-    "proj defined but never applied": ([("return self.dropout(self.proj(out))  # (B, T, C)", "return self.dropout(out)  # (B, T, C)")],
-                                       "block", "proj is defined but never applied"),
-    "the residual stream normalised itself": ([("        x = x + self.sa(self.ln1(x))  # (B, T, C)\n", "        x = self.ln1(x)\n        x = x + self.sa(x)  # (B, T, C)\n")],
-                                              "block", "normalises the residual stream"),
-    "the attention's residual connection dropped": ([("x = x + self.sa(self.ln1(x))  # (B, T, C)", "x = self.sa(self.ln1(x))  # (B, T, C)")],
-                                                    "block", "the residual connections are missing"),
+    "proj defined but never applied, seen by the whole model": ([("return self.dropout(self.proj(out))  # (B, T, C)", "return self.dropout(out)  # (B, T, C)")],
+                                                                "every_parameter", "blocks.0.sa.proj gets no gradient from the loss"),
     "ln_f defined but never applied": ([("logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)", "logits = self.lm_head(x)  # (B, T, vocab_size)")],
                                        "final_norm", "does not read it through the final LayerNorm"),
     "the blocks skipped": ([("x = self.blocks(self.embed(idx))  # (B, T, C)", "x = self.embed(idx)  # (B, T, C)")],
@@ -105,6 +106,23 @@ MISTAKES_04 = {  # name: ([(old, new)] in notebooks/04_gpt.py, the check that mu
                                  "train_step", "the weights did not change"),
 }
 
+CHECKS_03B = {  # notebook 03b's checks of its pieces, as notebook 03b calls them
+    "multihead": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](ns["n_head"], ns["n_embd"] // ns["n_head"]), ns["n_embd"], ns["n_head"]),
+    "prenorm_block": lambda ns: ns["check_block"](ns["PreNormBlock"](ns["n_embd"], ns["n_head"])),
+}
+
+MISTAKES_IN_03B = {  # moved from MISTAKES_04: notebook 04 no longer carries the piece checks that name them; the same
+    # mistake made in notebook 03b's piece meets the same sentence there
+    "heads concatenated on the time axis": ([("out = torch.cat([h(x) for h in self.heads], dim=-1)", "out = torch.cat([h(x) for h in self.heads], dim=1)")],
+                                            "multihead", "MultiHeadAttention on x of shape (2, 8, 32) raised RuntimeError"),
+    "proj defined but never applied": ([("return self.dropout(self.proj(out))  # (B, T, C)", "return self.dropout(out)  # (B, T, C)")],
+                                       "multihead", "proj is defined but never applied"),
+    "the residual stream normalised itself": ([("        x = x + self.sa(self.ln1(x))  # (B, T, C)\n", "        x = self.ln1(x)\n        x = x + self.sa(x)  # (B, T, C)\n")],
+                                              "prenorm_block", "normalises the residual stream"),
+    "the attention's residual connection dropped": ([("x = x + self.sa(self.ln1(x))  # (B, T, C)", "x = self.sa(self.ln1(x))  # (B, T, C)")],
+                                                    "prenorm_block", "the residual connections are missing"),
+}
+
 CORRECT_VARIANTS = {  # a learner's correct code: every check after it must still pass
     "a Head in einsum": ([("wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5", "wei = torch.einsum('btd,bsd->bts', q, k) * k.shape[-1]**-0.5")], "head"),
     "a Head through SDPA": ([("        wei = self.dropout(self.attention(x))  # (B, T, T)\n        return wei @ self.value(x)",
@@ -132,6 +150,16 @@ def test_the_check_after_the_piece_names_the_mistake(name):
     assert "\n" not in str(caught.value)  # one sentence, not a traceback
 
 
+@pytest.mark.parametrize("name", list(MISTAKES_IN_03B))
+def test_the_check_of_03bs_piece_names_the_mistake(name):
+    edit, check_name, sentence = MISTAKES_IN_03B[name]
+    assert "passed" in CHECKS_03B[check_name](ns_03b())
+    with pytest.raises(AssertionError) as caught:
+        CHECKS_03B[check_name](ns_03b(replace=edit))
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize("name", list(CORRECT_VARIANTS))
 def test_a_correct_variant_passes_every_check(name):
     edit, _ = CORRECT_VARIANTS[name]
@@ -141,4 +169,4 @@ def test_a_correct_variant_passes_every_check(name):
 
 
 def test_the_hunt_is_at_least_fifteen_mistakes():
-    assert len(MISTAKES_04) >= 15
+    assert len(MISTAKES_04) + len(MISTAKES_IN_03B) >= 15 and len(MISTAKES_04) >= 15

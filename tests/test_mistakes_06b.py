@@ -50,7 +50,7 @@ MISTAKES = {  # name: (the learner's edits as (old, new) pairs, the check, what 
     "3 the warmup left out": ([(LR, LR.replace("lr_at(it, peak_lr, warmup, steps)", "lr_at(it, peak_lr, 0, steps)"))],
                               train_on, "the warmup is left out"),
     "3 PyTorch's AdamW with its defaults": ([(OPT, "    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr)\n")],
-                                            train_on, "the optimizer is not notebook 05's"),
+                                            train_on, "the optimizer is not notebook 05c's"),
     "3 weight decay on every parameter": ([(OPT, "    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, "
                                                  "betas=(0.9, 0.99), weight_decay=0.1)\n")], train_on,
                                           "which puts no weight decay on biases and LayerNorm gains"),

@@ -16,6 +16,7 @@ FROM_ELSEWHERE = {  # notebook: {number: where it comes from}
                   "50,257": "GPT-2's vocabulary size (Radford et al., 2019)"},
     "02_self_attention": {},
     "03_building_gpt": {"4,000": "the budget, set in code", "35,000": "a text size, set in code"},
+    "03b_blocks_and_the_ladder": {"4,000": "the budget, set in code (03's)"},
     "04_gpt": {"2,500": "the small configuration's steps, set in code",
                "2,000": "the sample length of the temperature comparison, set in code"},
     "04b_dropout_and_learning_rate": {"35,000": "the text size of the dropout comparison, set in code", "31,500": "90% of 35,000",

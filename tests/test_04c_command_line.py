@@ -1,5 +1,7 @@
-"""Notebook 04 as a command line, run as a learner runs it: every bad input is one line on stderr, a
-non-zero exit, and no lost work; two runs never share a folder; Ctrl-C saves and says how to go on."""
+"""Notebook 04c, notebook 04's command line, run as a learner runs it: every bad input is one line on stderr, a
+non-zero exit, and no lost work; two runs never share a folder; Ctrl-C saves and says how to go on. Also its
+checkpoints, folder checks and sampling called directly, and its copies of notebook 04's code."""
+import errno
 import hashlib
 import os
 import signal
@@ -11,10 +13,10 @@ import threading
 import pytest
 import torch
 
-from notebook_code import NOTEBOOKS
+from notebook_code import NOTEBOOKS, load, source_of
 from script_runner import one_line_error, run_script, smoke_env, spawn_script
 
-SCRIPT = NOTEBOOKS / "04_gpt.py"
+SCRIPT = NOTEBOOKS / "04c_command_line.py"
 
 
 RUNS = {}  # the module's first training run and its resumption
@@ -31,7 +33,7 @@ def digest(path):
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """A small text, a run of 30 steps, resumed to 50: what the bad inputs below must not damage."""
-    folder = tmp_path_factory.mktemp("cli04")
+    folder = tmp_path_factory.mktemp("cli04c")
     words = "the cat sat on the mat and the dog ran to the log while a bird sang\n".split(" ")
     torch.manual_seed(0)
     text = " ".join(words[i] for i in torch.randint(0, len(words), (1200,)).tolist())
@@ -53,6 +55,16 @@ def test_trains_writes_a_checkpoint_and_resumes(folder):
     assert ckpt["settings"]["batch_size"] == 8 and ckpt["settings"]["max_iters"] == 50  # smoke mode's tiny size
     assert "starting at step 30 of 50" in RUNS['resumed'].stdout
     assert "smoke mode: True" in RUNS['first'].stdout
+
+
+def test_with_no_model_flags_it_trains_what_notebook_04_trains(folder, tmp_path):
+    """The same model, seed, batches and losses as `python notebooks/04_gpt.py` (smoke mode's tiny size here)."""
+    ours = run("--data", "small.txt", "--out", str(tmp_path / "r"), cwd=folder)
+    theirs = run_script(NOTEBOOKS / "04_gpt.py", "--data", "small.txt", cwd=folder)
+    assert ours.returncode == 0 and theirs.returncode == 0, (ours.stderr, theirs.stderr)
+    losses = lambda out: [line for line in out.splitlines() if line.startswith(("step ", "whole-split loss"))]
+    assert len(losses(ours.stdout)) == 3  # smoke mode: steps 20 and 40, then the whole-split loss
+    assert [l.split(" (")[0] for l in losses(ours.stdout)] == [l.split(" (")[0] for l in losses(theirs.stdout)]
 
 
 def test_a_script_on_its_own_text_prints_that_text_and_no_notebook_demo(folder):
@@ -386,3 +398,167 @@ def test_help_groups_every_flag():
         assert "default" in helps[flag], (flag, helps.get(flag))
     assert "(default: 6 (lecture), 4 (small))" in " ".join(helps["--n-layer"].split())
     assert "0.0003 (lecture), 0.001 (small)" in " ".join(helps["--learning-rate"].split())
+
+# Notebook 04c's pieces called directly (moved from test_04_gpt.py: the command line's code lives in 04c)
+nb = load("04c_command_line")
+TINY = dict(vocab_size=11, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0)
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return nb["GPTLanguageModel"](nb["GPTConfig"](**{**TINY, **overrides}))
+
+
+COPIES = ["GPTConfig", "Head", "MultiHeadAttention", "FeedForward", "Block", "GPTLanguageModel", "generate", "encoder_for",
+          "get_batch", "estimate_loss", "split_loss", "train_step", "attention_maps", "SIZES", "save_checkpoint", "load_checkpoint"]
+
+
+@pytest.mark.parametrize("name", COPIES)
+def test_the_command_line_carries_notebook_04s_code(name):
+    assert source_of("04c_command_line", name) == source_of("04_gpt", name), f"{name}: copy it again from notebook 04"
+
+
+def test_sample_returns_the_prompt_and_n_characters_of_the_vocabulary():
+    chars = "\n abcdefgh!"
+    text = nb["sample"](tiny_model(), chars, "bad cafe", 50, temperature=1.2, top_k=4)
+    assert text.startswith("bad cafe") and len(text) == len("bad cafe") + 50 and set(text) <= set(chars)
+
+
+@pytest.mark.parametrize("prompt,expected", [("hello ⚡Z", "'Z⚡'"), ("", "the prompt is empty")])
+def test_bad_prompts_are_one_line(prompt, expected):
+    with pytest.raises(SystemExit) as e:
+        nb["sample"](tiny_model(), "\n abcdefghlo", prompt, 5)
+    assert expected in str(e.value.code) and "\n" not in str(e.value.code)
+
+
+def test_checkpoints_round_trip_and_survive_an_interrupted_save(tmp_path, monkeypatch):
+    model = tiny_model()
+    optimizer = torch.optim.AdamW(model.parameters())
+    path = tmp_path / "ckpt.pt"
+    nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 7, {"batch_size": 4})
+    ckpt, loaded = nb["load_checkpoint"](path)
+    assert ckpt["step"] == 7 and ckpt["chars"] == "\n abcdefgh!" and loaded.config == model.config
+    assert ckpt["settings"] == {"batch_size": 4} and ckpt["history"] == []
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def interrupted(obj, f):
+        open(f, "wb").write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        nb["save_checkpoint"](path, model, optimizer, "\n abcdefgh!", 8, {})
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "not a checkpoint", "other code"])
+def test_bad_checkpoints_are_one_line(tmp_path, damage):
+    path = tmp_path / "ckpt.pt"
+    if damage != "missing":
+        model = tiny_model()
+        nb["save_checkpoint"](path, model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", 1, {})
+        if damage == "truncated":
+            path.write_bytes(path.read_bytes()[:2000])
+        elif damage == "not a checkpoint":
+            path.write_text("hello")
+        else:
+            torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(SystemExit) as e:
+        nb["load_checkpoint"](path)
+    message = str(e.value.code)
+    assert message.startswith("error: ") and "\n" not in message and str(path) in message
+
+
+
+def test_stream_draws_exactly_what_generate_draws():
+    model, chars = tiny_model(), "\n abcdefgh!"
+    torch.manual_seed(5)
+    streamed = "".join(nb["stream"](model, chars, "bad", 40, temperature=0.9, top_k=4))
+    torch.manual_seed(5)
+    encode, decode = nb["encoder_for"](chars)
+    idx = model.generate(torch.tensor([encode("bad")]), 40, temperature=0.9, top_k=4)
+    assert streamed == decode(idx[0].tolist())
+
+
+def save(path, step=1, **kw):
+    model = tiny_model()
+    nb["save_checkpoint"](path, model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", step, {}, **kw)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_checkpoints_get_the_users_file_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        save(tmp_path / "ckpt.pt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ckpt.pt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_keep_previous_renames_the_old_checkpoint_only_when_the_new_one_is_written(tmp_path):
+    save(tmp_path / "ckpt.pt", step=3)
+    save(tmp_path / "ckpt.pt", step=4, keep_previous=True)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("ckpt-")]
+    assert len(kept) == 1 and torch.load(kept[0], weights_only=True)["step"] == 3
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == 4
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_how_much_is_needed(tmp_path, monkeypatch):
+    save(tmp_path / "ckpt.pt", step=3)
+    before = hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest()
+
+    def full(obj, f):
+        open(f, "wb").write(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(SystemExit) as e:
+        save(tmp_path / "ckpt.pt", step=4, keep_previous=True)
+    message = str(e.value.code)
+    assert message.startswith("error: no space left on the disk of") and "MB" in message and "previous checkpoint is kept" in message
+    assert hashlib.sha256((tmp_path / "ckpt.pt").read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_prepare_out_dir_locks_and_refuses_what_cannot_work(tmp_path, monkeypatch):
+    nb["prepare_out_dir"](tmp_path / "a", ckpt_bytes=1000)
+    assert (tmp_path / "a" / ".lock").read_text() == f"{os.getpid()} {socket.gethostname()}"
+    nb["prepare_out_dir"](tmp_path / "a", ckpt_bytes=1000)  # the same process again (a notebook cell re-run)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".lock").write_text(f"1 {socket.gethostname()}")
+    with pytest.raises(SystemExit, match="another run .process 1 on"):
+        nb["prepare_out_dir"](tmp_path / "b", ckpt_bytes=1000)
+    monkeypatch.setattr(nb["shutil"], "disk_usage", lambda p: type("U", (), {"free": 5_000_000})())
+    with pytest.raises(SystemExit, match="only 5 MB free in .*a checkpoint needs about 20 MB"):
+        nb["prepare_out_dir"](tmp_path / "c", ckpt_bytes=20_000_000)
+    monkeypatch.undo()
+
+    def denied(path, *a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(nb["os"], "open", denied)
+    with pytest.raises(SystemExit, match="cannot write to .*d .Permission denied.; give a folder you can write to"):
+        nb["prepare_out_dir"](tmp_path / "d", ckpt_bytes=1000)
+
+
+@pytest.mark.parametrize("name,minutes", [("Tesla T4", 36), ("NVIDIA A100-SXM4-40GB", 15), ("NVIDIA H100 80GB HBM3", 4),
+                                          ("NVIDIA GeForce RTX 3090", None)])
+def test_time_estimates_only_for_known_gpus(name, minutes):
+    estimate = nb["lecture_minutes"](name)
+    assert (estimate is None) if minutes is None else round(estimate) == minutes
+
+
+def test_a_checkpoint_carries_the_loss_history(tmp_path):
+    save(tmp_path / "ckpt.pt", step=3)
+    model = tiny_model()
+    nb["save_checkpoint"](tmp_path / "ckpt.pt", model, torch.optim.AdamW(model.parameters()), "\n abcdefgh!", 4, {},
+                          history=[(2, 3.5, 3.6), (4, 3.1, 3.3)])
+    assert nb["load_checkpoint"](tmp_path / "ckpt.pt")[0]["history"] == [[2, 3.5, 3.6], [4, 3.1, 3.3]]
+
+
+def test_a_folder_given_as_checkpoint_names_the_file_in_it(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        nb["load_checkpoint"](tmp_path)
+    assert str(e.value.code) == f"error: {tmp_path} is a folder, not a checkpoint; give the file in it: --ckpt {tmp_path / 'ckpt.pt'}"
