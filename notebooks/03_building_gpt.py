@@ -293,22 +293,6 @@ def check_registered(module):
                   "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
 
 
-def check_head(head):
-    """Check one attention head (a module with key, query, value and tril) against PyTorch's attention."""
-    torch.manual_seed(0)
-    check_registered(head)
-    C, T, name = head.key.in_features, head.tril.shape[0], type(head).__name__
-    for B, t in probe_sizes(T):
-        x = torch.randn(B, t, C)  # (B, T, C)
-        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, :T])?")
-        q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
-        mistake = attention_diagnosis(out, q, k, v, C)
-        check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
-    check(not sees_future(head, x, training=True), f"{name} lets a position see the future in training mode (dropout "
-          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = {q.shape[-1]}**-0.5)")
-
-
 def sees_future(module, x, training=False, first=1):
     """Whether the first outputs of module (B, T, ...) change when only later positions of x change; with training,
     in training mode with every dropout at 0.5 and the same random numbers for both inputs."""
@@ -427,6 +411,24 @@ def device_slips(model, idx):
     except Exception:  # an operation without a meta version, or the mix itself: what was recorded counts
         pass
     return mode.mixed
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of one attention head (folded: open it to see how it works)
+def check_head(head):
+    """Check one attention head (a module with key, query, value and tril) against PyTorch's attention."""
+    torch.manual_seed(0)
+    check_registered(head)
+    C, T, name = head.key.in_features, head.tril.shape[0], type(head).__name__
+    for B, t in probe_sizes(T):
+        x = torch.randn(B, t, C)  # (B, T, C)
+        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, :T])?")
+        q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
+        mistake = attention_diagnosis(out, q, k, v, C)
+        check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
+    check(not sees_future(head, x, training=True), f"{name} lets a position see the future in training mode (dropout "
+          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
+    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = {q.shape[-1]}**-0.5)")
 
 
 # %% jupyter={"source_hidden": true} cellView="form"

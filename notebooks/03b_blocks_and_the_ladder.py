@@ -172,64 +172,6 @@ def load_text(path=None, flag="--data"):
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the attention oracle (the same in every notebook that carries it)
-def attention_diagnosis(out, q, k, v, n_embd):
-    """None if out is causal attention of q, k, v (B, ..., T, hs) scaled by head_size**-0.5, computed by
-    PyTorch's own F.scaled_dot_product_attention; else the likely mistake, in one sentence."""
-    sdpa, T, hs = F.scaled_dot_product_attention, q.shape[-2], q.shape[-1]
-    if out.shape != v.shape:
-        return f"the output has shape {tuple(out.shape)}, not (B, T, head_size) = {tuple(v.shape)}"
-    if not torch.isfinite(out).all():
-        return ("the output holds inf or nan: some query's scores are all -inf (the mask must keep the diagonal "
-                "and the past, masked_fill where tril == 0), the softmax runs over a dimension other than dim=-1 "
-                "(each query's row), or the softmax is missing after the mask")
-    if torch.allclose(out, sdpa(q, k, v, is_causal=True), atol=1e-5):
-        return None
-    tril = torch.tril(torch.ones(T, T, dtype=torch.bool))
-    raw = q @ k.transpose(-2, -1)  # (B, T, T) unscaled
-    scores = (raw * hs**-0.5).masked_fill(~tril, float('-inf'))
-    suspects = {
-        "there is no causal mask, so every position sees the future: masked_fill the scores where tril == 0":
-            sdpa(q, k, v),
-        "the mask lets each position see one step into the future: mask where torch.tril(ones(T, T)) == 0":
-            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).tril(1)),
-        "the mask keeps the future and hides the past (torch.triu): keep the lower triangle, torch.tril":
-            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).triu()),
-        "the future is filled with 0, not float('-inf'), so it keeps a weight of exp(0) after the softmax":
-            F.softmax((raw * hs**-0.5).masked_fill(~tril, 0.0), dim=-1) @ v,
-        f"the scores are scaled by C**-0.5 with C = n_embd = {n_embd} (the lecture's slip), not by head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=n_embd**-0.5),
-        "the scores are not scaled: multiply q @ k.transpose(-2, -1) by head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=1.0),
-        "the scores are multiplied by head_size**0.5: multiply by head_size**-0.5 (divide by its square root)":
-            sdpa(q, k, v, is_causal=True, scale=hs**0.5),
-        "the scores are divided by head_size, not by its square root: multiply by head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=1.0 / hs),
-        "the scores are scaled by head_size**-1/2, which Python reads as (head_size**-1) / 2: write head_size**-0.5":
-            sdpa(q, k, v, is_causal=True, scale=hs**-1 / 2),
-        "the scale is applied after the softmax: scale the scores q @ k.transpose(-2, -1) before masking":
-            F.softmax(raw.masked_fill(~tril, float('-inf')), dim=-1) * hs**-0.5 @ v,
-        "the softmax runs over the wrong dimension: use dim=-1, so that each query's row sums to 1":
-            F.softmax(scores, dim=-2) @ v,
-        "the weights multiply the keys, not the values: out = wei @ v with v = value(x)":
-            sdpa(q, k, k, is_causal=True),
-        "the weights multiply the queries, not the values: out = wei @ v with v = value(x)":
-            sdpa(q, k, q, is_causal=True),
-        "queries and keys are swapped in the scores: compute q @ k.transpose(-2, -1)":
-            sdpa(k, q, v, is_causal=True),
-        "the queries come from the key layer, so the scores compare keys with keys: q = query(x)":
-            sdpa(k, k, v, is_causal=True),
-        "the weights are transposed before they multiply the values: out = wei @ v, each query's row of weights":
-            F.softmax(scores, dim=-1).transpose(-2, -1) @ v,
-    }
-    for mistake, result in suspects.items():
-        if result.shape == out.shape and torch.allclose(out, result, atol=1e-5):
-            return mistake
-    return ("it differs from PyTorch's attention in a way this check cannot name: compare it line by line with "
-            "the head above (scores, scale, mask, softmax over dim=-1, weights times v)")
-
-
-# %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: checks of the model's pieces (the same in every notebook that carries it)
 def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
@@ -264,22 +206,6 @@ def check_registered(module):
                   "the mask: keep it out of the parameters with self.register_buffer('tril', ...)")
             check(any(b is tril for b in owner.buffers(recurse=False)), f"{where} is a plain attribute, not a buffer, so "
                   "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
-
-
-def check_head(head):
-    """Check one attention head (a module with key, query, value and tril) against PyTorch's attention."""
-    torch.manual_seed(0)
-    check_registered(head)
-    C, T, name = head.key.in_features, head.tril.shape[0], type(head).__name__
-    for B, t in probe_sizes(T):
-        x = torch.randn(B, t, C)  # (B, T, C)
-        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, :T])?")
-        q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
-        mistake = attention_diagnosis(out, q, k, v, C)
-        check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
-    check(not sees_future(head, x, training=True), f"{name} lets a position see the future in training mode (dropout "
-          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = {q.shape[-1]}**-0.5)")
 
 
 def sees_future(module, x, training=False, first=1):
