@@ -588,13 +588,13 @@ assert 0.9 < by_head < 1.1 and abs(by_c / by_head - 1 / 6) < 1e-6
 # - A head knows nothing of position or of other batch elements, and with the causal mask nothing
 #   of the future; each of these was checked above.
 #
-# Notebook 03 puts this head into the bigram model and builds the whole Transformer around it.
+# Notebook 03 puts this head into the bigram model, and 03b builds the whole Transformer around it.
 #
 # ## Exercises
 #
 # 1. Make `T` 16 and `head_size` 64. Does the unscaled variance follow `head_size`? How one-hot are
 #    the rows of an unscaled `wei`?
 # 2. Write cross-attention: queries from `x`, keys and values from another tensor `y` of shape
-#    `(B, T2, C)`. What shape is `wei`, and why is there no mask? (Notebook 03 ends with one.)
+#    `(B, T2, C)`. What shape is `wei`, and why is there no mask? (Notebook 03b ends with one.)
 # 3. The lecture's exercise: run several heads at once by giving the head dimension its own axis,
 #    `(B, n_head, T, head_size)`, instead of a Python loop over heads. (Notebook 06's exercise 1 checks yours.)
