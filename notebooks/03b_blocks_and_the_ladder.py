@@ -3,7 +3,7 @@
 #
 # Notebook 03 set up the ladder (one model size, seed, batch stream and budget, every rung scored on
 # the whole validation split) and climbed rungs 0–2: the bigram, embeddings with positions, one head.
-# This notebook, before 04 (the complete GPT), climbs the rest one idea at a time: several heads, a
+# This notebook, before 03c (the complete model) and 04 (its training), climbs the rest one idea at a time: several heads, a
 # feed-forward layer, residual blocks (and the same blocks without their adds), LayerNorm, dropout;
 # then one table, and what an encoder would add. It follows **1:21:59 to 1:46:22** of the video.
 # Standalone; runs as `python notebooks/03b_blocks_and_the_ladder.py`. The folded cells below are the
@@ -909,7 +909,7 @@ print(f"gap between val and train: step 6 {gap6:.3f}, step 7 (dropout) {gap7:.3f
 #   equal), the model only learns slower. Regularisation pays when a model can memorise (notebook 04b).
 #
 # Below the figure, a sample from the step-6 model: with 8 characters of context, words and the look
-# of a play, not sentences; notebook 04 scales the same model up.
+# of a play, not sentences; notebooks 03c and 04 scale the same model up.
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)

@@ -1,16 +1,15 @@
 # %% [markdown]
 # # 04 · The complete GPT: train, watch, sample
 #
-# The lecture's final model in one notebook (**1:37:49 to 1:42:39 of the video**, where it scales the
-# model up), in the order of the lecture's `gpt.py`, so that you can read the two side by side: the
-# hyperparameters, the model, the data, the training loop, the loss over the whole validation split,
-# sampling, and where the trained model looks. It puts together what notebooks 03 and 03b built and
-# checked piece by piece, made correct: attention scaled by `head_size**-0.5`, sampling in `eval()`
-# mode without gradients, the lecture repository's weight initialisation.
+# Notebook 03c's model (folded here: the same code) trained as the lecture's `gpt.py` trains it, in its
+# order, so that you can read the two side by side: the hyperparameters, the model, the data, the
+# training loop, the loss over the whole validation split, sampling, and where the trained model looks
+# (**1:37:49 to 1:42:39 of the video**, where it scales the model up). What you may edit here is
+# checked: encode and decode, the batches, the losses, the training step.
 #
-# Next in reading order: `04b_dropout_and_learning_rate` measures dropout and the learning rate, and
-# `04c_command_line` turns this model into a command line (checkpoints, `--resume`, Ctrl-C, sampling
-# from the shell). `python notebooks/04_gpt.py` runs this notebook as a script and prints the same.
+# Reading order: after `03c_the_complete_model`; next `04b_dropout_and_learning_rate` (dropout and the
+# learning rate) and `04c_command_line` (checkpoints, `--resume`, Ctrl-C, sampling from the shell).
+# `python notebooks/04_gpt.py` runs this notebook as a script and prints the same.
 
 # %%
 import argparse, errno, hashlib, math, os, pathlib, platform, shlex, signal, sys, tempfile, time, urllib.request
@@ -207,9 +206,6 @@ def check_split(text, encode, train_data, val_data, fraction=0.9):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
-def probe_sizes(T):
-    """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
-    return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece"):
@@ -224,162 +220,6 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
     return out
-
-
-def check_registered(module):
-    """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
-    for owner in module.modules():
-        for key, value in vars(owner).items():
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-            check(key.startswith("_") or not any(isinstance(v, nn.Module) for v in items), f"{type(owner).__name__}.{key} "
-                  f"is a plain Python {type(value).__name__} of modules, so their weights are not parameters of the model "
-                  "(the optimizer never sees them, .to(device) never moves them): use nn.ModuleList([...])")
-        tril, where = getattr(owner, "tril", None), type(owner).__name__ + ".tril"
-        if isinstance(tril, torch.Tensor):
-            check(not isinstance(tril, nn.Parameter), f"{where} is an nn.Parameter, so the optimizer trains (and decays) "
-                  "the mask: keep it out of the parameters with self.register_buffer('tril', ...)")
-            check(any(b is tril for b in owner.buffers(recurse=False)), f"{where} is a plain attribute, not a buffer, so "
-                  "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
-
-
-def sees_future(module, x, training=False, first=1):
-    """Whether the first outputs of module (B, T, ...) change when only later positions of x change; with training,
-    in training mode with every dropout at 0.5 and the same random numbers for both inputs."""
-    if not training:
-        changed = x.clone()
-        changed[:, 1:] = torch.randn_like(changed[:, 1:])
-        return not torch.allclose(run_eval(module, x)[:, :1], run_eval(module, changed)[:, :1], atol=1e-5)
-    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
-    rates, was, outs = [m.p for m in drops], module.training, []
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
-            for m in drops:
-                m.p = 0.5
-            changed = x.clone()
-            changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
-            for inp in (x, changed):
-                torch.manual_seed(0)
-                out = attempt(f"{type(module).__name__} in training mode", module.train(), inp)
-                outs.append((out[0] if isinstance(out, tuple) else out)[:, :first])
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        module.train(was)
-    return not torch.allclose(*outs, atol=1e-5)
-
-
-def check_feedforward(ffwd, n_embd):
-    """A feed-forward layer: (B, T, C) in and out, every position on its own, not linear, not only positive."""
-    torch.manual_seed(0)
-    name, x = type(ffwd).__name__, torch.randn(2, 6, n_embd)  # (B, T, C)
-    out = run_eval(ffwd, x)
-    check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: it must end "
-          "where it started, n_embd channels (4 * n_embd inside, then back)")
-    alone, zero = torch.zeros_like(x), run_eval(ffwd, torch.zeros_like(x))
-    alone[:, 3] = x[:, 3]  # position 3 kept, every other position zero
-    check(torch.allclose(run_eval(ffwd, alone)[:, 3], out[:, 3], atol=1e-5), f"{name} mixes positions: one "
-          "position's output changed with the others; it must act on each token alone (Linear over the last dimension)")
-    check(not torch.allclose(run_eval(ffwd, 2 * x) - zero, 2 * (out - zero), atol=1e-4), f"{name} is linear "
-          "(f(2x) - f(0) = 2 (f(x) - f(0))), so its Linear layers collapse into one: put nn.ReLU() between them")
-    check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
-          "the non-linearity goes between the two Linear layers")
-    return Passed(f"{name}: passed (per position, non-linear)")
-
-
-def check_model(model, attends=True):
-    """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
-    of positions, communicating (if attends), no dropout on the logits, mode kept."""
-    torch.manual_seed(0)
-    positions = getattr(model, "position_embedding_table", None)  # notebook 01's bigram has none
-    V, T = model.token_embedding_table.num_embeddings, positions.num_embeddings if positions else 8
-    name, was, drops = type(model).__name__, model.training, [m for m in model.modules() if isinstance(m, nn.Dropout)]
-    check_registered(model)
-    masks = [b.shape[-1] for k, b in model.named_buffers() if k.endswith("tril")]
-    check(not positions or not masks or T <= min(masks), f"{name}'s position table has {T} rows but its attention "
-          f"masks are {min(masks or [0])} x {min(masks or [0])}: one row per position, nn.Embedding(block_size, n_embd)")
-    shapes = ("positions are arange(T) with T = idx.shape[1]; logits stay (B, T, vocab_size) and only the loss "
-              "flattens them, F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-    for B, t in probe_sizes(T):
-        idx, targets = torch.randint(0, V, (B, t)), torch.randint(0, V, (B, t))
-        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes)
-        check(logits.numel() == B * t * V and loss is not None and loss.dim() == 0, f"{name}(idx of shape {(B, t)}, "
-              f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
-              f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
-        expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
-        check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
-              f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint=shapes)[0]
-        check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
-              f"not (B, T, vocab_size) = {(B, t, V)}")
-    logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
-    idx = torch.randint(0, V, (2, T))
-    changed, earlier = idx.clone(), idx.clone()
-    changed[:, T // 2:] = (changed[:, T // 2:] + 1) % V  # a different second half
-    earlier[:, 0] = (earlier[:, 0] + 1) % V  # a different first character
-    before, after, same_token = logits_of(idx), logits_of(changed), logits_of(torch.full((1, 2), 1))
-    check(torch.allclose(before[:, :T // 2], after[:, :T // 2], atol=1e-5), "changing later characters changed "
-          "the predictions at earlier positions: the model sees the future (check the attention mask)")
-    deaf = attends and torch.allclose(logits_of(earlier)[:, 1:], before[:, 1:])
-    blind = positions and torch.allclose(same_token[0, 0], same_token[0, 1], atol=1e-6)
-    check(not (deaf and blind), "the logits depend on the current character alone, not on its position nor on the "
-          "characters before it: lm_head is fed the token embeddings (or the body's output is dropped), not the x "
-          "that came through the body")
-    check(not blind, "the same character at positions 0 "
-          "and 1 gives the same logits: the model ignores positions (add position_embedding_table(arange(T)))")
-    check(not deaf, "changing the first character "
-          "changed nothing after it: the positions do not communicate (is the attention applied?)")
-    check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
-          "characters changed the predictions at earlier positions: dropout belongs after the softmax, on the "
-          "weights, never on the scores before it")
-    slips = device_slips(model, idx)
-    check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
-          "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    rates = [m.p for m in drops]
-    try:
-        for m in drops:
-            m.p = 0.5
-        with torch.no_grad():
-            dropped = (model.train()(idx)[0] == 0).float().mean().item()  # share of logits exactly 0
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        model.train(was)
-    check(dropped < 0.05, f"in training mode {dropped:.0%} of the logits are exactly 0: a dropout is applied to "
-          "the logits; dropout belongs inside the blocks, never after lm_head")
-    return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
-
-
-class MixedDevices(torch.overrides.TorchFunctionMode):
-    """Records every torch function called with tensors (not scalars) on two devices."""
-
-    def __init__(self):
-        super().__init__()
-        self.mixed = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        flat = [a for v in (*args, *kwargs.values()) for a in (v if isinstance(v, (list, tuple)) else [v])]
-        if len({a.device.type for a in flat if isinstance(a, torch.Tensor) and a.dim() > 0}) > 1:
-            self.mixed.append(getattr(func, "__name__", str(func)))
-        return func(*args, **kwargs)
-
-
-def device_slips(model, idx):
-    """The functions in model(idx) that mix devices when a copy of the model sits on the 'meta' device."""
-    import copy
-    try:
-        twin = copy.deepcopy(model).to("meta").eval()
-    except Exception:  # a model that cannot be copied: nothing to say
-        return []
-    mode = MixedDevices()
-    try:
-        with torch.no_grad(), mode:
-            twin(idx.to("meta"))
-    except Exception:  # an operation without a meta version, or the mix itself: what was recorded counts
-        pass
-    return mode.mixed
-
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the batch check (the same in every notebook that carries it)
 def check_batch(x, y, data, batch_size, block_size, draw=None):
@@ -447,83 +287,7 @@ def at_extremes(draw):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of sampling and training steps (the same in every notebook that carries it)
-class StandIn(nn.Module):
-    """A stand-in model with a known next token: fixed probs, else a function of the whole context it is fed."""
-
-    def __init__(self, vocab_size, probs=None, block_size=None, window=False):
-        super().__init__()
-        self.vocab_size, self.probs, self.window, self.seen = vocab_size, probs, window, []
-        self.config = type("Config", (), {"block_size": block_size})()
-
-    def next_token(self, idx):
-        """(B, T) -> (B, T): the token that must follow each position ('token + 1', or a sum over the window)."""
-        return (idx.cumsum(1) + 1 if self.window else idx + 1) % self.vocab_size
-
-    def forward(self, idx, targets=None):
-        self.seen.append((idx.shape[1], self.training, torch.is_grad_enabled()))
-        if self.probs is not None:  # (B, T, C) the same distribution at every position
-            return self.probs.log().expand(*idx.shape, self.vocab_size).clone(), None
-        return F.one_hot(self.next_token(idx), self.vocab_size).float() * 100, None  # (B, T, C) all but certain
-
-
-def check_generate(generate, block_size=None, sampling=False):
-    """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
-    run = lambda model, idx, n, **kw: attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n})", generate,
-                                              model, idx, n, **kw, hint="torch.multinomial needs probabilities, "
-                                              "F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat joins on dim=1")
-    probs = torch.tensor([0.5, 0.3, 0.2])
-    settings = [({}, probs)]
-    if sampling:
-        settings += [({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
-                     ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
-                     ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                     ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))]
-    for kwargs, expected in settings:
-        torch.manual_seed(0)
-        out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
-        check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
-              "append one token per step")
-        draws = out[:, 1]  # (4000,) one sample each
-        freq = torch.bincount(draws, minlength=3) / len(draws)
-        check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: "
-              + ("draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax "
-                 "over the last dimension" if not kwargs else
-                 "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
-    chain = StandIn(10, block_size=block_size)
-    out = run(chain, torch.tensor([[3], [7]]), 5)
-    check(out.shape == (2, 6), f"generate(idx of shape (2, 1), 5) gave {tuple(out.shape)}, not (2, 6): append one token per step")
-    check(out[:, 0].tolist() == [3, 7], "generate changed the prompt: it must only append to idx")
-    check(out.tolist() == [[3, 4, 5, 6, 7, 8], [7, 8, 9, 0, 1, 2]], "the samples do not follow the last "
-          "position: sample from logits[:, -1, :], the prediction after the last token")
-    modes = [(training, grad) for _, training, grad in chain.seen]
-    check(not any(grad for _, grad in modes), "generate ran the model in training mode or with gradients: "
-          "gradients were on, so decorate it with @torch.no_grad()")
-    check(not modes[0][0], "generate ran the model in training mode or with gradients: it was in training mode from "
-          "the first step, so call model.eval() before the loop")
-    check(not any(training for training, _ in modes), "generate ran the model in training mode or with gradients: it "
-          "put the model back in training mode before it had finished, so restore the mode after the loop, not inside it")
-    check(chain.training, "generate left a model in training mode in eval mode: put it back with model.train(was_training)")
-    run(chain.eval(), torch.tensor([[3]]), 2)
-    check(not chain.training, "generate left a model in eval mode in training mode: restore the mode it found, "
-          "was_training = model.training first, model.train(was_training) last")
-    if block_size:  # past block_size, against a slow reference that feeds the last block_size tokens at every step
-        window, n = StandIn(11, block_size=block_size, window=True), 3 * block_size
-        reference = prompt = torch.tensor([[1, 2], [3, 4]])  # (B, T)
-        out = run(window, prompt, n)
-        longest = max(t for t, _, _ in window.seen)
-        check(longest <= block_size, f"generate fed the model {longest} tokens, more than block_size = {block_size}: "
-              "crop the context to idx[:, -block_size:]")
-        check(out.shape == (2, 2 + n), f"generate(idx of shape (2, 2), {n}) with block_size = {block_size} gave "
-              f"{tuple(out.shape)}, not (2, {2 + n}): return the whole sequence, and crop only what the model is fed "
-              "(idx_cond), never idx itself")
-        for _ in range(n):
-            reference = torch.cat((reference, window.next_token(reference[:, -block_size:])[:, -1:]), dim=1)
-        wrong = [s for s in range(n) if out.shape != reference.shape or not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
-        check(not wrong, f"from new token {wrong[0] + 1 if wrong else 0} on, generate differs from a reference that "
-              f"feeds the model the last block_size = {block_size} tokens: crop to the most recent, idx[:, -block_size:]")
-    return Passed("generate: passed")
+#@title Plumbing: checks of sampling and training steps (from 03_building_gpt: the parts this notebook uses)
 
 
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
@@ -677,10 +441,9 @@ def finite(v):
 # ## Hyperparameters, sized for the device
 #
 # `gpt.py` starts with its hyperparameters; so does this notebook, twice over. On CUDA it trains the
-# lecture's configuration ([▶ 1:37:49](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=5869s),
-# "scaling up"); on a CPU (or Apple's MPS) the same architecture shrunk, so that training takes a few
-# minutes on two cores. The small one trains without dropout: on tiny Shakespeare it has not begun
-# to overfit after 2,500 steps (notebook 04b measures where dropout helps).
+# lecture's configuration ([▶ 1:37:49](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=5869s), "scaling
+# up"); on a CPU (or Apple's MPS) the same architecture shrunk, to train in minutes on two cores, without
+# dropout: it has not begun to overfit after 2,500 steps (notebook 04b measures where dropout helps).
 
 # %%
 SIZES = {  # name: (model sizes, training settings)
@@ -731,12 +494,12 @@ if not IN_NOTEBOOK:
 # %% [markdown]
 # ## The model
 #
-# The modules of notebook 03b, configured by one `GPTConfig` instead of global variables (so that a
-# checkpoint can carry its configuration). `Head.attention` returns the attention weights on their
-# own, so that we can draw them at the end. Notebooks 03 and 03b checked each piece against an
-# independent answer as it was built; here the checks test the whole model (unfold the cells above).
+# The model is notebook 03c's: one `GPTConfig`, the modules of notebook 03b, the lecture repository's
+# initialisation, and `generate` with `temperature` and `top_k`. Notebook 03c builds it and checks each
+# piece (the parameter count among them); here it is folded, the same code, so that this stands alone.
 
-# %%
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The model of notebook 03c (folded: the same code; 03c builds and checks it piece by piece)
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -748,7 +511,6 @@ class GPTConfig:
     dropout: float = 0.2
 
 
-# %%
 class Head(nn.Module):
     """One head of causal self-attention."""
 
@@ -774,7 +536,6 @@ class Head(nn.Module):
         return wei @ self.value(x)  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
 
 
-# %%
 class MultiHeadAttention(nn.Module):
     """Several heads of self-attention in parallel, concatenated and projected."""
 
@@ -790,7 +551,6 @@ class MultiHeadAttention(nn.Module):
         return self.dropout(self.proj(out))  # (B, T, C)
 
 
-# %%
 class FeedForward(nn.Module):
     """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
 
@@ -807,11 +567,6 @@ class FeedForward(nn.Module):
         return self.net(x)  # (B, T, C)
 
 
-# %%
-check_feedforward(FeedForward(GPTConfig(n_embd=32, dropout=0.0)), n_embd=32)
-
-
-# %%
 class Block(nn.Module):
     """Transformer block: communication (attention) followed by computation, each pre-normed."""
 
@@ -828,13 +583,6 @@ class Block(nn.Module):
         return x
 
 
-# %% [markdown]
-# The language model around the blocks. Weights start as normal(0, 0.02) with zero biases, the
-# initialisation the lecture's repository added after the video. `generate` (below) crops the
-# context to `block_size`, divides the logits by a `temperature`, and can keep only the `top_k`
-# likeliest characters.
-
-# %%
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
 
@@ -866,136 +614,6 @@ class GPTLanguageModel(nn.Module):
         return logits, loss
 
 
-# %% [markdown]
-# **Check.** Probes of the whole model on random input of several lengths: the loss is the
-# cross-entropy of its logits; changing later characters leaves earlier predictions unchanged
-# (causal); the same character at two positions gives different predictions (positions matter);
-# changing the first character changes what comes after (the tokens communicate).
-
-# %%
-toy = GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
-torch.manual_seed(1337)
-check_model(GPTLanguageModel(toy))
-
-
-# %% [markdown]
-# **Check.** `lm_head` reads the residual stream through the final LayerNorm, so scaling what the
-# blocks return must leave the logits as they were.
-
-# %%
-def check_final_norm(model):
-    """Scaling the output of model.blocks must not change the logits (ln_f normalises it away)."""
-    torch.manual_seed(0)
-    idx = torch.randint(0, model.config.vocab_size, (2, model.config.block_size))  # (B, T)
-    scaled = []
-    for scale in (100.0, 200.0):  # large enough that LayerNorm's eps does not matter
-        hook = model.blocks.register_forward_hook(lambda module, inputs, out: out * scale)
-        try:
-            scaled.append(run_eval(model, idx)[0])
-        finally:
-            hook.remove()
-    check(torch.allclose(*scaled, atol=1e-4), "the logits change when the blocks' output is scaled, so lm_head "
-          "does not read it through the final LayerNorm: logits = self.lm_head(self.ln_f(x))")
-    return Passed("final LayerNorm: passed (the logits do not depend on the scale of the residual stream)")
-
-
-torch.manual_seed(1337)
-check_final_norm(GPTLanguageModel(toy))
-
-
-# %% [markdown]
-# **Check.** Every parameter must get a gradient from the loss: a layer built in `__init__` but never
-# used in `forward` (a `proj` not applied, a block skipped) gets none, and would never learn.
-
-# %%
-def check_every_parameter_learns(model):
-    """The loss of a random batch must send a gradient to every parameter of model."""
-    torch.manual_seed(0)
-    V, T, named = model.config.vocab_size, model.config.block_size, list(model.named_parameters())
-    loss = attempt("the model with targets", model, torch.randint(0, V, (2, T)), torch.randint(0, V, (2, T)))[1]
-    grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
-    unused = [k.rsplit(".", 1)[0] for (k, _), g in zip(named, grads) if g is None]
-    check(not unused, f"{unused[0] if unused else ''} gets no gradient from the loss, so it is built but never used in "
-          "forward: apply each layer where it belongs (return self.proj(out), self.ffwd(...), self.ln_f(x))")
-    return Passed(f"every parameter learns: passed ({len(named)} tensors get a gradient)")
-
-
-torch.manual_seed(1337)
-check_every_parameter_learns(GPTLanguageModel(toy))
-
-
-# %% [markdown]
-# **Check.** With the small initialisation the loss must start within 0.1 of `ln(vocab_size)`, the
-# loss of a uniform guess. The video used PyTorch's own initialisation; the same toy model with its
-# weights re-drawn by PyTorch's defaults (`reset_parameters`) starts further from it:
-
-# %%
-def initial_loss(model):
-    """The loss of model on a fixed random batch of its vocabulary and context."""
-    torch.manual_seed(0)
-    V, T = model.config.vocab_size, model.config.block_size
-    return model(torch.randint(0, V, (4, T)), torch.randint(0, V, (4, T)))[1].item()
-
-
-def check_initial_loss(model):
-    """With the small initialisation, an untrained model's loss must be within 0.1 of ln(vocab_size)."""
-    loss, V = initial_loss(model), model.config.vocab_size
-    check(abs(loss - math.log(V)) < 0.1, f"the loss at initialisation is {loss:.2f}, not about ln {V} = "
-          f"{math.log(V):.2f}: the model starts confidently wrong (check _init_weights: normal with std 0.02)")
-    return Passed(f"initial loss: passed ({loss:.4f}, within 0.1 of ln {V} = {math.log(V):.4f})")
-
-
-torch.manual_seed(1337)
-check_initial_loss(GPTLanguageModel(toy))
-
-# %%
-torch.manual_seed(1337)
-ours = initial_loss(GPTLanguageModel(toy))
-torch.manual_seed(1337)
-pytorch_default = GPTLanguageModel(toy)
-for m in pytorch_default.modules():
-    if isinstance(m, (nn.Linear, nn.Embedding)):
-        m.reset_parameters()  # PyTorch's defaults, as in the video
-theirs = initial_loss(pytorch_default)
-print(f"initial loss: normal(0, 0.02) {ours:.4f}, PyTorch's defaults {theirs:.4f}, ln 65 = {math.log(65):.4f}")
-check(theirs > ours, "PyTorch's default initialisation should start the loss higher than normal(0, 0.02): check _init_weights")
-
-
-# %% [markdown]
-# **Check.** The lecture's configuration has 10,788,929 parameters; we build it on the CPU just to
-# count them, piece by piece against what each piece must hold. A head of the wrong width, one head
-# object used `n_head` times, or a missing layer changes a count.
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the parameter count, piece by piece
-def check_parameter_count(model):
-    """Each piece of the model must hold the parameters its shapes imply (the lecture's layers; lm_head with or
-    without its bias, tied to the token embedding or not)."""
-    c, count = model.config, lambda m: sum(p.numel() for p in m.parameters())
-    C, V = c.n_embd, c.vocab_size
-    expected = {"token_embedding_table": [V * C], "position_embedding_table": [c.block_size * C],
-                "blocks[0].sa": [4 * C * C + C], "blocks[0].ffwd": [8 * C * C + 5 * C], "blocks[0].ln1": [2 * C],
-                "ln_f": [2 * C], "lm_head": [C * V + V, C * V]}
-    for name, want in expected.items():
-        got = count(eval(f"model.{name}", {"model": model}))
-        check(got in want, f"{name} has {got:,} parameters, not {want[0]:,} (n_embd = {C}, n_head = {c.n_head}): "
-              "compare its layers' shapes with the lecture's (head_size = n_embd // n_head, a new Head per head)")
-    tied = model.lm_head.weight is model.token_embedding_table.weight
-    outside = V * C + c.block_size * C + 2 * C + count(model.lm_head) - tied * V * C
-    total = count(model)
-    check(total == outside + c.n_layer * (12 * C * C + 10 * C), f"the model has {total:,} parameters in all; a block "
-          f"or a layer is missing or extra (there must be n_layer = {c.n_layer} blocks, each with ln1 and ln2)")
-    return Passed(f"parameters: passed ({total:,})")
-
-
-# %%
-torch.manual_seed(1337)
-lecture = GPTLanguageModel(GPTConfig())
-n_params = sum(p.numel() for p in lecture.parameters())
-print(f"lecture config: {asdict(GPTConfig())}\n{n_params:,} parameters ({n_params / 1e6:.2f} M)")
-check_parameter_count(lecture)
-
-# %%
 @torch.no_grad()
 def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
     """Append max_new_tokens sampled tokens to idx (B, T), in eval mode, cropping to block_size."""
@@ -1017,20 +635,11 @@ def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
 GPTLanguageModel.generate = generate
 
 # %% [markdown]
-# **Check.** `generate` on stand-in models whose next-character distribution is known: a chain
-# `3 → 4 → 5 …` fed past `block_size` (samples follow the last position, against a slow reference),
-# and the probabilities 0.5 / 0.3 / 0.2, whose sample frequencies must match, also after a
-# temperature of 0.5 or 2 and with `top_k` of 1 or 2.
-
-# %%
-check_generate(generate, block_size=8, sampling=True)
-
-# %% [markdown]
 # ## The data
 #
-# The same loader as in the other notebooks (folded above): tiny Shakespeare, or your own UTF-8
-# text through `--data` or `COURSE_DATA`. Text and ids convert through the vocabulary, the lecture's
-# `stoi` and `itos`; a character outside it cannot be encoded, and that is an error naming it.
+# The loader of every notebook (folded above): tiny Shakespeare, or your UTF-8 text through `--data` or
+# `COURSE_DATA`. Text and ids convert through the lecture's `stoi` and `itos`; a character outside the
+# vocabulary cannot be encoded, and that is an error naming it.
 
 # %%
 def encoder_for(chars):
@@ -1081,8 +690,7 @@ check_split(text, encode, train_data, val_data)
 # %% [markdown]
 # ## The configuration of this run
 #
-# The device picks the size (`tiny` is the tests' smoke mode). Notebook 04c's command line sets every
-# value with a flag.
+# The device picks the size (`tiny` is the tests' smoke mode); notebook 04c's command line sets each value.
 
 # %% tags=["nbval-ignore-output"]
 device = pick_device(args.device)
@@ -1098,9 +706,8 @@ print(f"config: {asdict(config)}\nsettings: {settings}")
 # %% [markdown]
 # ## Batches and the loss
 #
-# A text must be long enough to cut at least one `block_size + 1` chunk from each split; a small file
-# gets a clear error here rather than an obscure one inside `torch.randint`. Then the lecture's
-# `get_batch`, checked: inputs and next-character targets, chunks of the training split.
+# Each split must hold at least one `block_size + 1` chunk (a small file gets a clear error, not an obscure
+# one inside `torch.randint`). Then the lecture's `get_batch`, checked: inputs and next-character targets.
 
 # %%
 check_split_sizes(train_data, val_data, block_size)
@@ -1119,9 +726,8 @@ check_batch(*get_batch('train'), train_data, batch_size, block_size, draw=lambda
 
 
 # %% [markdown]
-# Two ways to measure the loss. `estimate_loss` averages `eval_iters` random batches per split: cheap
-# enough to run during training. `split_loss` goes over a **whole** split in non-overlapping chunks of
-# `block_size`, each character predicted once: that is the number we report.
+# Two ways to measure the loss: `estimate_loss` averages `eval_iters` random batches per split, cheap enough
+# to run while training; `split_loss` predicts each character of a **whole** split once, the number we report.
 
 # %%
 @torch.no_grad()
@@ -1155,9 +761,8 @@ def split_loss(model, data, batch=64):
 
 
 # %% [markdown]
-# **Check.** Both must run the model in `eval()` mode without gradients and give it back in training
-# mode; `split_loss` must equal the mean loss of every character of a split predicted once, computed
-# here another way. The probe is a small model with dropout, which shows if `eval()` is missing.
+# **Check.** Both must run the model in `eval()` mode without gradients and give it back in training mode;
+# `split_loss` must equal the split's mean loss computed another way (the probe has dropout, to show `eval()`).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the check of estimate_loss and split_loss
@@ -1183,9 +788,8 @@ check_split_loss(split_loss)
 # %% [markdown]
 # ## Training
 #
-# One step is the lecture's: compute the loss of a batch, clear the old gradients, backpropagate,
-# step. The check compares steps of `train_step` with gradient descent done by hand from fresh
-# gradients, which fails if gradients pile up (a missing `zero_grad`) or the weights never move.
+# One step is the lecture's: the loss of a batch, clear the old gradients, backpropagate, step. The check
+# compares it with gradient descent by hand from fresh gradients (piled-up gradients or unmoved weights fail).
 
 # %%
 def train_step(model, optimizer, xb, yb):
@@ -1199,11 +803,11 @@ def train_step(model, optimizer, xb, yb):
 
 torch.manual_seed(0)
 toy_batches = [(torch.randint(0, 65, (4, 8)), torch.randint(0, 65, (4, 8))) for _ in range(2)]
+toy = GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 check_train_step(train_step, GPTLanguageModel(toy), toy_batches)
 
 # %% [markdown]
-# The loop is the lecture's too: every `eval_interval` steps (and at the last) it estimates both
-# losses, with a progress bar.
+# The loop is the lecture's too: every `eval_interval` steps (and at the last) it estimates both losses.
 
 # %%
 def train(model, optimizer, start, max_iters, history=()):
@@ -1243,9 +847,8 @@ show(fig, 'loss')
 # %% [markdown]
 # ## The loss over the whole validation split
 #
-# The estimates above come from random batches; the figure to report is the loss over every
-# character of each split. The cell also prints the range a correct run of this configuration lands
-# in (measured with three seeds): if yours falls outside it, something differs from this notebook.
+# The estimates above come from random batches; the figure to report is the loss over every character
+# of each split. The cell also prints the range where a correct run lands (measured with three seeds).
 
 # %% tags=["nbval-ignore-output"]
 EXPECTED_VAL = {"small": (1.62, 1.64)}  # whole-split val of correct default runs on tiny Shakespeare (CPU, seeds 1337, 1, 2)
@@ -1333,10 +936,9 @@ print(f"--- 500 characters sampled after {prompt!r} by the model of step {max_it
 print(decode(model.generate(idx, 500)[0].tolist()))
 
 # %% [markdown]
-# A lower `temperature` sharpens the distribution before sampling, and `top_k` keeps only the `k`
-# likeliest characters: both trade variety for fewer misspellings. Measured: 2,000 characters at each
-# setting, the share of their words that are words of the training text, and how many different
-# words they use.
+# A lower `temperature` sharpens the distribution, and `top_k` keeps only the `k` likeliest characters:
+# both trade variety for fewer misspellings. Measured over 2,000 characters at each setting: the share
+# of their words that are words of the training text, and how many different words they use.
 
 # %% tags=["nbval-ignore-output"]
 known, spelled = set(text.split()), {}
@@ -1391,14 +993,10 @@ show(fig, 'attention')
 # %% [markdown]
 # ## Summary
 #
-# - The complete GPT in the order of the lecture's `gpt.py`: embeddings, `n_layer` pre-norm blocks of
-#   multi-head attention and feed-forward layers with residual connections, a final LayerNorm and
-#   `lm_head`; 10,788,929 parameters in the lecture's configuration.
-# - The whole model checked against independent answers: its causality and use of positions, the
-#   final LayerNorm, the initial loss, its parameter count piece by piece, `generate` against known
-#   distributions, the losses against a computation by hand, `train_step` against gradient descent
-#   by hand, every parameter learning (notebooks 03 and 03b check each piece: the heads against PyTorch's
-#   attention, the blocks' residual paths).
+# - Notebook 03c's GPT (built and checked there, folded here) trained in the order of the lecture's
+#   `gpt.py`, sized for the device: the lecture's configuration on CUDA, a smaller one on a CPU.
+# - What you may edit here is checked: encode and decode, the batches, the losses against a
+#   computation by hand, `train_step` against gradient descent by hand.
 # - The loss we report covers the whole validation split; sampling runs in `eval()` mode without
 #   gradients, with temperature and top-k, measured against misspellings.
 # - Next: notebook 04b measures dropout and the learning rate; 04c makes this a command line.

@@ -63,6 +63,10 @@ def ns_04(replace=()):
     return ns
 
 
+def ns_03c(replace=()):  # notebook 03c builds and checks the complete model; 04 carries it folded, unchecked
+    return load("03c_the_complete_model", replace=replace)
+
+
 def toy_04(ns):
     return ns["GPTConfig"](vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 
@@ -71,17 +75,17 @@ def check_03_head(ns):
     return ns["check_head"](ns["Head"](8))
 
 
-def check_04_model(ns):
+def check_03c_model(ns):
     torch.manual_seed(1337)
     return ns["check_model"](ns["GPTLanguageModel"](toy_04(ns)))
 
 
-def check_04_initial_loss(ns):
+def check_03c_initial_loss(ns):
     torch.manual_seed(1337)
     return ns["check_initial_loss"](ns["GPTLanguageModel"](toy_04(ns)))
 
 
-def check_04_generate(ns):
+def check_03c_generate(ns):
     return ns["check_generate"](ns["generate"], block_size=8, sampling=True)
 
 
@@ -168,19 +172,19 @@ MISTAKES = {  # name: (load, the learner's edit as (old, new) pairs, the check, 
     "03 a mask that sees one step ahead (was 04's)": (ns_03, [("self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))",
                                                                "self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size), diagonal=1))")],
                                                       check_03_head, "one step into the future"),
-    "04 no mask, seen by the whole-model probe": (ns_04, [("wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)\n        return", "return")],
-                                                  check_04_model, "the model sees the future"),
-    "04 the position embedding left out": (ns_04, [("return self.token_embedding_table(idx) + self.position_embedding_table(pos)  # (B, T, C)",
+    "03c no mask, seen by the whole-model probe (was 04's)": (ns_03c, [("wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T)\n        return", "return")],
+                                                  check_03c_model, "the model sees the future"),
+    "03c the position embedding left out (was 04's)": (ns_03c, [("return self.token_embedding_table(idx) + self.position_embedding_table(pos)  # (B, T, C)",
                                                     "return self.token_embedding_table(idx)  # (B, T, C)")],
-                                           check_04_model, "ignores positions"),
-    "04 weights initialised with std 1": (ns_04, [("torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)", "torch.nn.init.normal_(module.weight, mean=0.0, std=1.0)")],
-                                          check_04_initial_loss, "the model starts confidently wrong"),
-    "04 temperature multiplied, not divided": (ns_04, [("logits = logits[:, -1, :] / temperature", "logits = logits[:, -1, :] * temperature")],
-                                               check_04_generate, "divide the logits by the temperature"),
-    "04 top-k keeping the wrong side": (ns_04, [("logits = logits.masked_fill(logits < kth, float('-inf'))", "logits = logits.masked_fill(logits > kth, float('-inf'))")],
-                                        check_04_generate, "keep only the top_k largest"),
-    "04 no crop to block_size": (ns_04, [("idx_cond = idx[:, -self.config.block_size:]  # (B, T) with T <= block_size", "idx_cond = idx  # (B, T)")],
-                                 check_04_generate, "more than block_size"),
+                                           check_03c_model, "ignores positions"),
+    "03c weights initialised with std 1 (was 04's)": (ns_03c, [("torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)", "torch.nn.init.normal_(module.weight, mean=0.0, std=1.0)")],
+                                          check_03c_initial_loss, "the model starts confidently wrong"),
+    "03c temperature multiplied, not divided (was 04's)": (ns_03c, [("logits = logits[:, -1, :] / temperature", "logits = logits[:, -1, :] * temperature")],
+                                               check_03c_generate, "divide the logits by the temperature"),
+    "03c top-k keeping the wrong side (was 04's)": (ns_03c, [("logits = logits.masked_fill(logits < kth, float('-inf'))", "logits = logits.masked_fill(logits > kth, float('-inf'))")],
+                                        check_03c_generate, "keep only the top_k largest"),
+    "03c no crop to block_size (was 04's)": (ns_03c, [("idx_cond = idx[:, -self.config.block_size:]  # (B, T) with T <= block_size", "idx_cond = idx  # (B, T)")],
+                                 check_03c_generate, "more than block_size"),
     "04 targets not shifted": (ns_04, [("    y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])     # (B, T)\n    return x.to(device), y.to(device)\n\n\ncheck_batch",
                                         "    y = torch.stack([data[i:i + block_size] for i in ix])     # (B, T)\n    return x.to(device), y.to(device)\n\n\ncheck_batch")],
                                check_04_batch, "the targets equal the inputs"),

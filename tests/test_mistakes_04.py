@@ -1,12 +1,15 @@
 """Notebook 04's checks catch mistakes a learner new to the code makes (a hunt beyond tests/test_mistakes.py):
 each mistake is made in the notebook's own source, and the check that follows that piece must fail with a
 sentence naming the property and the likely cause. Correct variants a learner may write must pass.
-Notebook 04 checks the whole model; the checks of one head, of multi-head attention and of a block are notebooks
-03 and 03b's, where each piece is built: the mistakes only those checks name are made in 03b's pieces (MISTAKES_IN_03B)."""
+Notebook 03c builds and checks the whole model (04 carries it folded, unchecked): the mistakes its checks name are
+made in 03c's source (MISTAKES_03C, moved from MISTAKES_04 with the model); 04 keeps the checks of what a learner edits
+there (encode and decode, the batches, the losses, train_step). The checks of one head, of multi-head attention and of
+a block are notebooks 03 and 03b's, where each piece is built: the mistakes only those checks name are made in 03b's
+pieces (MISTAKES_IN_03B)."""
 import pytest
 import torch
 
-from notebook_code import load
+from notebook_code import NOTEBOOKS, load
 
 DATA = torch.arange(400) % 61  # a stand-in training split: consecutive ids, every chunk easy to find
 VAL = (torch.arange(200) * 7) % 61  # a validation split that is not the training one
@@ -17,6 +20,10 @@ def ns_03b(replace=()):  # notebook 03b builds multi-head attention and the bloc
               vocab_size=65, device="cpu", batch_size=4)
     ns.update(train_data=DATA, val_data=DATA)
     return ns
+
+
+def ns_03c(replace=()):  # notebook 03c: the complete model and its checks, no data
+    return load("03c_the_complete_model", replace=replace)
 
 
 def ns_04(replace=()):
@@ -40,7 +47,7 @@ def toy_batches():
     return [(torch.randint(0, 65, (4, 8)), torch.randint(0, 65, (4, 8))) for _ in range(2)]
 
 
-CHECKS = {  # the check cells of the notebook, as the notebook calls them
+CHECKS_03C = {  # the check cells of notebook 03c, as it calls them
     "feedforward": lambda ns: ns["check_feedforward"](ns["FeedForward"](config(ns)), n_embd=32),
     "model": lambda ns: ns["check_model"](model(ns)),
     "every_parameter": lambda ns: ns["check_every_parameter_learns"](model(ns)),
@@ -48,6 +55,9 @@ CHECKS = {  # the check cells of the notebook, as the notebook calls them
     "initial_loss": lambda ns: ns["check_initial_loss"](model(ns)),
     "parameters": lambda ns: ns["check_parameter_count"](model(ns, block_size=256, n_embd=384, n_head=6, n_layer=6)),
     "generate": lambda ns: ns["check_generate"](ns["generate"], block_size=8, sampling=True),
+}
+
+CHECKS = {  # the check cells of notebook 04, as the notebook calls them
     "encoder": lambda ns: ns["check_encoder"](ns["encoder_for"]),
     "batch": lambda ns: ns["check_batch"](*ns["get_batch"]("train"), DATA, 4, 8, draw=lambda: ns["get_batch"]("train")),
     "losses": lambda ns: ns["check_split_loss"](ns["split_loss"]),
@@ -59,6 +69,26 @@ MISTAKES_04 = {  # name: ([(old, new)] in notebooks/04_gpt.py, the check that mu
     "offsets stop one short of the last chunk": ([("ix = torch.randint(len(data) - block_size, (batch_size,))         # (B,) random offsets\n    x = torch.stack",
                                                    "ix = torch.randint(len(data) - block_size - 1, (batch_size,))     # (B,) random offsets\n    x = torch.stack")],
                                                  "batch", "no row is the last chunk of the split"),
+    "itos off by one": ([("itos = {i: ch for i, ch in enumerate(chars)}", "itos = {i + 1: ch for i, ch in enumerate(chars)}")], "encoder", "decode(encode("),
+    "stoi from the unsorted text": ([("stoi = {ch: i for i, ch in enumerate(chars)}", "stoi = {ch: i for i, ch in enumerate(reversed(chars))}")],
+                                    "encoder", "its index in the sorted vocabulary"),
+    "get_batch reads the validation split": ([("data = train_data if split == 'train' else val_data\n    ix", "data = val_data if split == 'train' else train_data\n    ix")],
+                                             "batch", "not a chunk of the training split"),
+    "estimate_loss never back in training mode": ([("        out[split] = losses.mean().item()\n    model.train()\n", "        out[split] = losses.mean().item()\n")],
+                                                  "losses", "estimate_loss left the model in eval mode"),
+    "split_loss without eval()": ([("    model.eval()\n    n = (len(data) - 1)", "    n = (len(data) - 1)")], "losses", "split_loss ran the model in training mode"),
+    "split_loss with unshifted targets": ([("data[1:n + 1].view(-1, block_size)  # (N, T) each", "data[:n].view(-1, block_size)  # (N, T) each")],
+                                          "losses", "targets that are not its inputs one step on"),
+    "split_loss averages the batches, not the chunks": ([("total = sum(model(xb.to(device), yb.to(device))[1].item() * len(xb) for xb, yb in bar)",
+                                                          "total = sum(model(xb.to(device), yb.to(device))[1].item() * 64 for xb, yb in bar)")],
+                                                        "losses", "so it is not their mean"),
+    "zero_grad after backward": ([("    optimizer.zero_grad(set_to_none=True)\n    loss.backward()\n    optimizer.step()\n    return loss",
+                                   "    loss.backward()\n    optimizer.zero_grad(set_to_none=True)\n    optimizer.step()\n    return loss")],
+                                 "train_step", "the weights did not change"),
+}
+
+MISTAKES_03C = {  # moved from MISTAKES_04 with the model: ([(old, new)] in notebooks/03c_the_complete_model.py, the
+    # check of 03c that must catch it, words of its sentence)
     "head_size = n_embd": ([("head_size = config.n_embd // config.n_head", "head_size = config.n_embd")],
                            "parameters", "blocks[0].sa has"),
     "one Head object used n_head times": ([("nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])",
@@ -88,22 +118,6 @@ MISTAKES_04 = {  # name: ([(old, new)] in notebooks/04_gpt.py, the check that mu
     "generate takes the argmax": ([("idx_next = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)", "idx_next = logits.argmax(-1, keepdim=True)")],
                                   "generate", "torch.multinomial"),
     "generate leaves the model in eval mode": ([("    self.train(was_training)\n    return idx", "    return idx")], "generate", "left a model in training mode in eval mode"),
-    "itos off by one": ([("itos = {i: ch for i, ch in enumerate(chars)}", "itos = {i + 1: ch for i, ch in enumerate(chars)}")], "encoder", "decode(encode("),
-    "stoi from the unsorted text": ([("stoi = {ch: i for i, ch in enumerate(chars)}", "stoi = {ch: i for i, ch in enumerate(reversed(chars))}")],
-                                    "encoder", "its index in the sorted vocabulary"),
-    "get_batch reads the validation split": ([("data = train_data if split == 'train' else val_data\n    ix", "data = val_data if split == 'train' else train_data\n    ix")],
-                                             "batch", "not a chunk of the training split"),
-    "estimate_loss never back in training mode": ([("        out[split] = losses.mean().item()\n    model.train()\n", "        out[split] = losses.mean().item()\n")],
-                                                  "losses", "estimate_loss left the model in eval mode"),
-    "split_loss without eval()": ([("    model.eval()\n    n = (len(data) - 1)", "    n = (len(data) - 1)")], "losses", "split_loss ran the model in training mode"),
-    "split_loss with unshifted targets": ([("data[1:n + 1].view(-1, block_size)  # (N, T) each", "data[:n].view(-1, block_size)  # (N, T) each")],
-                                          "losses", "targets that are not its inputs one step on"),
-    "split_loss averages the batches, not the chunks": ([("total = sum(model(xb.to(device), yb.to(device))[1].item() * len(xb) for xb, yb in bar)",
-                                                          "total = sum(model(xb.to(device), yb.to(device))[1].item() * 64 for xb, yb in bar)")],
-                                                        "losses", "so it is not their mean"),
-    "zero_grad after backward": ([("    optimizer.zero_grad(set_to_none=True)\n    loss.backward()\n    optimizer.step()\n    return loss",
-                                   "    loss.backward()\n    optimizer.zero_grad(set_to_none=True)\n    optimizer.step()\n    return loss")],
-                                 "train_step", "the weights did not change"),
 }
 
 CHECKS_03B = {  # notebook 03b's checks of its pieces, as notebook 03b calls them
@@ -150,6 +164,16 @@ def test_the_check_after_the_piece_names_the_mistake(name):
     assert "\n" not in str(caught.value)  # one sentence, not a traceback
 
 
+@pytest.mark.parametrize("name", list(MISTAKES_03C))
+def test_the_check_after_03cs_piece_names_the_mistake(name):
+    edit, check_name, sentence = MISTAKES_03C[name]
+    assert "passed" in CHECKS_03C[check_name](ns_03c())  # the check passes on the notebook's own code
+    with pytest.raises(AssertionError) as caught:
+        CHECKS_03C[check_name](ns_03c(replace=edit))
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)  # one sentence, not a traceback
+
+
 @pytest.mark.parametrize("name", list(MISTAKES_IN_03B))
 def test_the_check_of_03bs_piece_names_the_mistake(name):
     edit, check_name, sentence = MISTAKES_IN_03B[name]
@@ -162,11 +186,19 @@ def test_the_check_of_03bs_piece_names_the_mistake(name):
 
 @pytest.mark.parametrize("name", list(CORRECT_VARIANTS))
 def test_a_correct_variant_passes_every_check(name):
+    """In each notebook that holds the code the variant rewrites (the model: 03c, and 04's folded copy), every check."""
     edit, _ = CORRECT_VARIANTS[name]
-    ns = ns_04(replace=edit)
-    for check_name, run in CHECKS.items():
-        assert "passed" in run(ns), check_name
+    applied = 0
+    for notebook, make, checks in [("03c_the_complete_model", ns_03c, CHECKS_03C), ("04_gpt", ns_04, CHECKS)]:
+        source = (NOTEBOOKS / f"{notebook}.py").read_text(encoding="utf-8")
+        if all(source.count(old) == 1 for old, _ in edit):
+            applied += 1
+            ns = make(replace=edit)
+            for check_name, run in checks.items():
+                assert "passed" in run(ns), f"{notebook}: {check_name}"
+    assert applied, "the variant's code is in neither notebook"
 
 
 def test_the_hunt_is_at_least_fifteen_mistakes():
-    assert len(MISTAKES_04) + len(MISTAKES_IN_03B) >= 15 and len(MISTAKES_04) >= 15
+    # 04's model checks moved to 03c with the model: the hunt counts 04's and 03c's mistakes together
+    assert len(MISTAKES_04) + len(MISTAKES_03C) + len(MISTAKES_IN_03B) >= 15 and len(MISTAKES_04) + len(MISTAKES_03C) >= 15
