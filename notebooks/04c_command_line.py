@@ -19,6 +19,10 @@
 # %%
 import argparse, atexit, contextlib, errno, hashlib, io, json, math, os, pathlib, platform, shlex, shutil, signal, socket
 import subprocess, sys, tempfile, time, urllib.request
+def on_ctrl_c_at_start(signum, frame):  # Ctrl-C while torch loads: one line, no traceback (replaced once the flags are read)
+    print("interrupted while starting, nothing was written; run the same command again", file=sys.stderr, flush=True)
+    raise SystemExit(130)
+if "ipykernel" not in sys.modules: signal.signal(signal.SIGINT, on_ctrl_c_at_start)
 from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
@@ -466,7 +470,8 @@ def make_parser():
     g = p.add_argument_group("sampling (after training, or alone with --sample)")
     g.add_argument("--sample", action="store_true", help="do not train: sample from --ckpt and print the text (default: train)")
     g.add_argument("--ckpt", help="checkpoint file to sample from, e.g. runs/04_gpt/ckpt.pt, saved by notebook 04 (no default: required with --sample)")
-    g.add_argument("--prompt", help="text the sample continues (default: a newline)")
+    g.add_argument("--prompt", help="text the sample continues (default: a newline; the shell passes \\n as two "
+                   "characters: write $'ROMEO:\\n' for a newline)")
     g.add_argument("--num-chars", type=int, default=500, help="characters to sample (default: 500)")
     g.add_argument("--temperature", type=float, default=1.0, help="below 1: safer text, above 1: wilder (default: 1.0)")
     g.add_argument("--top-k", type=int, help="sample only from the k likeliest characters (default: all)")
@@ -519,6 +524,7 @@ PHASE = ["before training began, nothing was written", None]  # what a Ctrl-C ou
 def on_ctrl_c_outside_training(signum, frame):
     """Ctrl-C while the script checks, loads or finishes: one line on stderr and exit status 130, no traceback."""
     then = PHASE[1] or f"start again with: {command(*sys.argv[1:])}"
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # exiting now: a further Ctrl-C changes nothing
     print(f"interrupted {PHASE[0]}; {then}", file=sys.stderr, flush=True)
     raise SystemExit(130)
 
@@ -604,6 +610,18 @@ def load_checkpoint(path):
     return ckpt, model
 
 
+def load_checkpoint_file(path):
+    """load_checkpoint, after a look at the file's first bytes: a file torch.save did not write gets its own line."""
+    path = pathlib.Path(path).expanduser()
+    if path.is_file():
+        with open(path, 'rb') as f:
+            head = f.read(4)
+        if head[:2] != b'PK' and head[:1] != b'\x80':  # torch.save writes a zip archive (or, long ago, a pickle)
+            raise SystemExit(f"error: {path} is not a checkpoint (torch.save did not write it); give the ckpt.pt that "
+                             "a training run wrote into its --out folder")
+    return load_checkpoint(path)
+
+
 # %% [markdown]
 # Before training, the output folder is checked (writable, room for two checkpoints) and locked: a
 # second run into it is refused while the first lives; the lock of a run that died is taken over.
@@ -687,7 +705,7 @@ def configure(args, device, ckpt_path):
     """(size, config, settings, checkpoint or None): from the flags and the device, or from the checkpoint on --resume."""
     chosen = lambda name, default: default if getattr(args, name) is None else getattr(args, name)
     if args.resume:
-        ckpt, resumed = load_checkpoint(ckpt_path)
+        ckpt, resumed = load_checkpoint_file(ckpt_path)
         settings = dict(ckpt.get("settings") or SIZES["small"][1])
         differ = [f"--{k.replace('_', '-')} {getattr(args, k)} (the checkpoint's: {settings[k]})"
                   for k in ('batch_size', 'learning_rate') if getattr(args, k) not in (None, settings[k])]
@@ -744,6 +762,7 @@ def on_interrupt(signum, frame):
     """The first Ctrl-C stops training after the current step; a second one stops at once."""
     if STOP:
         last = f"the checkpoint of step {SAVED[-1]} is kept" if SAVED else "nothing was saved"
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # exiting now: a further Ctrl-C changes nothing
         print(f"interrupted again, stopped at once; {last}; continue with: {command(*resume_flags())}", file=sys.stderr, flush=True)
         raise SystemExit(130)
     STOP.append(signum)
@@ -773,6 +792,7 @@ def steps(start, max_iters):
 def end_of_training(model, optimizer, step, history):
     """After the loop: if Ctrl-C stopped it, save the step reached, say how to go on, and exit with status 130."""
     if STOP:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the last step is being saved: a further Ctrl-C changes nothing
         if not SAVED or SAVED[-1] != step:
             save(model, optimizer, step, history)
         print(f"interrupted at step {step}, saved in {ckpt_path}; continue with: {command(*resume_flags())}", file=sys.stderr, flush=True)
@@ -812,8 +832,22 @@ def stream(model, chars, prompt, num_chars, temperature=1.0, top_k=None, device=
     model = model.to(device)
     yield prompt
     for _ in range(num_chars):
-        idx = model.generate(idx, 1, temperature=temperature, top_k=top_k)  # (1, T+1)
+        try:
+            idx = model.generate(idx, 1, temperature=temperature, top_k=top_k)  # (1, T+1)
+        except RuntimeError as e:  # torch.multinomial refuses probabilities that are not finite numbers
+            if "probability tensor" not in str(e):
+                raise
+            raise SystemExit(f"\nerror: cannot sample: {why_not_finite(model, idx, temperature)}") from None
         yield decode([idx[0, -1].item()])
+
+
+@torch.no_grad()
+def why_not_finite(model, idx, temperature):
+    """Why the next character's probabilities are not finite: the model's outputs, or a temperature too small."""
+    if not model.eval()(idx[:, -model.config.block_size:])[0].isfinite().all():
+        return ("the model's outputs are not finite numbers (training diverged); the checkpoint is kept, but train "
+                "again with a lower --learning-rate")
+    return f"--temperature {temperature:g} is too small: the logits divided by it overflow; give a larger one (0.01 is nearly greedy)"
 
 
 def sample(model, chars, prompt, num_chars, temperature=1.0, top_k=None, device='cpu'):
@@ -856,7 +890,7 @@ def main():
         PHASE[0] = "before sampling began, nothing was written"
         torch.manual_seed(args.seed)
         device = pick_device(args.device)
-        ckpt, model = load_checkpoint(args.ckpt)
+        ckpt, model = load_checkpoint_file(args.ckpt)
         prompt = args.prompt if args.prompt is not None else "\n" if "\n" in ckpt['chars'] else ckpt['chars'][0]
         prompt_ids(ckpt['chars'], prompt)  # refuse an empty prompt or an unknown character before sampling
         return print_sample(stream(model, ckpt['chars'], prompt, args.num_chars, args.temperature, args.top_k, device))
@@ -869,7 +903,7 @@ def main():
     if args.prompt is not None:
         prompt_ids(chars, args.prompt)  # an empty or unknown prompt is refused now, not after training
     device = pick_device(args.device)
-    ckpt_path = pathlib.Path(args.out or runs_folder()) / 'ckpt.pt'
+    ckpt_path = (pathlib.Path(args.out).expanduser() if args.out else runs_folder()) / 'ckpt.pt'  # a quoted ~ too
     size, config, settings, ckpt = configure(args, device, ckpt_path)
     batch_size, max_iters, learning_rate, eval_interval, eval_iters = (
         settings[k] for k in ('batch_size', 'max_iters', 'learning_rate', 'eval_interval', 'eval_iters'))
@@ -922,7 +956,7 @@ def report(model, history, start, size, config):
     print(f"--- a sample of {args.num_chars} characters (temperature {args.temperature}, top-k {args.top_k or 'all'}) "
           f"from the model of step {max_iters} ---")
     print_sample(stream(model, chars, prompt, args.num_chars, args.temperature, args.top_k, device))
-    prompt = "ROMEO:\nBut soft" if set("ROMEO:\nBut soft") <= set(chars) else ''.join(chars[:12])
+    prompt = ("ROMEO:\nBut soft" if set("ROMEO:\nBut soft") <= set(chars) else ''.join(chars[:12]))[:config.block_size]
     maps = attention_maps(model, torch.tensor([prompt_ids(chars, prompt)], device=device)).mean(1).cpu()  # (n_layer, T, T)
     fig, axes = plt.subplots(1, len(maps), figsize=(3.2 * len(maps), 3.4), constrained_layout=True, squeeze=False)
     for layer, (ax, m) in enumerate(zip(axes[0], maps)):

@@ -619,8 +619,9 @@ def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
 # %% [markdown]
 # **Check.** The schedule, at three settings: positive at every step, rising through the warmup to
 # the peak without a jump, falling after it along a cosine (a quarter of the way down it is still
-# near the top), a tenth of the peak at the last step and after it. The optimizer: every parameter
-# in exactly one group, decay on every matrix and on no vector.
+# near the top), a tenth of the peak at step `total` and after it. The optimizer: AdamW (decoupled
+# weight decay), every parameter in exactly one group, decay on every matrix and on no vector, 0.1
+# by default, and the `lr` and `weight_decay` it is given.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The checks of lr_at and configure_optimizer (folded: open them to see how they work)
@@ -637,6 +638,8 @@ def check_schedule(lr_at):
         check(max(lrs) <= peak * 1.0001, f"{where} rises to {max(lrs):.3g}, above the peak")
         check(all(a < b for a, b in zip(lrs[:warmup], lrs[1:warmup])), f"{where} does not rise through the warmup")
         check(max(lrs[:warmup + 1]) >= peak * 0.95, f"{where} reaches only {max(lrs[:warmup + 1]):.3g} by the end of the warmup")
+        check(warmup == 0 or lrs[warmup - 1] >= peak * 0.8, f"{where} is only {lrs[warmup - 1]:.3g} at step {warmup - 1}, "
+              f"the warmup's last step: the warmup must climb to the peak over its own {warmup} steps")
         edge = lrs[max(0, warmup - 1):warmup + 2]
         jump = max(abs(b - a) for a, b in zip(edge, edge[1:]))
         check(jump <= peak * max(2 / max(warmup, 1), 0.05), f"{where} jumps by {jump:.3g} at the end of the warmup: "
@@ -662,7 +665,93 @@ def check_optimizer_groups(configure_optimizer, model):
     for name, p in params:
         check((decay[id(p)] > 0) == (p.dim() >= 2), f"{name} ({p.dim()}-d) has weight decay {decay[id(p)]}: decay "
               "every matrix, embeddings included, and no bias or LayerNorm gain")
-    return Passed("configure_optimizer: passed (every matrix decayed, no vector)")
+    decoupled = all(g.get('decoupled_weight_decay', isinstance(optimizer, torch.optim.AdamW)) for g in optimizer.param_groups)
+    check(isinstance(optimizer, torch.optim.Adam) and decoupled, f"configure_optimizer returns {type(optimizer).__name__}"
+          f"{'' if not isinstance(optimizer, torch.optim.Adam) else ' with weight decay added to the gradient'}: the race "
+          "uses Adam with decoupled weight decay, as the lecture's optimizer does")
+    matrix = max(decay.values())
+    check(abs(matrix - 0.1) < 1e-12, f"configure_optimizer(model, lr) decays matrices by {matrix} by default: the race's "
+          "setting (nanoGPT's) is 0.1")
+    try:
+        asked = configure_optimizer(model, 2e-3, weight_decay=0.05)
+    except Exception as e:
+        raise CheckFailed(f"configure_optimizer(model, 2e-3, weight_decay=0.05) fails with {type(e).__name__}: {e}") from None
+    given = {(g['lr'], g['weight_decay']) for g in asked.param_groups}
+    check(given == {(2e-3, 0.05), (2e-3, 0.0)}, f"configure_optimizer(model, 2e-3, weight_decay=0.05) makes groups with "
+          f"(lr, weight decay) {sorted(given)}: use the lr and weight_decay it is given")
+    return Passed("configure_optimizer: passed (AdamW, every matrix decayed, no vector)")
+
+
+def check_whole_split_loss(split_loss):
+    """split_loss on a stand-in model whose loss differs from chunk to chunk, against the mean over all chunks by hand."""
+    class StandIn(nn.Module):  # loss of a batch: the mean of 0.01 * token, plus 5 wherever a target is not its token + 1
+        def forward(self, idx, targets):
+            modes.append((self.training, torch.is_grad_enabled()))
+            per = idx.float() * 0.01 + (targets != idx + 1).float() * 5  # (B, T)
+            return None, per.mean()
+    T, modes, probe = block_size, [], StandIn()
+    data = torch.arange(7 * T + 1)  # 7 chunks: batches of 3, 3 and 1 with batch=3
+    expected = (torch.arange(7 * T).float() * 0.01).mean().item()  # every target is its token + 1
+    try:
+        got = split_loss(probe, data, batch=3)
+    except Exception as e:
+        raise CheckFailed(f"split_loss(model, data, batch=3) fails with {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    check(all(not training for training, _ in modes), "split_loss ran the model in training mode: dropout would "
+          "perturb the loss it measures")
+    check(all(not grad for _, grad in modes), "split_loss built a graph for gradients: it only measures, without them")
+    check(probe.training, "split_loss left the model in eval mode: training goes on after it, with dropout")
+    check(isinstance(got, float), f"split_loss returned a {type(got).__name__}, not a Python float")
+    off = (torch.arange(7 * T).float() * 0.01 + 5).mean().item()
+    check(abs(got - off) > 1e-3, f"split_loss gave {got:.4f}: the stand-in's loss says each chunk's targets are not "
+          "the characters one step after its inputs")
+    check(abs(got - expected) <= 1e-4 * expected, f"split_loss(batch=3) gave {got:.4f}, not {expected:.4f}, the mean "
+          "loss over all 7 chunks of a stand-in model: is each batch weighted by the number of chunks it holds?")
+    return Passed("split_loss: passed (eval mode and back, targets one step on, the mean over every chunk)")
+
+
+def check_train_fast(train_fast):
+    """Watch a short train_fast run: one step per iteration, at the schedule's rate, on the training split."""
+    g, seen = train_fast.__globals__, {"lrs": [], "data": [], "optimizers": set()}
+    saved = g["scaled_step"], g["get_batch_on_device"]
+
+    def watched_step(model, optimizer, scaler, loss, lr, clip=None):
+        seen["lrs"].append(lr)
+        seen["optimizers"].add(optimizer)
+        return saved[0](model, optimizer, scaler, loss, lr, clip)
+
+    def watched_batch(data, batch_size, block_size):
+        seen["data"].append(len(data))
+        return saved[1](data, batch_size, block_size)
+    tiny = GPTConfig(vocab_size=int(max(train_data.max(), val_data.max())) + 1, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)
+    peak, warmup, iters = 1e-3, 2, 6
+    g["scaled_step"], g["get_batch_on_device"] = watched_step, watched_batch
+    try:
+        for cosine in (True, False):
+            seen["lrs"].clear(), seen["optimizers"].clear()
+            where = f"train_fast(..., iters={iters}, peak_lr={peak}, warmup={warmup}, cosine={cosine})"
+            try:
+                model, log, _ = train_fast(tiny, 4, iters, peak, warmup, cosine=cosine, weight_decay=0.05)
+            except Exception as e:
+                raise CheckFailed(f"{where} fails with {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            lrs = seen["lrs"]
+            check(len(lrs) == iters, f"{where} took {len(lrs)} optimizer steps, not one per iteration")
+            want = [lr_at(it, peak, warmup, iters) if cosine else peak for it in range(iters)]
+            bad = next((it for it in range(iters) if abs(lrs[it] - want[it]) > 1e-12), None)
+            check(bad is None, f"{where} runs step {bad} at learning rate {lrs[bad] if bad is not None else 0:.3g}, where "
+                  f"{'the schedule lr_at gives' if cosine else 'a constant rate is'} {want[bad] if bad is not None else 0:.3g}: "
+                  "which step, peak, warmup and total does each step's rate come from?")
+            check(set(seen["data"]) == {len(train_data)}, f"{where} draws batches from a split of {sorted(set(seen['data']))} "
+                  f"characters, not the training split's {len(train_data)}")
+            optimizer = next(iter(seen["optimizers"]))
+            decays = {grp['weight_decay'] for grp in optimizer.param_groups} if optimizer else set()
+            check(decays == {0.05, 0.0}, f"{where}, weight_decay=0.05 steps an optimizer with weight decays {sorted(decays)}: "
+                  "pass train_fast's weight_decay on")
+            trained = {id(p) for grp in optimizer.param_groups for p in grp['params']}
+            check(trained == {id(p) for p in model.parameters()}, f"{where} returns a model other than the one it trained")
+            check(bool(log) and log[-1][0] == iters, f"{where} logs its last step as {log[-1][0] if log else None}, not {iters}")
+    finally:
+        g["scaled_step"], g["get_batch_on_device"] = saved
+    return Passed("train_fast: passed (one step per iteration at the schedule's rate, on the training split)")
 
 
 # %%
@@ -671,6 +760,13 @@ check_schedule(lr_at)
 # %%
 toy = GPTConfig(vocab_size=65, block_size=16, n_embd=64, n_head=4, n_layer=2, dropout=0.2)
 check_optimizer_groups(configure_optimizer, FastGPT(toy))
+
+# %% [markdown]
+# **Check.** `split_loss` (section 1) on a stand-in model whose loss differs from chunk to chunk:
+# the mean over every chunk, in eval mode, without gradients, and back in training mode after.
+
+# %%
+check_whole_split_loss(split_loss)
 
 
 # %% [markdown]
@@ -724,6 +820,15 @@ def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=Tru
     return model, log, compile_seconds
 
 
+# %% [markdown]
+# **Check.** A six-step run of a tiny model, watched: one optimizer step per iteration, each at the
+# schedule's rate (or the constant peak with `cosine=False`), batches from the training split, the
+# weight decay passed on, and the trained model returned.
+
+# %%
+check_train_fast(train_fast)
+
+
 
 # %% [markdown]
 # ## 5. The race
@@ -762,6 +867,9 @@ show(fig, 'race')
 # A sample from the fast model, with the lecture's `generate` (in `eval()` mode, without gradients).
 
 # %% tags=["nbval-ignore-output"]
+if not all(p.isfinite().all() for p in model.parameters()):
+    raise SystemExit(f"error: the model diverged (its weights are no longer finite numbers), so there is nothing to "
+                     f"sample: lower --learning-rate (it was {race_lr:g})")
 torch.manual_seed(args.seed)
 print(decode(model.generate(torch.zeros((1, 1), dtype=torch.long, device=device), 400, temperature=0.8)[0].tolist()))
 

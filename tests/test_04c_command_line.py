@@ -4,6 +4,7 @@ checkpoints, folder checks and sampling called directly, and its copies of noteb
 import errno
 import hashlib
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -256,9 +257,9 @@ def test_two_runs_into_one_folder_then_ctrl_c(folder, tmp_path):
 
 CTRL_C_AFTER = """
 import builtins, os, runpy, signal, sys, tqdm
-sign, times, real_print, real_write = os.environ["CTRL_C_AFTER"], int(os.environ["CTRL_C_TIMES"]), builtins.print, tqdm.tqdm.write
+signs, times, real_print, real_write = os.environ["CTRL_C_AFTER"].split("||"), int(os.environ["CTRL_C_TIMES"]), builtins.print, tqdm.tqdm.write
 def ctrl_c_if_sign(text):
-    if sign in text:
+    if any(sign in text for sign in signs):
         for _ in range(times):  # as if the learner pressed Ctrl-C right after this line (each press handled in turn)
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(3):
@@ -562,3 +563,66 @@ def test_a_folder_given_as_checkpoint_names_the_file_in_it(tmp_path):
     with pytest.raises(SystemExit) as e:
         nb["load_checkpoint"](tmp_path)
     assert str(e.value.code) == f"error: {tmp_path} is a folder, not a checkpoint; give the file in it: --ckpt {tmp_path / 'ckpt.pt'}"
+
+
+# Session 4's cold read (/tmp/brief/cold_04_05c_s4.md): E1, E4, E2, S4, I5, I3, A18, E3
+
+
+@pytest.mark.parametrize("block_size", ["8", "1"])
+def test_a_context_shorter_than_the_attention_prompt_still_draws_the_maps(folder, tmp_path, block_size):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = run("--data", "small.txt", "--block-size", block_size, "--max-iters", "2", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert (tmp_path / "r" / "attention.png").exists()
+
+
+def test_a_diverged_model_is_one_line_at_the_sample_and_keeps_its_checkpoint(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = run("--data", "small.txt", "--learning-rate", "1e10", "--max-iters", "3", "--out", "r", cwd=tmp_path)
+    assert "training diverged" in one_line_error(result) and "lower --learning-rate" in result.stderr
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 3
+
+
+def test_a_temperature_too_small_to_divide_by_is_one_line(folder):
+    result = run("--sample", "--ckpt", "run/ckpt.pt", "--temperature", "1e-40", cwd=folder)
+    assert "--temperature 1e-40 is too small" in one_line_error(result)
+
+
+def test_ctrl_c_while_torch_is_still_loading_is_one_clean_line(tmp_path):
+    proc = spawn_script(SCRIPT, "--max-iters", "5", "--out", "r", cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        maps = pathlib.Path(f"/proc/{proc.pid}/maps")
+        while proc.poll() is None and "libtorch" not in maps.read_text():  # the sign: torch's library is being loaded
+            pass
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    line, = err.strip().splitlines()
+    assert line.startswith("interrupted while starting, nothing was written"), line
+    assert not (tmp_path / "r").exists()
+
+
+def test_ctrl_c_again_while_the_interrupted_run_exits_says_nothing_false(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    result = ctrl_c_after("step 20: train loss||interrupted at step", "--data", "small.txt", "--max-iters", "1000",
+                          "--eval-interval", "20", "--out", "r", cwd=tmp_path)
+    assert result.returncode == 130 and "Traceback" not in result.stderr and "Exception" not in result.stderr, result.stderr
+    line, = result.stderr.strip().splitlines()
+    assert line.startswith("interrupted at step 20, saved in r/ckpt.pt; continue with: ")
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 20
+
+
+def test_a_file_that_is_no_checkpoint_is_named_so(folder, tmp_path):
+    (tmp_path / "garbage.pt").write_text("hello, not a checkpoint\n")
+    result = run("--sample", "--ckpt", "garbage.pt", cwd=tmp_path)
+    assert "garbage.pt is not a checkpoint (torch.save did not write it)" in one_line_error(result)
+
+
+def test_a_quoted_tilde_in_out_means_the_home_folder(folder, tmp_path):
+    (tmp_path / "small.txt").write_bytes((folder / "small.txt").read_bytes())
+    (tmp_path / "home").mkdir()
+    result = run("--data", "small.txt", "--max-iters", "2", "--out", "~/r", cwd=tmp_path, env=smoke_env(HOME=str(tmp_path / "home")))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "home" / "r" / "ckpt.pt").exists() and not (tmp_path / "~").exists()

@@ -98,3 +98,8 @@ def test_torchrun_on_notebook_05c_points_to_notebook_08():
     # torchrun sets WORLD_SIZE in each copy; two copies racing on their own would each print and save alone
     line = one_line_error(run("--race", env=smoke_env(WORLD_SIZE="2", RANK="1")))
     assert "notebooks/08_ddp.py --race" in line
+
+
+def test_a_diverged_race_is_one_line_at_the_sample():  # session 4's cold read, C6
+    result = run("--learning-rate", "1e10", "--max-iters", "5", "--warmup", "1", "--compile", "no")
+    assert "the model diverged" in one_line_error(result) and "lower --learning-rate" in result.stderr

@@ -3,14 +3,20 @@ race): each mistake below is one edit to the notebook's own source (tests/notebo
 and the check that follows that piece in the notebook must stop with CheckFailed and the sentence that
 names it; each correct variant must pass. The hunt's table is in dev/results/mistake_hunt/hunt_05.md."""
 import pytest
+import torch
 
 from notebook_code import load
 
 NOTEBOOK = "05c_against_the_clock"
 
 
+PATTERN = torch.tensor(list(range(13)) * 40)
+
+
 def ns(replace=()):
-    return load(NOTEBOOK, replace=replace, device="cpu", amp_dtype=None)
+    namespace = load(NOTEBOOK, replace=replace, device="cpu", amp_dtype=None)
+    namespace.update(train_data=PATTERN, val_data=PATTERN[:200], block_size=8)  # what the race's cells set
+    return namespace
 
 
 def schedule(ns):
@@ -22,6 +28,17 @@ def optimizer(ns):
     return ns["check_optimizer_groups"](ns["configure_optimizer"], ns["FastGPT"](toy))
 
 
+def whole_split(ns):
+    return ns["check_whole_split_loss"](ns["split_loss"])
+
+
+def fast(ns):
+    return ns["check_train_fast"](ns["train_fast"])
+
+
+ADAMW = "return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused or None)"
+TOTAL = "total += model(xb.to(device), yb.to(device))[1].float() * len(xb)"
+RATE = "lr_at(it, peak_lr, warmup, iters) if cosine else peak_lr"
 COSINE = "return peak / 10 + 0.5 * (peak - peak / 10) * (1 + math.cos(math.pi * min(1.0, progress)))"
 DECAY = ("    decay = [p for p in model.parameters() if p.dim() >= 2]\n"
          "    no_decay = [p for p in model.parameters() if p.dim() < 2]\n")
@@ -43,6 +60,36 @@ MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what i
                                     optimizer, "ln1.weight (1-d) has weight decay 0.1"),
     "every parameter in the no-decay group too": ([(DECAY, DECAY.replace("if p.dim() < 2]", "]"))], optimizer,
                                                    "configure_optimizer fails with ValueError"),
+    # session 4's cold read (/tmp/brief/cold_04_05c_s4.md): L12, O5-O7, O11, O12, SL1-SL4, TF1-TF3
+    "L12 warmup spread over every step": ([("return peak * (it + 1) / warmup", "return peak * (it + 1) / total")], schedule,
+                                          "the warmup must climb to the peak over its own"),
+    "O6 Adam for AdamW": ([(ADAMW, ADAMW.replace("AdamW", "Adam"))], optimizer, "returns Adam with weight decay added to the gradient"),
+    "O11 SGD": ([(ADAMW, "return torch.optim.SGD(groups, lr=lr)")], optimizer, "returns SGD: the race uses Adam with decoupled"),
+    "O12 default weight decay 1.0": ([("def configure_optimizer(model, lr, weight_decay=0.1, fused=False):",
+                                      "def configure_optimizer(model, lr, weight_decay=1.0, fused=False):")], optimizer,
+                                     "decays matrices by 1.0 by default"),
+    "O5 weight_decay argument ignored": ([("'weight_decay': weight_decay}", "'weight_decay': 0.1}")], optimizer,
+                                         "use the lr and weight_decay it is given"),
+    "O7 lr argument ignored": ([("groups, lr=lr,", "groups, lr=3e-4,")], optimizer, "use the lr and weight_decay it is given"),
+    "SL1 batch means averaged": ([(TOTAL, TOTAL.replace(" * len(xb)", ""))], whole_split,
+                                 "is each batch weighted by the number of chunks"),
+    "SL2 no eval()": ([("    model.eval()\n    n = (len(data) - 1)", "    n = (len(data) - 1)")], whole_split,
+                      "split_loss ran the model in training mode"),
+    "SL3 targets not shifted": ([("data[1:n + 1].view(-1, block_size)  # (N, T) each", "data[:n].view(-1, block_size)  # (N, T) each")],
+                                whole_split, "not the characters one step after its inputs"),
+    "SL4 training mode not restored": ([("    model.train()\n    return (total / len(x)).item()", "    return (total / len(x)).item()")],
+                                       whole_split, "split_loss left the model in eval mode"),
+    "SL5 no torch.no_grad": ([("@torch.no_grad()\ndef split_loss", "def split_loss")], whole_split, "built a graph for gradients"),
+    "TF1 constant rate": ([(RATE, "peak_lr")], fast, "where the schedule lr_at gives"),
+    "TF2 warmup and total swapped": ([(RATE, "lr_at(it, peak_lr, iters, warmup) if cosine else peak_lr")], fast,
+                                     "where the schedule lr_at gives"),
+    "TF3 trains on the validation split": ([("train_on_device = train_data.to(device)", "train_on_device = val_data.to(device)")],
+                                           fast, "not the training split's 520"),
+    "TF4 schedule even with cosine=False": ([(RATE, "lr_at(it, peak_lr, warmup, iters)")], fast, "where a constant rate is"),
+    "TF5 weight_decay not passed on": ([("configure_optimizer(model, peak_lr, weight_decay, fused)",
+                                         "configure_optimizer(model, peak_lr, fused=fused)")], fast, "pass train_fast's weight_decay on"),
+    "TF6 one step too few": ([("    for it in range(iters):\n        x, y = get_batch_on_device",
+                               "    for it in range(iters - 1):\n        x, y = get_batch_on_device")], fast, "took 5 optimizer steps"),
 }
 
 CORRECT = {  # name: (a variant a learner may write, the check)
@@ -51,6 +98,12 @@ CORRECT = {  # name: (a variant a learner may write, the check)
     "decay chosen by name and shape": ([(DECAY, "    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]\n"
                                                 "    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]\n")],
                                        optimizer),
+    "AdamW written as Adam(decoupled_weight_decay=True)": ([(ADAMW, ADAMW.replace("AdamW(groups,", "Adam(groups, decoupled_weight_decay=True,"))],
+                                                           optimizer),
+    "split_loss one chunk at a time": ([(TOTAL, "total += sum(model(a[None].to(device), b[None].to(device))[1].float() "
+                                                "for a, b in zip(xb, yb))")], whole_split),
+    "train_fast at the schedule's rate without the cosine flag's branch": ([(RATE, "(lr_at(it, peak_lr, warmup, iters) if cosine else "
+                                                                                  "peak_lr)")], fast),
 }
 
 
@@ -71,5 +124,5 @@ def test_the_check_accepts_a_correct_variant(variant):
 
 
 def test_every_check_is_probed():
-    assert {c for _, c, _ in MISTAKES.values()} >= {schedule, optimizer}
+    assert {c for _, c, _ in MISTAKES.values()} >= {schedule, optimizer, whole_split, fast}
     assert len(MISTAKES) >= 8  # the hunt's eight rows of the schedule and the optimizer (05 keeps its own 15 and more)
