@@ -6,8 +6,10 @@
 # variables; this notebook writes the finished model the way the lecture's `gpt.py` does
 # (**1:37:49 to 1:42:39 of the video**, where it scales the model up), made correct: attention scaled by
 # `head_size**-0.5`, sampling in `eval()` mode without gradients, the lecture repository's weight
-# initialisation. Each piece is followed by a check of the whole model: causality, positions, the final
-# LayerNorm, every parameter learning, the initial loss, the parameter count piece by piece, `generate`.
+# initialisation. Each piece is followed by a check: a head against PyTorch's attention, the
+# multi-head layer, the feed-forward layer and the block by their properties, then the whole model:
+# causality, positions, the final LayerNorm, every parameter learning, the initial loss, the parameter
+# count piece by piece, `generate`.
 #
 # Reading order: after `03b_blocks_and_the_ladder`, before `04_gpt`, which trains this model (it carries
 # the same code, folded). It needs no data and trains nothing: it runs in seconds, also as
@@ -63,7 +65,65 @@ class Passed(str):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
+#@title Plumbing: the attention oracle (the same in every notebook that carries it)
+def attention_diagnosis(out, q, k, v, n_embd):
+    """None if out is causal attention of q, k, v (B, ..., T, hs) scaled by head_size**-0.5, computed by
+    PyTorch's own F.scaled_dot_product_attention; else the likely mistake, in one sentence."""
+    sdpa, T, hs = F.scaled_dot_product_attention, q.shape[-2], q.shape[-1]
+    if out.shape != v.shape:
+        return f"the output has shape {tuple(out.shape)}, not (B, T, head_size) = {tuple(v.shape)}"
+    if not torch.isfinite(out).all():
+        return ("the output holds inf or nan: some query's scores are all -inf (the mask must keep the diagonal "
+                "and the past, masked_fill where tril == 0), the softmax runs over a dimension other than dim=-1 "
+                "(each query's row), or the softmax is missing after the mask")
+    if torch.allclose(out, sdpa(q, k, v, is_causal=True), atol=1e-5):
+        return None
+    tril = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    raw = q @ k.transpose(-2, -1)  # (B, T, T) unscaled
+    scores = (raw * hs**-0.5).masked_fill(~tril, float('-inf'))
+    suspects = {
+        "there is no causal mask, so every position sees the future: masked_fill the scores where tril == 0":
+            sdpa(q, k, v),
+        "the mask lets each position see one step into the future: mask where torch.tril(ones(T, T)) == 0":
+            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).tril(1)),
+        "the mask keeps the future and hides the past (torch.triu): keep the lower triangle, torch.tril":
+            sdpa(q, k, v, attn_mask=torch.ones(T, T, dtype=torch.bool).triu()),
+        "the future is filled with 0, not float('-inf'), so it keeps a weight of exp(0) after the softmax":
+            F.softmax((raw * hs**-0.5).masked_fill(~tril, 0.0), dim=-1) @ v,
+        f"the scores are scaled by C**-0.5 with C = n_embd = {n_embd} (the lecture's slip), not by head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=n_embd**-0.5),
+        "the scores are not scaled: multiply q @ k.transpose(-2, -1) by head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=1.0),
+        "the scores are multiplied by head_size**0.5: multiply by head_size**-0.5 (divide by its square root)":
+            sdpa(q, k, v, is_causal=True, scale=hs**0.5),
+        "the scores are divided by head_size, not by its square root: multiply by head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=1.0 / hs),
+        "the scores are scaled by head_size**-1/2, which Python reads as (head_size**-1) / 2: write head_size**-0.5":
+            sdpa(q, k, v, is_causal=True, scale=hs**-1 / 2),
+        "the scale is applied after the softmax: scale the scores q @ k.transpose(-2, -1) before masking":
+            F.softmax(raw.masked_fill(~tril, float('-inf')), dim=-1) * hs**-0.5 @ v,
+        "the softmax runs over the wrong dimension: use dim=-1, so that each query's row sums to 1":
+            F.softmax(scores, dim=-2) @ v,
+        "the weights multiply the keys, not the values: out = wei @ v with v = value(x)":
+            sdpa(q, k, k, is_causal=True),
+        "the weights multiply the queries, not the values: out = wei @ v with v = value(x)":
+            sdpa(q, k, q, is_causal=True),
+        "queries and keys are swapped in the scores: compute q @ k.transpose(-2, -1)":
+            sdpa(k, q, v, is_causal=True),
+        "the queries come from the key layer, so the scores compare keys with keys: q = query(x)":
+            sdpa(k, k, v, is_causal=True),
+        "the weights are transposed before they multiply the values: out = wei @ v, each query's row of weights":
+            F.softmax(scores, dim=-1).transpose(-2, -1) @ v,
+    }
+    for mistake, result in suspects.items():
+        if result.shape == out.shape and torch.allclose(out, result, atol=1e-5):
+            return mistake
+    return ("it differs from PyTorch's attention in a way this check cannot name: compare it line by line with "
+            "the head above (scores, scale, mask, softmax over dim=-1, weights times v)")
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: checks of the model's pieces (the same in every notebook that carries it)
 def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
@@ -141,6 +201,87 @@ def check_feedforward(ffwd, n_embd):
     check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
           "the non-linearity goes between the two Linear layers")
     return Passed(f"{name}: passed (per position, non-linear)")
+
+
+def check_multihead(mha, n_embd, n_head):
+    """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels."""
+    torch.manual_seed(0)
+    name = type(mha).__name__
+    check_registered(mha)
+    x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
+    out = run_eval(mha, x, hint="join the heads on the last dimension, torch.cat([...], dim=-1), (B, T, n_head * head_size)")
+    check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
+          "the heads on the last dimension (n_head * head_size = n_embd), then proj")
+    check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
+    check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
+          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
+    if isinstance(getattr(mha, "proj", None), nn.Linear):
+        saved = {k: v.detach().clone() for k, v in mha.state_dict().items()}
+        with torch.no_grad():
+            mha.proj.weight.zero_()
+        silenced = run_eval(mha, x)
+        mha.load_state_dict(saved)
+        check(not torch.allclose(silenced, out), f"{name}: setting proj to zero changes nothing, so proj is defined "
+              "but never applied (return self.proj(out) in its forward)")
+    weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
+    likely = ("one Head object reused for every head (build a new Head for each)" if weights < expected else
+              "heads of n_embd channels each (head_size = n_embd // n_head)")
+    check(weights == expected, f"{name} has {weights:,} weights in its matrices, not 4 * n_embd**2 = {expected:,} "
+          f"(key, query, value of {n_head} heads of n_embd // n_head channels, and proj): likely {likely}")
+    return Passed(f"{name}: passed ({n_head} heads of {n_embd // n_head}, causal, {weights:,} weights)")
+
+
+def check_block(block):
+    """A Transformer block is x plus corrections: pre-norm x + f(ln(x)), or post-norm ln(x + f(x)). Probed by
+    setting the sub-layers' output projections to zero, one at a time and together."""
+    torch.manual_seed(0)
+    C, name = block.sa.proj.out_features, type(block).__name__
+    check_registered(block)
+    x = torch.randn(2, 5, C) * 2 + 0.5  # (B, T, C) far from normalised
+    ffwd_out = [m for m in block.ffwd.modules() if isinstance(m, nn.Linear)][-1]
+    saved, outs = {k: v.detach().clone() for k, v in block.state_dict().items()}, []
+    try:
+        for silenced in ((), (block.sa.proj,), (ffwd_out,), (block.sa.proj, ffwd_out)):
+            with torch.no_grad():
+                for linear in silenced:
+                    linear.weight.zero_()
+                    _ = linear.bias.zero_() if linear.bias is not None else None
+            outs.append(run_eval(block, x))
+            block.load_state_dict(saved)
+    finally:
+        block.load_state_dict(saved)
+    full, no_sa, no_ffwd, neither = outs
+    norm = lambda t: F.layer_norm(t, (C,))  # (B, T, C) every token normalised
+    check(full.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(full.shape)}: a block keeps (B, T, C)")
+    check(not torch.allclose(no_sa, full), f"{name}: setting attention's output projection sa.proj to zero changes "
+          "nothing, so proj is defined but never applied (return self.proj(out) in its forward)")
+    check(not torch.allclose(no_ffwd, full), f"{name}: setting the feed-forward's last Linear to zero changes "
+          "nothing, so the feed-forward never reaches the output (does forward call self.ffwd, and its net every layer?)")
+    check(not sees_future(block, x), f"{name} lets a position see the future: check the heads' mask")
+    check(not sees_future(block, x, training=True), f"{name} lets a position see the future in training mode "
+          "(dropout on): dropout belongs after the softmax, on the weights, never on the scores before it")
+    named, was = list(block.named_parameters()), block.training
+    try:
+        with torch.random.fork_rng(devices=[]):
+            out = attempt(f"{name} with gradients", block.eval(), x)
+            grads = torch.autograd.grad((out * torch.randn_like(out)).sum(), [p for _, p in named], allow_unused=True)
+    finally:
+        block.train(was)
+    unused = [k for (k, _), g in zip(named, grads) if g is None]
+    check(not unused, f"{name}'s {unused[0] if unused else ''} gets no gradient from the block's output, so "
+          f"{unused[0].rsplit('.', 1)[0] if unused else ''} is built but never used in forward: use each layer where it belongs")
+    post_norm = not torch.allclose(neither, x, atol=1e-5)
+    check(not post_norm or neither.abs().max() > 1e-6, f"{name} returns 0 when its two output projections are zero, "
+          "so the input is lost: the residual connections are missing (x = x + self.sa(...))")
+    check(not post_norm or torch.allclose(norm(neither), norm(x), atol=1e-4), f"{name} with both output projections "
+          "zeroed returns neither its input (pre-norm) nor its normalised input (post-norm): a layer applied to x itself?")
+    check(not post_norm or torch.allclose(norm(full), full, atol=1e-4), f"{name} normalises the residual stream "
+          "itself (x = self.ln1(x)) and then adds to it: write pre-norm, x + self.sa(self.ln1(x)), or post-norm, "
+          "self.ln1(x + self.sa(x))")
+    check_feedforward(block.ffwd, C)
+    if hasattr(block.sa, "heads"):
+        check_multihead(block.sa, C, len(block.sa.heads))
+    return Passed(f"{name}: passed (the residual path carries {'the normalised x (post-norm)' if post_norm else 'x'} through)")
 
 
 def check_model(model, attends=True):
@@ -235,6 +376,24 @@ def device_slips(model, idx):
     except Exception:  # an operation without a meta version, or the mix itself: what was recorded counts
         pass
     return mode.mixed
+
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of one attention head (folded: open it to see how it works)
+def check_head(head):
+    """Check one attention head (a module with key, query, value and tril) against PyTorch's attention."""
+    torch.manual_seed(0)
+    check_registered(head)
+    C, T, name = head.key.in_features, head.tril.shape[0], type(head).__name__
+    for B, t in probe_sizes(T):
+        x = torch.randn(B, t, C)  # (B, T, C)
+        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, :T])?")
+        q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
+        mistake = attention_diagnosis(out, q, k, v, C)
+        check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
+    check(not sees_future(head, x, training=True), f"{name} lets a position see the future in training mode (dropout "
+          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
+    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = {q.shape[-1]}**-0.5)")
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
@@ -361,6 +520,15 @@ class Head(nn.Module):
         return wei @ self.value(x)  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
 
 
+# %% [markdown]
+# **Check.** With `head_size = 8` different from `n_embd = 32` (so that scaling by `C` would show),
+# the head must equal PyTorch's `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own
+# queries, keys and values.
+
+# %%
+check_head(Head(GPTConfig(n_embd=32, block_size=8, dropout=0.0), head_size=8))
+
+
 # %%
 class MultiHeadAttention(nn.Module):
     """Several heads of self-attention in parallel, concatenated and projected."""
@@ -375,6 +543,10 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x):
         out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, C)
         return self.dropout(self.proj(out))  # (B, T, C)
+
+
+# %%
+check_multihead(MultiHeadAttention(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_embd=32, n_head=4)
 
 
 # %%
@@ -413,6 +585,14 @@ class Block(nn.Module):
         x = x + self.sa(self.ln1(x))  # (B, T, C)
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
         return x
+
+
+# %% [markdown]
+# **Check.** A block is its input plus two corrections: with both output projections (attention's
+# `proj`, the feed-forward's last linear layer) set to zero, it must return its input unchanged.
+
+# %%
+check_block(Block(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)))
 
 
 # %% [markdown]
@@ -622,7 +802,8 @@ check_generate(generate, block_size=8, sampling=True)
 #   than with PyTorch's defaults (the video's).
 # - `generate` crops the context to `block_size`, samples in `eval()` mode without gradients, and
 #   divides the logits by a `temperature` and can keep only the `top_k` likeliest characters.
-# - The whole model checked against independent answers: causality, positions, the final LayerNorm,
+# - Each piece checked again (a head against `F.scaled_dot_product_attention`, the block's residual
+#   paths), then the whole model against independent answers: causality, positions, the final LayerNorm,
 #   every parameter learning, the initial loss, the parameter count piece by piece, `generate` against
 #   known distributions.
 # - Next: notebook 04 trains this model on tiny Shakespeare, samples from it and draws where it looks.

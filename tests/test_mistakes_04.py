@@ -55,6 +55,9 @@ CHECKS_03C = {  # the check cells of notebook 03c, as it calls them
     "initial_loss": lambda ns: ns["check_initial_loss"](model(ns)),
     "parameters": lambda ns: ns["check_parameter_count"](model(ns, block_size=256, n_embd=384, n_head=6, n_layer=6)),
     "generate": lambda ns: ns["check_generate"](ns["generate"], block_size=8, sampling=True),
+    "head": lambda ns: ns["check_head"](ns["Head"](config(ns, n_embd=32, block_size=8, dropout=0.0), head_size=8)),
+    "multihead": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](config(ns, n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_embd=32, n_head=4),
+    "block": lambda ns: ns["check_block"](ns["Block"](config(ns, n_embd=32, n_head=4, block_size=8, dropout=0.0))),
 }
 
 CHECKS = {  # the check cells of notebook 04, as the notebook calls them
@@ -89,6 +92,16 @@ MISTAKES_04 = {  # name: ([(old, new)] in notebooks/04_gpt.py, the check that mu
 
 MISTAKES_03C = {  # moved from MISTAKES_04 with the model: ([(old, new)] in notebooks/03c_the_complete_model.py, the
     # check of 03c that must catch it, words of its sentence)
+    # a cold reader (session 4) found these silent in 04 once its piece checks had gone; 03c runs them again
+    "a head scaled by C": ([("wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5", "wei = q @ k.transpose(-2, -1) * C**-0.5")],
+                           "head", "scaled by C**-0.5 with C = n_embd"),
+    "a head not scaled": ([("wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5", "wei = q @ k.transpose(-2, -1)")], "head", "not scaled"),
+    "03c's proj never applied": ([("return self.dropout(self.proj(out))  # (B, T, C)", "return self.dropout(out)  # (B, T, C)")],
+                                 "multihead", "proj is defined but never applied"),
+    "03c's attention residual dropped": ([("x = x + self.sa(self.ln1(x))  # (B, T, C)", "x = self.sa(self.ln1(x))  # (B, T, C)")],
+                                         "block", "the residual connections are missing"),
+    "03c's residual stream normalised": ([("        x = x + self.sa(self.ln1(x))  # (B, T, C)\n", "        x = self.ln1(x)\n        x = x + self.sa(x)  # (B, T, C)\n")],
+                                         "block", "normalises the residual stream"),
     "head_size = n_embd": ([("head_size = config.n_embd // config.n_head", "head_size = config.n_embd")],
                            "parameters", "blocks[0].sa has"),
     "one Head object used n_head times": ([("nn.ModuleList([Head(config, head_size) for _ in range(config.n_head)])",
