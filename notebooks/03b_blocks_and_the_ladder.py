@@ -171,6 +171,15 @@ def load_text(path=None, flag="--data"):
     if not (folder / "tinyshakespeare.txt").exists():  # a notebook and its text alone in one folder
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
+
+
+def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
+    """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
+    for split, d in (("training", train_data), ("validation", val_data)):
+        if len(d) < block_size + 1:
+            need = math.ceil((block_size + 1) / 0.1)
+            raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
+                             f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: checks of the model's pieces (the same in every notebook that carries it)
 def probe_sizes(T):
@@ -453,6 +462,7 @@ block_size = 8     # maximum context length for predictions
 n_head = 4         # attention heads in a multi-head layer
 n_layer = 3        # blocks, from step 5 on
 dropout = 0.0      # switched on in step 7 only
+check_split_sizes(train_data, val_data, block_size)
 device = pick_device()
 batch_size = 32                         # sequences per step
 max_iters = 60 if SMOKE else 4000       # optimisation steps for every step of the ladder

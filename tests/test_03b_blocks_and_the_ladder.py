@@ -10,6 +10,7 @@ import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
 from notebook_code import NOTEBOOKS, ROOT, load, source_of
+from script_runner import one_line_error, run_script, smoke_env
 
 NB = "03b_blocks_and_the_ladder"
 HYPER = ("n_embd", "block_size", "n_head", "n_layer", "dropout")
@@ -185,3 +186,11 @@ def test_the_expected_bands_cover_every_measured_seed():
     for seed, val in measured_ladders().items():
         for step, (low, high) in nb["EXPECTED_VAL"].items():
             assert low <= round(val[step], 2) <= high, (seed, step, val[step])
+
+
+def test_a_text_too_short_for_one_block_is_one_line_before_training(tmp_path):
+    """A cold reader's case: a COURSE_DATA text under ~90 characters ended in a raw ZeroDivisionError after a
+    whole training run; 03b checks the split sizes before any training, as 03 does."""
+    (tmp_path / "short.txt").write_text("To be, or not to be: that is the question.\n", encoding="utf-8")
+    result = run_script(NOTEBOOKS / f"{NB}.py", cwd=tmp_path, env=smoke_env(COURSE_DATA=str(tmp_path / "short.txt")))
+    assert "validation split has" in one_line_error(result)
