@@ -1,15 +1,13 @@
 # %% [markdown]
 # # 04 · The complete GPT: train, watch, sample
 #
-# Notebook 03c's model (folded here: the same code) trained as the lecture's `gpt.py` trains it, in its
-# order, so that you can read the two side by side: the hyperparameters, the model, the data, the
-# training loop, the loss over the whole validation split, sampling, and where the trained model looks
-# (**1:37:49 to 1:42:39 of the video**, where it scales the model up). What you may edit here is
-# checked: encode and decode, the batches, the losses, the training step.
-#
-# Reading order: after `03c_the_complete_model`; next `04b_dropout_and_learning_rate` (dropout and the
-# learning rate) and `04c_command_line` (checkpoints, `--resume`, Ctrl-C, sampling from the shell).
-# `python notebooks/04_gpt.py` runs this notebook as a script and prints the same.
+# Notebook 03c's model (folded: the same code) trained in the order of the lecture's `gpt.py`, to read
+# beside it: hyperparameters, model, data, training loop, whole-split validation loss, sampling, where
+# the model looks (**1:37:49 to 1:42:39 of the video**, where it scales up). What you may edit is checked:
+# encode and decode, the batches, the losses, the training step. The folded cells after the imports are
+# the plumbing every notebook carries to stand alone. After `03c_the_complete_model`; next
+# `04b_dropout_and_learning_rate` and `04c_command_line` (checkpoints, `--resume`, Ctrl-C, sampling from
+# the shell). `python notebooks/04_gpt.py` runs it and prints the same.
 
 # %%
 import argparse, errno, hashlib, math, os, pathlib, platform, shlex, signal, sys, tempfile, time, urllib.request
@@ -26,10 +24,6 @@ from tqdm import tqdm
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: a tiny model, same printed facts
 IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 RUN_NAME = "04_gpt"                             # figures and the checkpoint go to runs/04_gpt/
-
-# %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
-# checks, the device, the data, the checks of notebooks 03 and 03b); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (the same in every notebook)
@@ -440,10 +434,9 @@ def finite(v):
 # %% [markdown]
 # ## Hyperparameters, sized for the device
 #
-# `gpt.py` starts with its hyperparameters; so does this notebook, twice over. On CUDA it trains the
-# lecture's configuration ([▶ 1:37:49](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=5869s), "scaling
-# up"); on a CPU (or Apple's MPS) the same architecture shrunk, to train in minutes on two cores, without
-# dropout: it has not begun to overfit after 2,500 steps (notebook 04b measures where dropout helps).
+# As in `gpt.py`, twice over: on CUDA the lecture's configuration ([▶ 1:37:49](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=5869s),
+# "scaling up"); on a CPU or MPS the same architecture shrunk to train in minutes, without dropout: it
+# has not begun to overfit after 2,500 steps (notebook 04b measures where dropout helps).
 
 # %%
 SIZES = {  # name: (model sizes, training settings)
@@ -494,9 +487,8 @@ if not IN_NOTEBOOK:
 # %% [markdown]
 # ## The model
 #
-# The model is notebook 03c's: one `GPTConfig`, the modules of notebook 03b, the lecture repository's
-# initialisation, and `generate` with `temperature` and `top_k`. Notebook 03c builds it and checks each
-# piece (the parameter count among them); here it is folded, the same code, so that this stands alone.
+# Notebook 03c's model (one `GPTConfig`, 03b's modules, the lecture repository's initialisation,
+# `generate` with `temperature` and `top_k`), built and checked piece by piece there, folded here.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The model of notebook 03c (folded: the same code; 03c builds and checks it piece by piece)
@@ -637,9 +629,9 @@ GPTLanguageModel.generate = generate
 # %% [markdown]
 # ## The data
 #
-# The loader of every notebook (folded above): tiny Shakespeare, or your UTF-8 text through `--data` or
-# `COURSE_DATA`. Text and ids convert through the lecture's `stoi` and `itos`; a character outside the
-# vocabulary cannot be encoded, and that is an error naming it.
+# Tiny Shakespeare, or your UTF-8 text through `--data` or `COURSE_DATA`, converted through the lecture's
+# `stoi` and `itos`; a character outside the vocabulary cannot be encoded, and the error names it. Then
+# the device picks the size (`tiny` is the tests' smoke mode; notebook 04c's command line sets each value).
 
 # %%
 def encoder_for(chars):
@@ -687,11 +679,6 @@ print(f"{len(text):,} characters, vocab_size = {len(chars)}, train {len(train_da
 # %%
 check_split(text, encode, train_data, val_data)
 
-# %% [markdown]
-# ## The configuration of this run
-#
-# The device picks the size (`tiny` is the tests' smoke mode); notebook 04c's command line sets each value.
-
 # %% tags=["nbval-ignore-output"]
 device = pick_device(args.device)
 size = "tiny" if SMOKE else "lecture" if device == "cuda" else "small"
@@ -706,8 +693,8 @@ print(f"config: {asdict(config)}\nsettings: {settings}")
 # %% [markdown]
 # ## Batches and the loss
 #
-# Each split must hold at least one `block_size + 1` chunk (a small file gets a clear error, not an obscure
-# one inside `torch.randint`). Then the lecture's `get_batch`, checked: inputs and next-character targets.
+# Each split must hold a `block_size + 1` chunk (a small file gets a clear error, not one from inside
+# `torch.randint`); then the lecture's `get_batch`, checked: inputs and next-character targets.
 
 # %%
 check_split_sizes(train_data, val_data, block_size)
@@ -728,6 +715,8 @@ check_batch(*get_batch('train'), train_data, batch_size, block_size, draw=lambda
 # %% [markdown]
 # Two ways to measure the loss: `estimate_loss` averages `eval_iters` random batches per split, cheap enough
 # to run while training; `split_loss` predicts each character of a **whole** split once, the number we report.
+# **Check.** Both must run the model in `eval()` mode without gradients and give it back in training mode;
+# `split_loss` must equal the split's mean loss computed another way (the probe has dropout, to show `eval()`).
 
 # %%
 @torch.no_grad()
@@ -760,10 +749,6 @@ def split_loss(model, data, batch=64):
     return total / len(x)
 
 
-# %% [markdown]
-# **Check.** Both must run the model in `eval()` mode without gradients and give it back in training mode;
-# `split_loss` must equal the split's mean loss computed another way (the probe has dropout, to show `eval()`).
-
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the check of estimate_loss and split_loss
 def check_split_loss(split_loss):
@@ -788,8 +773,9 @@ check_split_loss(split_loss)
 # %% [markdown]
 # ## Training
 #
-# One step is the lecture's: the loss of a batch, clear the old gradients, backpropagate, step. The check
-# compares it with gradient descent by hand from fresh gradients (piled-up gradients or unmoved weights fail).
+# The lecture's step: the loss of a batch, clear the old gradients, backpropagate, step. The check compares
+# it with gradient descent by hand (piled-up gradients or unmoved weights fail). The loop, the lecture's
+# too, estimates both losses every `eval_interval` steps and at the last.
 
 # %%
 def train_step(model, optimizer, xb, yb):
@@ -805,9 +791,6 @@ torch.manual_seed(0)
 toy_batches = [(torch.randint(0, 65, (4, 8)), torch.randint(0, 65, (4, 8))) for _ in range(2)]
 toy = GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 check_train_step(train_step, GPTLanguageModel(toy), toy_batches)
-
-# %% [markdown]
-# The loop is the lecture's too: every `eval_interval` steps (and at the last) it estimates both losses.
 
 # %%
 def train(model, optimizer, start, max_iters, history=()):
@@ -847,8 +830,9 @@ show(fig, 'loss')
 # %% [markdown]
 # ## The loss over the whole validation split
 #
-# The estimates above come from random batches; the figure to report is the loss over every character
-# of each split. The cell also prints the range where a correct run lands (measured with three seeds).
+# The estimates above come from random batches; the figure to report covers every character of each
+# split, with the range where a correct run lands (three seeds). Then a checkpoint for 04c's command line
+# is saved (folded: atomically, so that an interrupted save never destroys an earlier one, kept aside).
 
 # %% tags=["nbval-ignore-output"]
 EXPECTED_VAL = {"small": (1.62, 1.64)}  # whole-split val of correct default runs on tiny Shakespeare (CPU, seeds 1337, 1, 2)
@@ -862,10 +846,6 @@ if band:
           f"{'yes' if band[0] <= final['val'] <= band[1] else 'NO: look for a difference from this notebook'}")
 elif not SMOKE:
     print("(no measured range for this configuration, seed and text: compare train and val, and read the samples)")
-
-# %% [markdown]
-# The trained model is saved as a checkpoint, the format notebook 04c's command line reads (folded:
-# written atomically, so that an interrupted save never destroys an earlier one, which is kept aside).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: a checkpoint, saved and loaded back (the same code as notebook 04c's)
@@ -936,9 +916,8 @@ print(f"--- 500 characters sampled after {prompt!r} by the model of step {max_it
 print(decode(model.generate(idx, 500)[0].tolist()))
 
 # %% [markdown]
-# A lower `temperature` sharpens the distribution, and `top_k` keeps only the `k` likeliest characters:
-# both trade variety for fewer misspellings. Measured over 2,000 characters at each setting: the share
-# of their words that are words of the training text, and how many different words they use.
+# A lower `temperature` sharpens the distribution and `top_k` keeps the `k` likeliest characters: both trade
+# variety for fewer misspellings, measured over 2,000 characters each (words of the text, different words).
 
 # %% tags=["nbval-ignore-output"]
 known, spelled = set(text.split()), {}
@@ -953,15 +932,13 @@ if not SMOKE and not args.data and not os.environ.get("COURSE_DATA"):
     assert spelled[0.5] > spelled[1.0], "a lower temperature should misspell less: look for a difference from this notebook"
 
 # %% [markdown]
-# In the stored run, the share of words spelled as in the text rises from 74% at temperature 1 to 95%
-# at temperature 0.5 with `top_k` 5, while the number of different words falls from 278 to 174: fewer
-# misspellings, less variety (the cell asserts the first half on tiny Shakespeare).
+# In the stored run the share of words spelled as in the text rises from 74% (temperature 1) to 95% (0.5,
+# `top_k` 5) while the different words fall from 278 to 174 (the cell asserts the rise on tiny Shakespeare).
 #
 # ## Where the model looks
 #
-# The attention weights of the trained model for a short prompt: for every layer, the mean over its
-# heads. Each row is a query position (the character doing the looking), each column a key position,
-# and everything above the diagonal is zero because the future is masked.
+# The attention weights for a short prompt, each layer's mean over its heads: a row per query (the
+# character looking), a column per key; above the diagonal all is zero, as the future is masked.
 
 # %%
 @torch.no_grad()
@@ -993,20 +970,16 @@ show(fig, 'attention')
 # %% [markdown]
 # ## Summary
 #
-# - Notebook 03c's GPT (built and checked there, folded here) trained in the order of the lecture's
-#   `gpt.py`, sized for the device: the lecture's configuration on CUDA, a smaller one on a CPU.
-# - What you may edit here is checked: encode and decode, the batches, the losses against a
-#   computation by hand, `train_step` against gradient descent by hand.
-# - The loss we report covers the whole validation split; sampling runs in `eval()` mode without
-#   gradients, with temperature and top-k, measured against misspellings.
-# - Next: notebook 04b measures dropout and the learning rate; 04c makes this a command line.
+# - Notebook 03c's GPT trained in the order of the lecture's `gpt.py`, sized for the device; encode and
+#   decode, the batches, the losses and `train_step` checked against computations by hand.
+# - The reported loss covers the whole validation split; sampling with temperature and top-k is
+#   measured against misspellings. Next: 04b (dropout, the learning rate), 04c (a command line).
 #
 # ## Exercises
 #
-# 1. Train on your own text: `python notebooks/04_gpt.py --data my.txt`. How long must the text be
-#    before the samples look like it? If the validation loss rises while the training loss falls,
-#    try dropout (notebook 04c's `--dropout 0.2`; notebook 04b shows why).
-# 2. Sample from the saved checkpoint at a few temperatures with notebook 04c's `--sample`: where
-#    does the text stop looking like words?
+# 1. Train on your own text: `python notebooks/04_gpt.py --data my.txt`. How long must it be before the
+#    samples look like it? If val rises while train falls, try 04c's `--dropout 0.2` (04b shows why).
+# 2. Sample from the checkpoint at a few temperatures with 04c's `--sample`: where does the text stop
+#    looking like words?
 # 3. The attention maps average over heads. Plot the heads of one layer separately: do some look
 #    only at the previous character, or at the start of the line?

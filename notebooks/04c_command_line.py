@@ -2,27 +2,33 @@
 # # 04c · The command line: train into a folder, resume, sample from the shell
 #
 # Notebook 04's GPT (the lecture's `gpt.py`, **1:37:49 to 1:42:39 of the video**) as a script for the
-# shell; after `04_gpt` and `04b_dropout_and_learning_rate`, before `05_fast_gpt`. It carries 04's model
-# and training (folded copies, held equal to 04's code by the tests) and adds what a run from the shell
-# needs: every flag checked before anything runs, atomic checkpoints, one run per output folder, a
-# Ctrl-C that saves and prints how to continue, sampling from a checkpoint. The machinery is folded;
-# each section runs this notebook's own script in the shell, as you would:
-#
+# shell; after `04_gpt` and `04b_dropout_and_learning_rate`, before `05_fast_gpt`. Folded: the plumbing
+# every notebook carries, 04's model and training (copies, held equal to 04's code by the tests), and
+# what a run from the shell needs: flags checked before anything runs, atomic checkpoints, one run per
+# folder, a Ctrl-C that saves and says how to continue, sampling. Each section runs this script, as you would:
 # ```
 # python notebooks/04c_command_line.py --data my.txt --max-iters 2000 --out runs/mine            # train
 # python notebooks/04c_command_line.py --data my.txt --max-iters 4000 --out runs/mine --resume   # continue
 # python notebooks/04c_command_line.py --sample --ckpt runs/mine/ckpt.pt --prompt "ROMEO:" --top-k 20
 # ```
-#
 # With no flags it trains what notebook 04 trains (the same model, seed and losses) into `runs/04c_command_line/`.
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Plumbing: Ctrl-C while the script starts is one line (set first: torch takes seconds to import)
+import signal, sys
+
+def on_ctrl_c_at_start(signum, frame):
+    """Ctrl-C before the flags are read (while torch loads): one line on stderr and exit status 130, no traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # exiting now: a further Ctrl-C changes nothing
+    print("interrupted while starting, nothing was written; run the same command again", file=sys.stderr, flush=True)
+    raise SystemExit(130)
+
+if "ipykernel" not in sys.modules:  # as a script; the flags cell replaces it once the flags are read
+    signal.signal(signal.SIGINT, on_ctrl_c_at_start)
 
 # %%
 import argparse, atexit, contextlib, errno, hashlib, io, json, math, os, pathlib, platform, shlex, shutil, signal, socket
 import subprocess, sys, tempfile, time, urllib.request
-def on_ctrl_c_at_start(signum, frame):  # Ctrl-C while torch loads: one line, no traceback (replaced once the flags are read)
-    print("interrupted while starting, nothing was written; run the same command again", file=sys.stderr, flush=True)
-    raise SystemExit(130)
-if "ipykernel" not in sys.modules: signal.signal(signal.SIGINT, on_ctrl_c_at_start)
 from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
@@ -36,10 +42,6 @@ from tqdm import tqdm
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: a tiny model, same printed facts
 IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 RUN_NAME = "04c_command_line"                   # the default output folder is runs/04c_command_line/
-
-# %% [markdown]
-# Folded: the plumbing every notebook carries (folders, figures, the device, the data, command-line
-# checks), then notebook 04's model and training, copied.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
@@ -204,7 +206,7 @@ def finite(v):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 04's model: GPTConfig, Head, MultiHeadAttention, FeedForward, Block, GPTLanguageModel, generate (copies)
+#@title Notebook 04's model, data and training (copies): GPTLanguageModel and its modules, generate, encoder_for, get_batch, the losses, train_step, attention_maps
 @dataclass
 class GPTConfig:
     """Sizes of the model; the defaults are the lecture's final configuration."""
@@ -214,7 +216,6 @@ class GPTConfig:
     n_head: int = 6        # heads per attention layer
     n_layer: int = 6       # blocks
     dropout: float = 0.2
-
 
 class Head(nn.Module):
     """One head of causal self-attention."""
@@ -240,7 +241,6 @@ class Head(nn.Module):
         wei = self.dropout(self.attention(x))  # (B, T, T)
         return wei @ self.value(x)  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
 
-
 class MultiHeadAttention(nn.Module):
     """Several heads of self-attention in parallel, concatenated and projected."""
 
@@ -254,7 +254,6 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x):
         out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, C)
         return self.dropout(self.proj(out))  # (B, T, C)
-
 
 class FeedForward(nn.Module):
     """A per-token MLP: linear, ReLU, linear (4x wider inside)."""
@@ -271,7 +270,6 @@ class FeedForward(nn.Module):
     def forward(self, x):
         return self.net(x)  # (B, T, C)
 
-
 class Block(nn.Module):
     """Transformer block: communication (attention) followed by computation, each pre-normed."""
 
@@ -286,7 +284,6 @@ class Block(nn.Module):
         x = x + self.sa(self.ln1(x))  # (B, T, C)
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
         return x
-
 
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
@@ -318,7 +315,6 @@ class GPTLanguageModel(nn.Module):
         loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
 
-
 @torch.no_grad()
 def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
     """Append max_new_tokens sampled tokens to idx (B, T), in eval mode, cropping to block_size."""
@@ -336,15 +332,8 @@ def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
     self.train(was_training)
     return idx
 
-
 GPTLanguageModel.generate = generate
 
-
-GPTLanguageModel.generate = generate
-
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Notebook 04's data and training: encoder_for, get_batch, estimate_loss, split_loss, train_step, attention_maps (copies)
 def encoder_for(chars):
     """encode and decode functions for a vocabulary (a sorted string of characters)."""
     stoi = {ch: i for i, ch in enumerate(chars)}
@@ -359,7 +348,6 @@ def encoder_for(chars):
 
     return encode, lambda l: ''.join(itos[i] for i in l)
 
-
 def get_batch(split):
     """A random batch of inputs x and next-character targets y, both (batch_size, block_size)."""
     data = train_data if split == 'train' else val_data
@@ -367,7 +355,6 @@ def get_batch(split):
     x = torch.stack([data[i:i + block_size] for i in ix])             # (B, T)
     y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])     # (B, T)
     return x.to(device), y.to(device)
-
 
 @torch.no_grad()
 def estimate_loss(model):
@@ -384,7 +371,6 @@ def estimate_loss(model):
     model.train()
     return out
 
-
 @torch.no_grad()
 def split_loss(model, data, batch=64):
     """Mean loss of model over a whole split, cut into non-overlapping block_size chunks."""
@@ -397,7 +383,6 @@ def split_loss(model, data, batch=64):
     model.train()
     return total / len(x)
 
-
 def train_step(model, optimizer, xb, yb):
     """One optimisation step on the batch (xb, yb); returns the loss before the step."""
     logits, loss = model(xb, yb)
@@ -405,7 +390,6 @@ def train_step(model, optimizer, xb, yb):
     loss.backward()
     optimizer.step()
     return loss
-
 
 @torch.no_grad()
 def attention_maps(model, idx):
@@ -423,9 +407,9 @@ def attention_maps(model, idx):
 # %% [markdown]
 # ## Every flag, checked before anything runs
 #
-# The sizes are notebook 04's; every value has a flag (`--help` shows each default). A value out of
-# range, or a flag that does not apply (`--ckpt` without `--sample`, a model size with `--resume`),
-# stops the script with one line on stderr before anything is read, trained or written.
+# The sizes are notebook 04's; every value has a flag (`--help` shows each default). A value out of range
+# or a flag that does not apply (`--ckpt` without `--sample`, a model size with `--resume`) stops the
+# script with one line on stderr before anything is read, trained or written. `--help`, then a few mistakes:
 
 # %%
 SIZES = {  # name: (model sizes, training settings)
@@ -442,7 +426,6 @@ SIZES = {  # name: (model sizes, training settings)
 def size_defaults(key):
     """'default: 6 (lecture), 4 (small)': the value of a model or training setting in each size."""
     return "default: " + ", ".join(f"{({**sizes, **train})[key]:g} ({name})" for name, (sizes, train) in SIZES.items() if name != "tiny")
-
 
 def make_parser():
     """The command line's flags, grouped; --help shows each one's default."""
@@ -477,12 +460,6 @@ def make_parser():
     g.add_argument("--top-k", type=int, help="sample only from the k likeliest characters (default: all)")
     return p
 
-
-def parse_args(argv=None):
-    """The command-line flags; argv=[] gives the defaults (None: by --size, or the checkpoint's)."""
-    return make_parser().parse_args(argv)
-
-
 RULES = {"n_layer": (positive, "at least 1"), "n_head": (positive, "at least 1"), "n_embd": (positive, "at least 1"),
          "block_size": (positive, "at least 1"), "dropout": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
          "max_iters": (positive, "at least 1"), "batch_size": (positive, "at least 1"),
@@ -492,7 +469,6 @@ RULES = {"n_layer": (positive, "at least 1"), "n_head": (positive, "at least 1")
          "top_k": (positive, "at least 1")}
 MODEL_FLAGS = ("size", "n_layer", "n_head", "n_embd", "block_size", "dropout")
 TRAINING_FLAGS = ("data", *MODEL_FLAGS, "max_iters", "batch_size", "learning_rate", "eval_interval", "eval_iters", "out")
-
 
 def check_args(args):
     """Stop with one line if a flag is out of range or does not apply to what was asked."""
@@ -511,15 +487,12 @@ def check_args(args):
     if args.n_embd and args.n_head and args.n_embd % args.n_head:
         raise SystemExit(f"error: --n-embd {args.n_embd} must be divisible by --n-head {args.n_head} (each head gets n_embd / n_head channels)")
 
-
 def command(*flags):
     """The shell command that runs this script with flags (for the lines that say how to go on)."""
     script = "notebooks/04c_command_line.py" if IN_NOTEBOOK else sys.argv[0]
     return shlex.join(["python", script, *map(str, flags)])
 
-
 PHASE = ["before training began, nothing was written", None]  # what a Ctrl-C outside training interrupts, and what next
-
 
 def on_ctrl_c_outside_training(signum, frame):
     """Ctrl-C while the script checks, loads or finishes: one line on stderr and exit status 130, no traceback."""
@@ -529,8 +502,7 @@ def on_ctrl_c_outside_training(signum, frame):
     raise SystemExit(130)
 
 
-
-args = parse_args([] if IN_NOTEBOOK else None)
+args = make_parser().parse_args([] if IN_NOTEBOOK else None)  # [] gives the defaults (None: by --size)
 check_args(args)
 if not IN_NOTEBOOK:
     sys.stdout.reconfigure(line_buffering=True)  # each line appears at once, also through a pipe (| tee log)
@@ -539,29 +511,25 @@ if not IN_NOTEBOOK:
 # %%
 if IN_NOTEBOOK:
     print(make_parser().format_help())
-
-# %% [markdown]
-# A few mistakes and the one line each gets (checked here in the notebook, as the script checks them):
-
-# %%
 for flags in (["--max-iters", "0"], ["--temperature", "nan"], ["--n-embd", "30", "--n-head", "4"], ["--sample"],
               ["--ckpt", "runs/mine/ckpt.pt"], ["--resume", "--n-layer", "8"], ["--max-iters", "abc"]) if IN_NOTEBOOK else ():
     with contextlib.redirect_stderr(io.StringIO()) as said:
         try:
-            check_args(parse_args(flags))
+            check_args(make_parser().parse_args(flags))
         except SystemExit as e:
             print(f"{shlex.join(flags):30} {(said.getvalue() or str(e.code)).strip()}")
 
 # %% [markdown]
 # ## Checkpoints, and one run per output folder
 #
-# A checkpoint holds the weights, AdamW's state, the configuration, the vocabulary, the step, the
-# settings and the loss history: `--resume` continues exactly, `--sample` needs nothing else. It is
-# written atomically (a temporary file, then a rename), so that an interrupted save never destroys the
-# previous one; a fresh run keeps an older one aside. A bad file gets one line saying what is wrong.
+# A checkpoint holds the weights, AdamW's state, the configuration, the vocabulary, the step, the settings
+# and the loss history: `--resume` continues exactly, `--sample` needs nothing else. Written atomically (a
+# temporary file, then a rename), an interrupted save never destroys the previous one; a fresh run keeps an
+# older one aside; a bad file gets one line. The output folder is checked (writable, room for two
+# checkpoints) and locked: a second run into it is refused while the first lives, a dead run's lock taken over.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checkpoints, saved atomically and loaded with a check
+#@title Plumbing: checkpoints (saved atomically, loaded with a check), and one run per output folder (a lock)
 def save_checkpoint(path, model, optimizer, chars, step, settings, keep_previous=False, history=()):
     """Write a checkpoint atomically (a temporary file, then a rename); keep_previous renames an older one aside."""
     path = pathlib.Path(path)
@@ -588,7 +556,6 @@ def save_checkpoint(path, model, optimizer, chars, step, settings, keep_previous
     finally:
         pathlib.Path(tmp).unlink(missing_ok=True)
 
-
 def load_checkpoint(path):
     """The checkpoint at path and a model built from it (on the CPU), or one line on what is wrong."""
     path = pathlib.Path(path)
@@ -609,7 +576,6 @@ def load_checkpoint(path):
                          "it may be truncated or from other code: train again or pick another file") from None
     return ckpt, model
 
-
 def load_checkpoint_file(path):
     """load_checkpoint, after a look at the file's first bytes: a file torch.save did not write gets its own line."""
     path = pathlib.Path(path).expanduser()
@@ -621,13 +587,6 @@ def load_checkpoint_file(path):
                              "a training run wrote into its --out folder")
     return load_checkpoint(path)
 
-
-# %% [markdown]
-# Before training, the output folder is checked (writable, room for two checkpoints) and locked: a
-# second run into it is refused while the first lives; the lock of a run that died is taken over.
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: one run per output folder (a lock), and the folder's checks
 def take_lock(folder):
     """Hold folder/.lock for this process until it exits; refuse, in one line, a folder another live run holds."""
     lock, me = folder / ".lock", f"{os.getpid()} {socket.gethostname()}"
@@ -643,11 +602,9 @@ def take_lock(folder):
                 return lock  # this process holds it already (a notebook cell run twice)
             if len(owner) == 2 and owner[1] == socket.gethostname() and not pid_alive(int(owner[0])):
                 stale = lock.with_name(f".lock-stale-{os.getpid()}")
-                try:
-                    os.replace(lock, stale)  # only one of several runs wins the stale lock
+                with contextlib.suppress(FileNotFoundError):  # only one of several runs wins the stale lock
+                    os.replace(lock, stale)
                     stale.unlink()
-                except FileNotFoundError:
-                    pass
                 continue
             who = f"process {owner[0]} on {owner[1]}" if len(owner) == 2 else "another process"
             raise SystemExit(f"error: another run ({who}) is writing to {folder}; wait for it to finish, "
@@ -658,7 +615,6 @@ def take_lock(folder):
         return lock
     raise SystemExit(f"error: could not take {lock}; delete it if no other run uses {folder}, and try again")
 
-
 def pid_alive(pid):
     """Whether a process with this id runs on this machine."""
     try:
@@ -666,9 +622,8 @@ def pid_alive(pid):
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it runs, as another user's
     return True
-
 
 def prepare_out_dir(folder, ckpt_bytes):
     """Check folder can take this run's checkpoints, lock it, and clear temporary files of killed saves."""
@@ -690,16 +645,14 @@ def prepare_out_dir(folder, ckpt_bytes):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: the configuration chosen from the device, the flags, or the checkpoint
+#@title Plumbing: the configuration (from the device, the flags, or the checkpoint), resuming, saving
 FP32_TFLOPS = {"Tesla T4": 8.1, "NVIDIA L4": 30.3, "NVIDIA A100-SXM4-40GB": 19.5, "NVIDIA A100-SXM4-80GB": 19.5,
                "NVIDIA A100-PCIE-40GB": 19.5, "NVIDIA A100 80GB PCIe": 19.5, "NVIDIA H100 80GB HBM3": 67.0,
                "NVIDIA H100 PCIe": 51.0, "Tesla V100-SXM2-16GB": 15.7}  # float32 peaks from the data sheets
 
-
 def lecture_minutes(gpu_name):
     """Rough minutes for the lecture's run on a GPU: its 15 minutes on an A100, scaled by float32 peak (None if unknown)."""
     return 15 * 19.5 / FP32_TFLOPS[gpu_name] if gpu_name in FP32_TFLOPS else None
-
 
 def configure(args, device, ckpt_path):
     """(size, config, settings, checkpoint or None): from the flags and the device, or from the checkpoint on --resume."""
@@ -726,18 +679,13 @@ def configure(args, device, ckpt_path):
         raise SystemExit(f"error: n_embd {config.n_embd} must be divisible by n_head {config.n_head}; change --n-embd or --n-head")
     return size, config, {k: chosen(k, v) for k, v in defaults.items()}, None
 
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: resuming from a checkpoint, saving one
 def resume_from(ckpt, model, optimizer):
     """Load the checkpoint's weights and AdamW's state; (the step it reached, its loss history)."""
     model.load_state_dict(ckpt['model'])
     optimizer.load_state_dict(ckpt['optimizer'])  # moves AdamW's state to the model's device
     return ckpt['step'], [tuple(h) for h in ckpt.get('history', [])]
 
-
 SAVED = []  # the last step saved by this run
-
 
 def save(model, optimizer, step, history):
     """Save the state reached at step into ckpt_path (a fresh run's first save keeps an older checkpoint aside)."""
@@ -749,14 +697,13 @@ def save(model, optimizer, step, history):
 # %% [markdown]
 # ## Training with a gentle Ctrl-C
 #
-# Notebook 04's loop, with a checkpoint at every estimate. The first Ctrl-C lets the step in progress
-# finish, saves it and prints the command that continues; a second stops at once, keeping the last
-# checkpoint. Ctrl-C before training (while the text loads) or after it ends with one line too.
+# Notebook 04's loop, with a checkpoint at every estimate. The first Ctrl-C finishes the step, saves it and
+# prints the command that continues; a second stops at once, keeping the last checkpoint. Ctrl-C before
+# training (while the text loads) or after it is one line too.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the steps of training, with a progress bar and a gentle Ctrl-C
 STOP = []  # set by Ctrl-C during training
-
 
 def on_interrupt(signum, frame):
     """The first Ctrl-C stops training after the current step; a second one stops at once."""
@@ -767,11 +714,9 @@ def on_interrupt(signum, frame):
         raise SystemExit(130)
     STOP.append(signum)
 
-
 def resume_flags():
     """The flags that continue this run: the same text and folder, and --resume."""
     return [*(["--data", args.data] if args.data else []), "--out", ckpt_path.parent, "--resume"]
-
 
 def steps(start, max_iters):
     """Yield the steps start + 1 ... max_iters with a progress bar; after a Ctrl-C, stop once the step is done."""
@@ -787,7 +732,6 @@ def steps(start, max_iters):
     finally:
         bar.close()
         signal.signal(signal.SIGINT, previous)
-
 
 def end_of_training(model, optimizer, step, history):
     """After the loop: if Ctrl-C stopped it, save the step reached, say how to go on, and exit with status 130."""
@@ -824,7 +768,6 @@ def prompt_ids(chars, prompt):
         raise SystemExit("error: the prompt is empty; give it at least one character (the default is a newline)")
     return encoder_for(chars)[0](prompt)
 
-
 def stream(model, chars, prompt, num_chars, temperature=1.0, top_k=None, device='cpu'):
     """Yield the prompt, then num_chars characters sampled from model one at a time."""
     decode = encoder_for(chars)[1]
@@ -840,7 +783,6 @@ def stream(model, chars, prompt, num_chars, temperature=1.0, top_k=None, device=
             raise SystemExit(f"\nerror: cannot sample: {why_not_finite(model, idx, temperature)}") from None
         yield decode([idx[0, -1].item()])
 
-
 @torch.no_grad()
 def why_not_finite(model, idx, temperature):
     """Why the next character's probabilities are not finite: the model's outputs, or a temperature too small."""
@@ -848,12 +790,6 @@ def why_not_finite(model, idx, temperature):
         return ("the model's outputs are not finite numbers (training diverged); the checkpoint is kept, but train "
                 "again with a lower --learning-rate")
     return f"--temperature {temperature:g} is too small: the logits divided by it overflow; give a larger one (0.01 is nearly greedy)"
-
-
-def sample(model, chars, prompt, num_chars, temperature=1.0, top_k=None, device='cpu'):
-    """The prompt followed by num_chars characters sampled from model."""
-    return ''.join(stream(model, chars, prompt, num_chars, temperature, top_k, device))
-
 
 def print_sample(pieces):
     """Print text as it streams in; Ctrl-C keeps what was printed, says so, and exits with status 130."""
@@ -873,14 +809,13 @@ def print_sample(pieces):
 # %% [markdown]
 # ## The run
 #
-# What the script does (folded): with `--sample`, load the checkpoint and stream a sample; else read
-# the text, choose the configuration (the checkpoint's on `--resume`), check and lock the folder,
-# train, then save the loss figure, report the whole-split loss, sample, save the attention maps.
+# Folded: with `--sample`, load the checkpoint and stream a sample; else read the text, choose the
+# configuration (the checkpoint's on `--resume`), check and lock the folder, train, then save the loss
+# figure, report the whole-split loss, sample, save the attention maps.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the run, from the text to the figures (the script stops after it)
 EXPECTED_VAL = {"small": (1.62, 1.64)}  # whole-split val of correct default runs on tiny Shakespeare (notebook 04's)
-
 
 def main():
     """Sample from --ckpt and stop, or train into --out (fresh, or --resume) and report, as notebook 04 does."""
@@ -908,9 +843,7 @@ def main():
     batch_size, max_iters, learning_rate, eval_interval, eval_iters = (
         settings[k] for k in ('batch_size', 'max_iters', 'learning_rate', 'eval_interval', 'eval_iters'))
     block_size = config.block_size
-    print(describe_device(device))
-    print(f"config: {asdict(config)}")
-    print(f"settings: {settings}, out={ckpt_path.parent}")
+    print(f"{describe_device(device)}\nconfig: {asdict(config)}\nsettings: {settings}, out={ckpt_path.parent}")
     if device == "cuda" and config == GPTConfig(vocab_size=config.vocab_size):
         minutes = lecture_minutes(torch.cuda.get_device_name())
         print(f"expect about {minutes:.0f} minutes (an estimate: the lecture's 15 minutes on an A100, scaled by float32 "
@@ -929,7 +862,6 @@ def main():
     history = train(model, optimizer, start, max_iters, history)
     print(f"{max_iters - start} steps in {time.time() - t0:.0f} s on {device}; checkpoint: {ckpt_path}")
     report(model, history, start, size, config)
-
 
 def report(model, history, start, size, config):
     """The loss figure, the whole-split loss (and its range on tiny Shakespeare), a sample, the attention maps."""
@@ -966,7 +898,6 @@ def report(model, history, start, size, config):
                    yticks=range(len(labels)), xticklabels=labels, yticklabels=labels)
     show(fig, 'attention', ckpt_path.parent)
 
-
 if not IN_NOTEBOOK:
     main()
     sys.exit(0)
@@ -974,8 +905,10 @@ if not IN_NOTEBOOK:
 # %% [markdown]
 # ## Using it from the shell
 #
-# `shell` (folded) runs this notebook's own script, prints the command and what it prints, and can
-# press Ctrl-C the moment a line appears. The runs are short (200 steps), so the samples are rough.
+# `shell` (folded) runs this notebook's script, prints the command and its output, and can press Ctrl-C
+# the moment a line appears. The runs are short (200 steps), so the samples are rough. First, a fresh
+# run into `--out`: the configuration, the estimates (a checkpoint at each), the figures saved beside
+# the checkpoint, the whole-split loss, a sample (an older checkpoint there is kept aside).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The shell, from the notebook (folded: open it to see how it works)
@@ -988,7 +921,6 @@ def this_script():
     (script := runs_folder() / f"{RUN_NAME}.py").parent.mkdir(parents=True, exist_ok=True)
     script.write_text("\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code") + "\n", encoding="utf-8")
     return script.resolve()
-
 
 def shell(*flags, ctrl_c_after=None, meanwhile=None):
     """Run this notebook's script with flags from the course folder and print what it prints; with ctrl_c_after,
@@ -1005,14 +937,7 @@ def shell(*flags, ctrl_c_after=None, meanwhile=None):
             ctrl_c_after = None
     return proc.wait()
 
-
 OUT = runs_folder() / "demo" if SMOKE else pathlib.Path("runs") / RUN_NAME / "demo"  # seen from the course folder
-
-# %% [markdown]
-# ### Train into `--out`
-#
-# A fresh run: the configuration, the steps and their estimates (a checkpoint at each), the figures
-# saved beside the checkpoint, the whole-split loss, a sample. An older checkpoint there is kept aside.
 
 # %% tags=["nbval-ignore-output"]
 status = shell("--max-iters", 200, "--eval-interval", 100, "--num-chars", 200, "--out", OUT)
@@ -1021,9 +946,9 @@ check(status == 0, f"the training run ended with exit status {status}: read its 
 # %% [markdown]
 # ### One run per folder, Ctrl-C, and `--resume`
 #
-# Continue the run towards a far step; while it trains, a second run into the same folder is refused
-# in one line. Then Ctrl-C: the step in progress finishes and is saved, and the last line is the
-# command that continues (with `--data` too, when one was given).
+# Continue the run towards a far step; meanwhile a second run into the same folder is refused in one
+# line. Then Ctrl-C: the step in progress is finished and saved; the last line is the command that
+# continues (with `--data` too, when one was given).
 
 # %% tags=["nbval-ignore-output"]
 second = lambda: shell("--max-iters", 5, "--out", OUT)  # a second run into the folder the first one holds
@@ -1050,9 +975,9 @@ except SystemExit as e:
 # ## Summary
 #
 # - Notebook 04's model and training as a command line: every flag checked before anything runs, one
-#   line for each mistake; atomic checkpoints that carry all `--resume` and `--sample` need.
-# - One run per output folder; Ctrl-C at any moment ends with one line, and in training saves first
-#   and prints the command that continues. Next, notebook 05 makes the same model fast.
+#   line for each mistake; atomic checkpoints that carry all `--resume` and `--sample` need; one run per
+#   folder; Ctrl-C at any moment is one line, and in training saves first and prints how to continue.
+#   Next, notebook 05 makes the same model fast.
 #
 # ## Exercises
 #
@@ -1060,5 +985,5 @@ except SystemExit as e:
 #    it printed. Does the loss figure show the whole run, with a line where it resumed?
 # 2. Sample from notebook 04's checkpoint (`runs/04_gpt/ckpt.pt`) at temperatures 0.5, 1 and 1.5,
 #    with `--top-k 10` and without: which would you publish?
-# 3. Add a flag `--warmup N` that raises the learning rate linearly over the first N steps (notebook
-#    05's schedule), refuse values above `--max-iters` in `check_args`, and save it in the settings.
+# 3. Add `--warmup N`, a linear rise of the learning rate over the first N steps (notebook 05's
+#    schedule), refused above `--max-iters` in `check_args` and saved in the settings.

@@ -4,8 +4,7 @@
 # Beyond the lecture (one GPU), nanoGPT's `train.py` (walked through [at 1:46:22](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6382s))
 # trains on several GPUs and machines with PyTorch's `DistributedDataParallel` (DDP), launched by
 # `torchrun`. With notebook 05's fast model: what DDP computes, the script, a run of two CPU processes,
-# and the proof that they train the weights one process trains on their batches combined. Standalone, and a script:
-#
+# and the proof that they train the weights one process trains on their batches combined. A script too:
 # ```
 # python notebooks/08_ddp.py                                          # what the notebook does
 # python notebooks/08_ddp.py --race                                   # notebook 05c's race, one process
@@ -219,7 +218,6 @@ def finite(v):
 # forward and backward, and they **all-reduce** their gradients (every process puts in its tensor and
 # gets back the same combination of all, here the average). Same weights, gradient and optimizer: the
 # same step everywhere, although no weight is sent after the start (only buffers such as `tril`).
-#
 # ```
 #  rank 0                                rank 1
 #  batch 0 from generator(seed + 0)      batch 1 from generator(seed + 1)
@@ -227,11 +225,8 @@ def finite(v):
 #        \________ all-reduce: g = (g0 + g1) / 2 ________/
 #  AdamW step with g                     AdamW step with g      (the same step)
 # ```
-#
 # The loss is a mean over the batch, so **one step of W processes with batch B each is one step of one
-# process with batch B × W**, at the same learning rate.
-#
-# **The processes.** `torchrun` tells each copy who it is in environment variables: `RANK` (0 … world
+# process with batch B × W**, at the same learning rate. **The processes.** `torchrun` tells each copy who it is in environment variables: `RANK` (0 … world
 # size − 1, over all machines), `LOCAL_RANK` (its number on this machine, which picks its GPU),
 # `WORLD_SIZE`, `LOCAL_WORLD_SIZE`, and `MASTER_ADDR`/`MASTER_PORT`, where they meet; with plain `python`,
 # rank 0 of 1. Rank 0, the **master process** (nanoGPT's name), alone prints, evaluates and saves; the
@@ -265,9 +260,8 @@ print(f"rank {ddp_rank} of world size {ddp_world_size} ({local_world_size} on th
 # %% [markdown]
 # ## The command line, and the data
 #
-# With no flag the script does what the notebook does; `--race` trains notebook 05c's `RACES` (sized for
-# the device, changed by the flags) on as many processes as `torchrun` starts. A flag out of range or
-# that does not apply stops with one line, before anything else runs.
+# With no flag the script does what the notebook does; `--race` trains 05c's `RACES` (sized for the device,
+# changed by the flags) on as many processes as `torchrun` starts. A bad flag stops with one line first.
 
 # %%
 RACES = {  # device: (model sizes, batch, steps, peak lr, warmup, target val loss, clip, steps between checks)
@@ -363,9 +357,8 @@ if args.race:  # the race's context must fit in both splits: checked before any 
 # %% [markdown]
 # ## The fast model, exactly as notebook 05 built it
 #
-# Folded copies of 05's `FastGPT` (its `Block` holds 05's batched heads from the start: the lecture's
-# `Head`s would only be built to be replaced), `amp_dtype_for`, `sync`, `split_loss`, `lr_at` (warmup
-# and cosine) and `configure_optimizer`; a test keeps them equal to 05's and 05c's.
+# Folded copies of 05's `FastGPT` (its `Block` holds 05's batched heads from the start), `amp_dtype_for`,
+# `sync`, `split_loss`, `lr_at` and `configure_optimizer`; a test keeps them equal to 05's and 05c's.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 05's model and training pieces (copies of its code; the Block holds 05's attention)
@@ -536,8 +529,8 @@ def configure_optimizer(model, lr, weight_decay=0.1, fused=False):
 # ## 1. Every process draws its own batches
 #
 # Were the batches the same, W processes would compute one gradient W times. So each rank draws from a
-# generator seeded `seed + rank` (nanoGPT: `1337 + rank`), which also lets one process replay every
-# rank's batches to check the real thing. Otherwise this is notebook 05's `get_batch_on_device`.
+# generator seeded `seed + rank` (nanoGPT: `1337 + rank`), which lets one process replay every rank's
+# batches to check the real thing; otherwise this is 05's `get_batch_on_device`.
 
 # %%
 def get_batch_of_rank(data, batch_size, block_size, generator):
@@ -632,8 +625,7 @@ check_data_parallel(average_gradients)
 
 # %% [markdown]
 # **Why gradients, not weights.** A sum instead of an average doubles plain SGD's learning rate; AdamW
-# hides it, dividing each gradient by a running estimate of its size. One step of each, with a gradient
-# and with twice it:
+# hides it, dividing each gradient by a running estimate of its size. One step of each, with g and 2g:
 
 # %%
 torch.manual_seed(0)
@@ -649,8 +641,8 @@ for name, optimizer_class, options in (("SGD", torch.optim.SGD, dict(lr=0.1)),
     print(f"{name:<6} step with the summed gradient / step with the averaged one: {(moves[1] / moves[0]).mean():.4f}")
 
 # %% [markdown]
-# So with AdamW summed gradients train almost the same weights (only `eps`, and clipping, tell them
-# apart): comparing weights would miss the mistake; gradients show it.
+# So with AdamW summed gradients train almost the same weights (only `eps` and clipping tell them apart):
+# comparing weights would miss the mistake; gradients show it.
 #
 # ## 3. What DDP adds
 #
@@ -673,10 +665,9 @@ for key in ("cpu", "cuda"):
 # %% [markdown]
 # ## 4. The training function
 #
-# Notebook 05c's `train_fast`, changed for several processes: `replica` builds the model from the same
-# seed on every rank, wrapped in `DDP` with more than one process, and a generator per rank in `ranks`
-# (a torchrun process draws its own; one process given `ranks=[0, 1]` draws both, `(2B, T)`, the
-# single-process reference). No early stop: every rank must take every step, or the others wait forever.
+# 05c's `train_fast` for several processes: `replica` builds the model from one seed on every rank (in
+# `DDP` with more than one process) and a generator per rank in `ranks` (one process given `ranks=[0, 1]`
+# draws both, `(2B, T)`: the reference). No early stop: every rank must take every step, or the others wait.
 
 # %%
 def replica(config, seed, rank, world_size, ranks, peak_lr, weight_decay, amp_dtype, fused, compile):
@@ -733,8 +724,8 @@ def train_ddp(config, batch_size, iters, peak_lr, warmup, seed=1337, rank=0, wor
 # %% [markdown]
 # ## 5. The script
 #
-# On CUDA `LOCAL_RANK` picks each process's GPU, with NCCL; elsewhere Gloo on the CPU, each process with
-# `cores // processes` threads. This notebook itself runs on the CPU; `--race` uses the device.
+# On CUDA `LOCAL_RANK` picks each process's GPU, with NCCL; elsewhere Gloo on the CPU, `cores // processes`
+# threads each. This notebook itself runs on the CPU; `--race` uses the device.
 
 # %% tags=["nbval-ignore-output"]
 device = choose_device(args)  # checked with the flags: CUDA, MPS (one process only) or the CPU
@@ -856,13 +847,11 @@ if args.race:  # rank 0 evaluates the whole validation split and saves; every pr
 # and where they meet: `--node-rank=0` (then 1, …) with `--master-addr=10.0.0.1 --master-port=29500`
 # (machine 0), or the same everywhere with a **rendezvous** (PyTorch's c10d store on one machine's
 # port, where each machine's torchrun registers and gets its node rank), the third line:
-#
 # ```
 # torchrun --standalone --nproc_per_node=8 notebooks/08_ddp.py --race     # 8 GPUs (NCCL)
 # torchrun --standalone --nproc_per_node=2 notebooks/08_ddp.py --race --device cpu   # 2 CPU processes (Gloo)
 # torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=10.0.0.1:29500 --rdzv-id=gpt08 notebooks/08_ddp.py --race
 # ```
-#
 # That is 16 processes, `RANK` 0 … 15, `LOCAL_RANK` 0 … 7 on each machine, the script unchanged; the
 # machines must reach each other on that port, and each needs the data. **From this notebook**, the
 # next cells launch `torchrun` with two Gloo processes on the CPU and read back what rank 0 saved.
@@ -953,8 +942,8 @@ ran and check_same_training(ckpt['model'], combined.state_dict(), alone.state_di
 # ## 7. Is it faster?
 #
 # Tokens per second of the race's model with one process and with two (the same batch per process and
-# steps, start-up and step 1 not timed). On a CPU with few cores expect no gain: two processes share the
-# cores one used, and add the all-reduce. DDP pays off with a GPU per process, not in the stored outputs.
+# steps, start-up and step 1 not timed). On a CPU with few cores expect no gain: two processes share
+# the cores one used, and add the all-reduce; DDP pays off with a GPU per process.
 
 # %% tags=["nbval-ignore-output"]
 steps = 3 if SMOKE else 50
@@ -978,8 +967,7 @@ show(fig, 'processes')
 
 # %% [markdown]
 # In the stored run on the 2-core CPU, one process trained 34,997 tokens per second and two 38,541,
-# 1.10x as many: one pair of short runs, too few to call a gain. Per step two processes train on twice
-# the sequences; per second, no clear advantage: one process already kept both cores busy.
+# 1.10x as many: one pair of short runs, too few to call a gain; one process already kept both cores busy.
 #
 # ## Summary
 #
@@ -989,8 +977,7 @@ show(fig, 'processes')
 #   against hand-computed ones, and on a real two-process Gloo run.
 # - `torchrun` starts the processes and sets `RANK`, `LOCAL_RANK`, `WORLD_SIZE` and the meeting point;
 #   NCCL on GPUs, Gloo on the CPU; `--nnodes` with a node rank or a rendezvous spans machines.
-# - The price is an all-reduce of every gradient at every step, overlapped with backward; on a 2-core
-#   CPU two processes trained about as fast as one (1.10x, within what one pair of runs can tell).
+# - The price: an all-reduce of every gradient at every step, overlapped with backward.
 #
 # ## Exercises
 #

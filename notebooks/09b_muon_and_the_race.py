@@ -1,14 +1,12 @@
 # %% [markdown]
 # # 09b · Muon, warmup–stable–decay, and the race
 #
-# Notebook 09 built a modern GPT one lever at a time (RMSNorm, rotary positions, QK-norm, ReLU²,
-# zero-initialised projections without biases), each checked. This notebook trains it the way the
-# [nanoGPT speedrun](https://github.com/KellerJordan/modded-nanogpt) does: **Muon** for the hidden
-# matrices (by hand, checked against the SVD and `torch.optim.Muon`) and a **warmup–stable–decay**
-# schedule. A ladder measures every lever on the same seconds over three seeds, and a race trains them
-# all against the clock: whole-split val 1.60 within 90 s on a 2-core CPU, beside notebook 05c's race.
-# Reading order: after 09 (its model is carried here, folded). Standalone, and a script: `python
-# notebooks/09b_muon_and_the_race.py`, or `--race` for the race alone; every setting is a flag (`--help`).
+# Notebook 09's modern GPT (folded, after the plumbing every notebook carries; `ModernConfig`'s fields
+# are its levers, `LEVERS_ON` turns all on, all off it is 05's model) trained as the [nanoGPT speedrun](https://github.com/KellerJordan/modded-nanogpt)
+# does: **Muon** for the hidden matrices (checked against the SVD and `torch.optim.Muon`), **warmup–stable–decay**.
+# A ladder measures every lever on the same seconds over three seeds; a race trains them all against the
+# clock: whole-split val 1.60 within 90 s on a 2-core CPU, beside 05c's race. After 09; a script too
+# (`python notebooks/09b_muon_and_the_race.py`, `--race` alone, `--help`).
 
 # %%
 import argparse, copy, hashlib, math, os, pathlib, platform, statistics, sys, tempfile, time, urllib.request
@@ -24,10 +22,6 @@ import matplotlib.pyplot as plt
 SMOKE = os.environ.get("COURSE_SMOKE") == "1"  # set by the tests: tiny sizes and few steps
 IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 RUN_NAME = "09b_muon_and_the_race"              # as a script, figures go to runs/09b_muon_and_the_race/
-
-# %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (folders, figures,
-# the device, the data, the checks, the command line); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (the same in every notebook)
@@ -286,12 +280,6 @@ def check_race(config, iters, warmup, cooldown):
 
 check_modern_args(args)
 
-# %% [markdown]
-# ## The data, as in the other notebooks, and notebook 09's model
-#
-# `ModernGPT` exactly as notebook 09 built and checked it (folded below; a test holds the copies
-# equal): `ModernConfig`'s fields are the levers, `LEVERS_ON` turns all on; all off, it is 05's model.
-
 # %%
 text = load_text()
 chars = sorted(set(text))
@@ -435,13 +423,11 @@ ModernGPT.forward = modern_forward
 # ## 1. Muon: orthogonalised updates for the hidden matrices
 #
 # AdamW scales each entry of a gradient on its own. Muon ([Jordan et al., 2024](https://kellerjordan.github.io/posts/muon/),
-# in the speedrun's records since October 2024) treats a weight matrix as a matrix: it keeps a momentum
-# of the gradients, `G`, and replaces `G = U S Vᵀ` (its SVD) by `U Vᵀ`, every singular value set to 1,
-# so that an update dominated by a few directions moves all directions equally. The SVD is slow on a
-# GPU; Muon runs five Newton–Schulz steps: `X = G / ‖G‖` (singular values at most 1), then five times
-# `X ← aX + (bA + cA²)X` with `A = XXᵀ`, an odd polynomial pushing every singular value towards 1; its
-# coefficients `(3.4445, -4.7750, 2.0315)` are chosen for speed, not exactness (the values end within
-# about 0.7–1.2). It works on the wide orientation (`A` the smaller Gram matrix): a tall `G` is transposed.
+# in the speedrun's records since October 2024) replaces the momentum `G = U S Vᵀ` of the gradients by
+# `U Vᵀ` (every singular value 1): an update dominated by a few directions moves all equally. Instead of
+# the SVD, five Newton–Schulz steps: `X = G / ‖G‖`, then `X ← aX + (bA + cA²)X`, `A = XXᵀ` (the smaller Gram
+# matrix: a tall `G` is transposed), an odd polynomial pushing each singular value towards 1;
+# `(3.4445, -4.7750, 2.0315)` are tuned for speed, not exactness (the values end within 0.7–1.2).
 
 # %%
 def newton_schulz(G, steps=5, eps=1e-7):
@@ -457,10 +443,9 @@ def newton_schulz(G, steps=5, eps=1e-7):
     return X.T if tall else X
 
 # %% [markdown]
-# **Check** against the exact SVD, on wide, tall and square matrices whose singular values spread over
-# a factor of a hundred, as a gradient's do: the result's singular values lie within 0.6–1.25, its
-# singular vectors are `G`'s (`Uᵀ X V` is diagonal), `newton_schulz(3G) = newton_schulz(G)`, `G` untouched;
-# tolerances that bfloat16's rounding meets (`torch.optim.Muon` and the speedrun iterate in bfloat16).
+# **Check** against the SVD, on wide, tall and square matrices with singular values spread over a factor
+# of a hundred: singular values within 0.6–1.25, `G`'s singular vectors (`Uᵀ X V` diagonal), `newton_schulz(3G)
+# = newton_schulz(G)`, `G` untouched; within bfloat16's rounding (`torch.optim.Muon` iterates in bfloat16).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing of this notebook: the check of newton_schulz (folded)
@@ -500,8 +485,7 @@ def check_newton_schulz(newton_schulz):
 check_newton_schulz(newton_schulz)
 
 # %% [markdown]
-# What it does to a real gradient: the singular values of the gradient of `qkv` in the first block
-# (one forward and backward pass of a fresh model, every lever on), largest = 1, before and after.
+# On a real gradient (`qkv` of the first block, a fresh model): its singular values before and after.
 
 # %%
 torch.manual_seed(0)
@@ -522,9 +506,8 @@ print(f"the gradient's largest singular value is {before[0] / before[half]:.0f} 
 
 # %% [markdown]
 # The optimizer, as `torch.optim.Muon` does it: Nesterov momentum (`buf ← lerp(buf, g, 1 - μ)`, then
-# the direction `lerp(g, buf, μ)`), orthogonalised by `newton_schulz`, applied at the rate times
-# `sqrt(max(1, rows / cols))` (a tall matrix moves as much per entry as a wide one), with decoupled
-# weight decay. Muon takes the matrices inside the blocks only; the rest stays on AdamW.
+# `lerp(g, buf, μ)`), orthogonalised, at the rate times `sqrt(max(1, rows / cols))` (a tall matrix moves
+# as much per entry as a wide one), with decoupled weight decay; only for the matrices inside the blocks.
 
 # %%
 class MuonByHand(torch.optim.Optimizer):
@@ -546,8 +529,8 @@ class MuonByHand(torch.optim.Optimizer):
                 p.add_(update, alpha=-group['lr'] * max(1, p.shape[0] / p.shape[1]) ** 0.5)
 
 # %% [markdown]
-# **Check**: five steps on three shapes against `torch.optim.Muon` (PyTorch 2.9 and later; it runs
-# Newton–Schulz in bfloat16, hence 4% of each update), fresh gradients, momentum and weight decay on.
+# **Check**: five steps on three shapes against `torch.optim.Muon` (PyTorch 2.9 and later; bfloat16
+# inside, hence 4% of each update), fresh gradients, momentum and weight decay on.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing of this notebook: the check of MuonByHand (folded)
@@ -582,9 +565,8 @@ def check_muon(Muon):
 check_muon(MuonByHand)
 
 # %% [markdown]
-# ## The device, the race's sizes, and notebooks 05 and 05c's pieces
+# ## The device, the race's sizes, and 05's and 05c's pieces (folded)
 #
-# Notebook 05's `get_batch_on_device`, `sync`, `amp_dtype_for` and 05c's `split_loss`, unchanged (folded).
 # On a CPU the race is 05c's CPU race model (3 layers of 128 channels, context 64, batch 32), aiming at
 # whole-split val 1.60 within 90 s with the evaluation; on CUDA the lecture's size, aiming at 1.47.
 
@@ -639,10 +621,8 @@ print(describe_device(device) + f", mixed precision: {amp_dtype}")
 # %% [markdown]
 # ## 2. The schedule: warmup, stable, decay
 #
-# Notebook 05c's schedule warms up, then decays along a cosine to a tenth of the peak. The speedrun
-# and nanochat use *warmup–stable–decay* ([Hägele et al., 2024](https://arxiv.org/abs/2405.18392)):
-# a short warmup, the peak held for most of training, then a straight line down to zero. Both give the
-# factor of the peak rate at `progress`, the fraction of training done.
+# Unlike 05c's warmup and cosine, the speedrun and nanochat use *warmup–stable–decay* ([Hägele et al., 2024](https://arxiv.org/abs/2405.18392)):
+# a short warmup, the peak held for most of training, a line to zero; a factor of the peak at `progress` (0 to 1).
 
 # %%
 def wsd(progress, warmup=0.02, cooldown=0.4):
@@ -658,8 +638,8 @@ def cosine(progress, warmup=0.04):
     return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / (1 - warmup))))
 
 # %% [markdown]
-# **Check** of `wsd` at three settings: in (0, 1] before the end, rising through the warmup to 1,
-# flat at 1 in the stable part, then down by the same amount every step, to zero at the end.
+# **Check** of `wsd` at three settings: in (0, 1], rising through the warmup to 1, flat at 1, then down
+# by equal steps to zero at the end.
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing of this notebook: the check of wsd, and of modern_optimizers and modern_step below (folded)
@@ -774,9 +754,8 @@ show(fig, 'schedules')
 # %% [markdown]
 # ## 3. Training with every lever
 #
-# AdamW (05c's: `betas=(0.9, 0.99)`, decay 0.1 on matrices, none on gains and biases) holds the embeddings
-# (the position table too, where positions are learned) and `lm_head` at their own rates (09's untied
-# head), the gains and, without `muon_lr`, the hidden matrices; with `muon_lr`, Muon holds those.
+# AdamW (05c's: `betas=(0.9, 0.99)`, decay 0.1 on matrices only) holds the embeddings and 09's untied
+# `lm_head` at their own rates, the gains and, without `muon_lr`, the hidden matrices (else Muon's).
 
 # %%
 def modern_optimizers(model, lr=2e-3, embed_lr=None, head_lr=None, muon_lr=None, weight_decay=0.1):
@@ -796,13 +775,10 @@ def modern_optimizers(model, lr=2e-3, embed_lr=None, head_lr=None, muon_lr=None,
     return optimizers
 
 # %% [markdown]
-# One step at a factor of each group's peak rate, and the loop. A budget is steps, or, with
-# `in_seconds=True`, seconds (some levers cost time per step on a CPU); `progress` is the fraction
-# spent. With `target` (on a GPU) training stops once the whole-split val loss, measured every
-# `eval_every` steps, reaches it. **Check** (after the loop), with learned positions and AdamW alone,
-# then RoPE and Muon: each parameter in exactly one group, with the optimizer, rate, peak, decay and
-# betas promised above; then four steps through an enabled `GradScaler` (the third overflowing: it
-# must be skipped and the scale halved) equal to the same optimizers stepped by hand.
+# One step at a factor of each group's peak rate, and the loop (a budget of steps or, `in_seconds`, seconds;
+# a stop at `target`, on a GPU, by the whole-split val loss every `eval_every` steps). **Check**, AdamW alone,
+# then RoPE and Muon: each parameter in one group, with the optimizer, rate, decay and betas above; four
+# steps through a `GradScaler` (the third overflowing: skipped, the scale halved) equal steps by hand.
 
 # %%
 def modern_step(optimizers, scaler, loss, factor):
@@ -844,10 +820,9 @@ check_modern_step(modern_optimizers, modern_step)
 # %% [markdown]
 # ## The ladder: one lever at a time, on the same budget of seconds
 #
-# Each rung adds one lever to the rung above and trains for the same **seconds** (RoPE, QK-norm and
-# Muon cost time per step on a CPU), from the same seeds and batches, then is evaluated on the whole
-# validation split; three seeds, the rungs taking turns within each seed so that a slow moment of the
-# machine does not fall on one rung. Better or worse only where the seeds' ranges do not overlap.
+# Each rung adds one lever to the rung above, trains for the same **seconds** (RoPE, QK-norm and Muon
+# cost time per step on a CPU) from the same seeds and batches, and is evaluated on the whole validation
+# split; three seeds, the rungs taking turns within each. Better or worse only where the ranges do not overlap.
 
 # %%
 LADDER = [  # (rung, model levers added, training settings added): each rung adds to the ones above
@@ -920,23 +895,18 @@ _ = ax.set(xlabel=f'whole-split val loss after {LADDER_SECONDS} s (dot: mean of 
 show(fig, 'ladder')
 
 # %% [markdown]
-# **What the stored ladder shows** (12 s a rung, 2-core CPU). Beyond the seed noise, three levers
-# paid on this budget: **RoPE** (2.2839 → 2.0649 on average, no position table to learn),
-# **zero-initialised projections without biases, at their own rates** (2.0731 → 2.0226) and **Muon**
-# (→ 1.8879), although Muon's step costs more on a CPU (145 steps in 12 s against 183): it learns
-# more per step than it loses in steps. **RMSNorm**, **QK-norm**, **ReLU² against ReLU** and
-# **warmup–stable–decay** stayed within the noise of three seeds; GELU beside the ReLU² rung was
-# worse (2.1792). All the levers together: 2.2747 → 1.8864, 0.3883 lower than notebook 05's model on
-# the same seconds. What may pay only at scale (not measured here): RMSNorm saves operations, which a
-# GPU bound by memory traffic feels more than this CPU; QK-norm matters when the rate is pushed or
-# the model is deep (notebook 09); a decay matters most at the end of a long run, which 12 s is not.
-# The ladder adds the levers in one order only: a lever's gain depends on those below it (exercise 1).
-
-# %% [markdown]
+# **What the stored ladder shows** (12 s a rung, 2-core CPU). Beyond the seed noise, three levers paid on
+# this budget: **RoPE** (2.2839 → 2.0649 on average, no position table to learn), **zero-initialised
+# projections without biases, at their own rates** (2.0731 → 2.0226) and **Muon** (→ 1.8879), although its
+# step costs more on a CPU (145 steps in 12 s against 183): it learns more per step than it loses in steps.
+# **RMSNorm**, **QK-norm**, **ReLU² against ReLU** and **warmup–stable–decay** stayed within the noise; GELU
+# beside the ReLU² rung was worse (2.1792). All the levers: 2.2747 → 1.8864, 0.3883 lower than 05's model
+# on the same seconds. Not measured here: RMSNorm's savings matter more on a GPU, QK-norm's with a pushed
+# rate or a deep model (09), a decay's at the end of a long run; a lever's gain depends on those below it.
+#
 # ## The race
 #
-# Every lever on, against the clock (`--race` runs this alone): training plus one evaluation over
-# the whole validation split, printed in notebook 05c's format. Settings: the tuning runs' (below).
+# Every lever on, against the clock (`--race` runs this alone), with the settings of the tuning runs below.
 
 # %% tags=["nbval-ignore-output"]
 levers = {**LEVERS_ON, **{k: v for k, v in (('norm', args.norm), ('mlp', args.mlp)) if v}}
@@ -982,20 +952,15 @@ _ = ax.legend()
 show(fig, 'race')
 
 # %% [markdown]
-# In the stored run the race reached a whole-split validation loss of 1.5860 after 1,000 steps,
-# 78.4 s with the evaluation: the target of 1.60 in 90 s, reached. Three seeds of the same settings
-# (the table below) landed within 1.5852–1.5953 in 80.5–87.3 s; notebook 05's race (now 05c's), run beside them,
-# reached 1.6974 in 71.7 s: the modern model ends 0.11 lower in 1.1–1.2 times the time. The margin on
-# the clock is thin on a busy machine (one setting's times varied by up to 11 s between runs).
-# **On CUDA** the configuration (the lecture's size, dropout 0.1, batch 64, checked every 100 steps
-# against 1.47) has not been run: no GPU was at hand for this notebook. Run it and see.
-
-# %% [markdown]
-# ### How the race's settings were found
-#
-# One run of `--race` a row, on this CPU under the machine's lock (`python dev/modern_ladder.py FLAGS`,
-# in `dev/results/modern_race_tuning.json`); the first six with the first try's Muon 0.03, embeddings
-# 0.02, the last 400 of 1,000 steps in the decay; notebook 05's race (now 05c's) beside them.
+# In the stored run the race reached a whole-split val loss of 1.5860 after 1,000 steps, 78.4 s with the
+# evaluation: the target of 1.60 in 90 s, reached. Three seeds of the same settings (below) landed within
+# 1.5852–1.5953 in 80.5–87.3 s; 05c's race, run beside them, reached 1.6974 in 71.7 s: the modern model
+# ends 0.11 lower in 1.1–1.2 times the time, a thin margin on a busy machine (one setting's times varied
+# by up to 11 s between runs). **On CUDA** the configuration (the
+# lecture's size, dropout 0.1, batch 64, checked every 100 steps against 1.47) has not been run yet.
+# **How the race's settings were found**: one run of `--race` a row, on this CPU under the machine's lock
+# (`python dev/modern_ladder.py FLAGS`, in `dev/results/modern_race_tuning.json`); the first six with the
+# first try's Muon 0.03, embeddings 0.02, the last 400 of 1,000 steps in the decay; 05c's race beside them:
 
 # %%
 RACE_TUNING = [  # (settings, seed, steps, seconds of training, seconds with the evaluation, whole-split val loss)
@@ -1012,19 +977,14 @@ for settings, seed, steps, train_s, total_s, val_loss in RACE_TUNING:
 # %% [markdown]
 # ## Summary
 #
-# - **Muon**: five Newton–Schulz steps push a gradient's singular values near 1 (against the SVD);
-#   `MuonByHand` equals `torch.optim.Muon` within bfloat16's rounding and takes the hidden matrices;
-#   the rest stays on AdamW at its own rates. **Warmup–stable–decay** holds the peak, then decays
-#   straight to zero. Each checked, and the training step against steps by hand.
-# - The ladder measures each lever on the same seconds over three seeds, calling a difference only
-#   beyond the seed noise; the race trains them all against the clock, in notebook 05c's format.
+# - **Muon** (five Newton–Schulz steps; `MuonByHand` equals `torch.optim.Muon` within bfloat16's rounding)
+#   and **warmup–stable–decay**, each checked, and the training step against steps by hand.
+# - A ladder of every lever over three seeds, a difference called only beyond the noise; a race of all.
 #
 # ## Exercises
 #
 # 1. Race with one lever off at a time (`--optimizer adamw`, `--positions learned`, `--qk-norm no`,
-#    `--schedule cosine`, ...), three seeds each. Which costs most when missing? Does the ladder,
-#    which adds them in one order only, agree?
+#    `--schedule cosine`, ...), three seeds each. Which costs most when missing? Does the ladder agree?
 # 2. Find the largest `--muon-lr` that still trains, then the largest `--learning-rate` with
 #    `--optimizer adamw`. Which is more forgiving, and what does `--qk-norm no` change?
-# 3. Add a rung to the ladder (a lever from the speedrun's records, or 09's third exercise) and
-#    measure it on the same seconds over three seeds.
+# 3. Add a rung (a lever from the speedrun's records, or 09's third exercise), measured on the same seconds.

@@ -421,14 +421,14 @@ def test_the_command_line_carries_notebook_04s_code(name):
 
 def test_sample_returns_the_prompt_and_n_characters_of_the_vocabulary():
     chars = "\n abcdefgh!"
-    text = nb["sample"](tiny_model(), chars, "bad cafe", 50, temperature=1.2, top_k=4)
+    text = "".join(nb["stream"](tiny_model(), chars, "bad cafe", 50, temperature=1.2, top_k=4))
     assert text.startswith("bad cafe") and len(text) == len("bad cafe") + 50 and set(text) <= set(chars)
 
 
 @pytest.mark.parametrize("prompt,expected", [("hello ⚡Z", "'Z⚡'"), ("", "the prompt is empty")])
 def test_bad_prompts_are_one_line(prompt, expected):
     with pytest.raises(SystemExit) as e:
-        nb["sample"](tiny_model(), "\n abcdefghlo", prompt, 5)
+        "".join(nb["stream"](tiny_model(), "\n abcdefghlo", prompt, 5))
     assert expected in str(e.value.code) and "\n" not in str(e.value.code)
 
 

@@ -103,3 +103,24 @@ def test_torchrun_on_notebook_05c_points_to_notebook_08():
 def test_a_diverged_race_is_one_line_at_the_sample():  # session 4's cold read, C6
     result = run("--learning-rate", "1e10", "--max-iters", "5", "--warmup", "1", "--compile", "no")
     assert "the model diverged" in one_line_error(result) and "lower --learning-rate" in result.stderr
+
+
+def test_data_trains_on_the_file_given_as_notebook_04s_flag_does(tmp_path):  # session 4's cold read, C8
+    words = "the cat sat on the mat and the dog ran to the log\n".split(" ")
+    torch.manual_seed(0)
+    (tmp_path / "mine.txt").write_text(" ".join(words[i] for i in torch.randint(0, len(words), (3000,)).tolist()))
+    result = run("--data", "mine.txt", "--max-iters", "3", "--warmup", "0", "--compile", "no", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    vocab = len(set((tmp_path / "mine.txt").read_text()))
+    assert f"vocab_size = {vocab}," in result.stdout and "3 steps in" in result.stdout
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda d: None, "no text file at missing.txt; fix the path given to --data"),
+    (lambda d: (d / "missing.txt").write_bytes(b"\xff\xfe\x00bad"), "is not UTF-8 text"),
+    (lambda d: (d / "missing.txt").write_text("  \n"), "has no text in it; point --data at a file with text"),
+    (lambda d: (d / "missing.txt").write_text("a" * 100), "the validation split has 10 characters"),
+], ids=["missing", "not UTF-8", "empty", "too short"])
+def test_a_bad_data_file_is_one_line(tmp_path, make, expected):
+    make(tmp_path)
+    assert expected in one_line_error(run("--data", "missing.txt", "--race", cwd=tmp_path))

@@ -61,6 +61,8 @@ MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what i
     "every parameter in the no-decay group too": ([(DECAY, DECAY.replace("if p.dim() < 2]", "]"))], optimizer,
                                                    "configure_optimizer fails with ValueError"),
     # session 4's cold read (/tmp/brief/cold_04_05c_s4.md): L12, O5-O7, O11, O12, SL1-SL4, TF1-TF3
+    "L9 decay counted from step 0": ([("progress = (it - warmup) / max(1, total - warmup)", "progress = it / max(1, total - warmup)")],
+                                     schedule, "the decay must count its steps from 10, where it starts"),
     "L12 warmup spread over every step": ([("return peak * (it + 1) / warmup", "return peak * (it + 1) / total")], schedule,
                                           "the warmup must climb to the peak over its own"),
     "O6 Adam for AdamW": ([(ADAMW, ADAMW.replace("AdamW", "Adam"))], optimizer, "returns Adam with weight decay added to the gradient"),
@@ -102,6 +104,8 @@ CORRECT = {  # name: (a variant a learner may write, the check)
                                                            optimizer),
     "split_loss one chunk at a time": ([(TOTAL, "total += sum(model(a[None].to(device), b[None].to(device))[1].float() "
                                                 "for a, b in zip(xb, yb))")], whole_split),
+    "decay counted from the step after the warmup's end": ([("progress = (it - warmup) / max(1, total - warmup)",
+                                                             "progress = (it - warmup + 1) / max(1, total - warmup)")], schedule),
     "train_fast at the schedule's rate without the cosine flag's branch": ([(RATE, "(lr_at(it, peak_lr, warmup, iters) if cosine else "
                                                                                   "peak_lr)")], fast),
 }
