@@ -42,9 +42,7 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
 
 def runs_folder():
     """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
@@ -53,7 +51,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
 
 def show(fig, name, folder=None):
     """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
@@ -66,16 +63,13 @@ def show(fig, name, folder=None):
     plt.close(fig)
     print(f"figure saved: {folder / f'{name}.png'}")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -86,7 +80,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -107,7 +100,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -121,7 +113,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -148,7 +139,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -165,7 +155,6 @@ def read_text(path, source="COURSE_DATA"):
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
 
-
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
     datasets/, else beside the notebook, else downloaded once; always verified)."""
@@ -180,7 +169,6 @@ def load_text(path=None, flag="--data"):
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
 
-
 def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
     """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
     for split, d in (("training", train_data), ("validation", val_data)):
@@ -188,7 +176,6 @@ def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
             need = math.ceil((block_size + 1) / 0.1)
             raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
                              f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
-
 
 def check_split(text, encode, train_data, val_data, fraction=0.9):
     """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
@@ -393,9 +380,11 @@ print(yb)
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the batch check (the same in every notebook that carries it)
-def check_batch(x, y, data, batch_size, block_size, draw=None):
-    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, every row a chunk of data; with
-    draw (a call of get_batch without arguments), also its offsets at both ends of their range, and fresh draws."""
+def check_batch(x, y, data, batch_size, block_size, draw=None, device=None):
+    """Check one batch (x, y) of get_batch: on device (if given), shapes, int64, y = x shifted by one, rows chunks of
+    data; with draw (get_batch called without arguments), also offsets at both ends of their range, fresh draws."""
+    check(device is None or x.device.type == y.device.type == torch.device(device).type, f"get_batch returns its "
+          f"batch on the {x.device.type}, not on {device} where the model trains: move x and y there with .to(device)")
     check(x.shape == y.shape == (batch_size, block_size), f"get_batch should return two ({batch_size}, "
           f"{block_size}) tensors, got {tuple(x.shape)} and {tuple(y.shape)}: stack batch_size chunks of block_size")
     check(x.dtype == y.dtype == torch.long, f"get_batch returns {x.dtype} and {y.dtype}: keep the data as torch.long")
@@ -413,15 +402,16 @@ def check_batch(x, y, data, batch_size, block_size, draw=None):
                                        at_extremes, draw, hint="the last chunk needs block_size + 1 characters, so "
                                        "offsets stay below len(data) - block_size")
             check_rows(ex.cpu(), ey.cpu(), data, "with offsets at both ends of their range, ")
-            last = data[len(data) - block_size - 1:len(data) - 1]  # (T,) the last chunk that has a next character
-            check(not forced or any(torch.equal(r, last) for r in ex.cpu()), "with torch.randint at the top of its "
-                  "range no row is the last chunk of the split, so the offsets stop short of len(data) - block_size - 1 "
-                  "and the last characters are never trained on: torch.randint(n, ...) draws 0 to n - 1")
+            for end, chunk, what in (("top", data[len(data) - block_size - 1:-1], "last chunk of the split, so the offsets "
+                                      "stop short of len(data) - block_size - 1 and the last"), ("bottom", data[:block_size],
+                                      "first chunk of the split, so offset 0 is never drawn and the first")):
+                check(not forced or end == "bottom" and len(ex) < 2 or any(torch.equal(r, chunk) for r in ex.cpu()),
+                      f"with torch.randint at the {end} of its range no row is the {what} characters are never trained "
+                      "on: torch.randint(n, ...) draws 0 to n - 1")
             again = [draw()[0].cpu() for _ in range(3)]
         check(not all(torch.equal(a, again[0]) for a in again), "get_batch gave the same batch three times in a row: "
               "draw fresh random offsets at every call, ix = torch.randint(len(data) - block_size, (batch_size,))")
     return Passed("get_batch: passed")
-
 
 def check_rows(x, y, data, when=""):
     """Every row of x is a chunk of data and the row of y the characters that follow it."""
@@ -435,7 +425,6 @@ def check_rows(x, y, data, when=""):
             found = found[data[found + 1 + j] == c]
         check(len(found) > 0, f"{when}row {row}'s targets are not the characters that follow its inputs in the "
               "training split: y = data[i+1:i+block_size+1] (a shift or roll of x loses the character after the chunk)")
-
 
 def at_extremes(draw):
     """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn; and whether it was called."""
@@ -549,31 +538,30 @@ class StandIn(nn.Module):
             return self.probs.log().expand(*idx.shape, self.vocab_size).clone(), None
         return F.one_hot(self.next_token(idx), self.vocab_size).float() * 100, None  # (B, T, C) all but certain
 
-
 def check_generate(generate, block_size=None, sampling=False):
     """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
-    run = lambda model, idx, n, **kw: attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n})", generate,
-                                              model, idx, n, **kw, hint="torch.multinomial needs probabilities, "
-                                              "F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat joins on dim=1")
+    def run(model, idx, n, **kw):
+        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat "
+                "joins on dim=1") if "top_k" not in kw else (f"the top_k = {kw['top_k']} largest logits must survive the "
+                "mask (only those below the k-th largest become -inf), else every logit is -inf and the softmax gives nan")
+        said = "".join(f", {k}={v}" for k, v in kw.items())
+        return attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n}{said})", generate, model, idx, n, **kw, hint=hint)
     probs = torch.tensor([0.5, 0.3, 0.2])
-    settings = [({}, probs)]
-    if sampling:
-        settings += [({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
-                     ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
-                     ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                     ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))]
+    settings = [({}, probs)] + ([({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
+                                 ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
+                                 ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
+                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))] if sampling else [])
     for kwargs, expected in settings:
         torch.manual_seed(0)
         out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
         check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
               "append one token per step")
-        draws = out[:, 1]  # (4000,) one sample each
-        freq = torch.bincount(draws, minlength=3) / len(draws)
+        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 4000 samples
         check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: "
-              + ("draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax "
-                 "over the last dimension" if not kwargs else
-                 "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
+              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: " + (
+                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax over "
+                  "the last dimension" if not kwargs else
+                  "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
     chain = StandIn(10, block_size=block_size)
     out = run(chain, torch.tensor([[3], [7]]), 5)
     check(out.shape == (2, 6), f"generate(idx of shape (2, 1), 5) gave {tuple(out.shape)}, not (2, 6): append one token per step")
@@ -581,12 +569,10 @@ def check_generate(generate, block_size=None, sampling=False):
     check(out.tolist() == [[3, 4, 5, 6, 7, 8], [7, 8, 9, 0, 1, 2]], "the samples do not follow the last "
           "position: sample from logits[:, -1, :], the prediction after the last token")
     modes = [(training, grad) for _, training, grad in chain.seen]
-    check(not any(grad for _, grad in modes), "generate ran the model in training mode or with gradients: "
-          "gradients were on, so decorate it with @torch.no_grad()")
-    check(not modes[0][0], "generate ran the model in training mode or with gradients: it was in training mode from "
-          "the first step, so call model.eval() before the loop")
-    check(not any(training for training, _ in modes), "generate ran the model in training mode or with gradients: it "
-          "put the model back in training mode before it had finished, so restore the mode after the loop, not inside it")
+    why = ("gradients were on, so decorate it with @torch.no_grad()" if any(grad for _, grad in modes) else "it was in "
+           "training mode from the first step, so call model.eval() before the loop" if modes[0][0] else "it put the model "
+           "back in training mode before it had finished, so restore the mode after the loop, not inside it")
+    check(not any(training or grad for training, grad in modes), f"generate ran the model in training mode or with gradients: {why}")
     check(chain.training, "generate left a model in training mode in eval mode: put it back with model.train(was_training)")
     run(chain.eval(), torch.tensor([[3]]), 2)
     check(not chain.training, "generate left a model in eval mode in training mode: restore the mode it found, "
@@ -603,11 +589,10 @@ def check_generate(generate, block_size=None, sampling=False):
               "(idx_cond), never idx itself")
         for _ in range(n):
             reference = torch.cat((reference, window.next_token(reference[:, -block_size:])[:, -1:]), dim=1)
-        wrong = [s for s in range(n) if out.shape != reference.shape or not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
+        wrong = [s for s in range(n) if not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
         check(not wrong, f"from new token {wrong[0] + 1 if wrong else 0} on, generate differs from a reference that "
               f"feeds the model the last block_size = {block_size} tokens: crop to the most recent, idx[:, -block_size:]")
     return Passed("generate: passed")
-
 
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
     """call(*args), and the (training, gradients on) of every forward pass of model during it."""
@@ -619,10 +604,9 @@ def modes_seen(model, call, *args, hint="look at the shapes of the tensors in th
         hook.remove()
     return seen
 
-
-def check_evaluation(evaluate, model, *args, splits=None):
-    """evaluate(model, *args) must run model in eval mode without gradients and hand it back in training mode, feed
-    it targets one step on, and return means of its losses; with splits (train_data, val_data), measure both."""
+def check_evaluation(evaluate, model, *args, splits=None, block_size=None):
+    """evaluate(model, *args) must run model in eval mode without gradients, hand it back in training mode, feed it
+    targets one step on (rows of at most block_size, if given), return means of its losses (of both splits, if given)."""
     name, calls, result = getattr(evaluate, "__name__", "the function"), [], []
     run = lambda *a: result.append(evaluate(*a))
     run.__name__ = name
@@ -640,6 +624,9 @@ def check_evaluation(evaluate, model, *args, splits=None):
     check(model.training, f"{name} left the model in eval mode, so training after it would run without dropout: "
           "end with model.train()")
     for x, y, _ in calls:
+        check(block_size is None or x.shape[-1] <= block_size, f"{name} fed the model rows of {x.shape[-1]} tokens, more "
+              f"than block_size = {block_size}, so a model with block_size positions would fail: cut the data into rows "
+              "of block_size consecutive tokens")
         check(y is None or (y.shape == x.shape and torch.equal(x[..., 1:], y[..., :-1])), f"{name} fed the model "
               "targets that are not its inputs one step on (y[:, :-1] must equal x[:, 1:]): for x = data[i:i+T] the "
               "targets are y = data[i+1:i+T+1]")
@@ -657,14 +644,12 @@ def check_evaluation(evaluate, model, *args, splits=None):
                   "split: fetch each split's batches with the loop's split, get_batch(split, ...)")
     return Passed(f"{name}: passed (eval mode and no gradients inside, training mode after)")
 
-
 def found_in(row, data):
     """Whether the 1-D tensor row occurs in data."""
     found = torch.arange(len(data) - len(row) + 1)
     for j, c in enumerate(row.tolist()):
         found = found[data[found + j] == c]
     return len(found) > 0
-
 
 def check_train_step(train_step, model, batches, lr=0.1):
     """train_step(model, optimizer, x, y) with SGD at two learning rates, over several steps, must equal gradient
@@ -680,8 +665,7 @@ def check_train_step(train_step, model, batches, lr=0.1):
             first = [p.detach().clone() for p in params]
             fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
             for xb, yb in steps:
-                optimizer, stepped, returned, order = torch.optim.SGD(params, lr=rate), [], [], []
-                optimizer.register_step_post_hook(lambda *a: stepped.append(1))
+                optimizer, returned, order = torch.optim.SGD(params, lr=rate), [], []
                 optimizer.register_step_pre_hook(lambda *a: order.append(  # "0": step() found every gradient empty
                     "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
                 with torch.no_grad():
@@ -695,9 +679,10 @@ def check_train_step(train_step, model, batches, lr=0.1):
                 finally:
                     _ = [h.remove() for h in landed]
                 events = "".join(order)
-                check(len(stepped) == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), f"train_step called step() of the optimizer it was given {len(stepped)} times, "
-                      "not once: " + ("use the optimizer passed in, not one of its own" if not stepped else
-                                      "call optimizer.step() once per step"))
+                stepped = events.count("0") + events.count("g")  # calls of optimizer.step()
+                check(stepped == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), "train_step "
+                      f"called step() of the optimizer it was given {stepped} times, not once: " + (
+                          "use the optimizer passed in, not one of its own" if not stepped else "call optimizer.step() once per step"))
                 check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
                       f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
                       "loss (a tensor or a float), which the training loop records")
@@ -711,8 +696,7 @@ def check_train_step(train_step, model, batches, lr=0.1):
                     with torch.no_grad():
                         _ = [p.copy_(w) for p, w in zip(params, weights)]
                     grads = torch.autograd.grad(model(xb, yb)[1], params)
-                    if weights is piled:
-                        total = [t + g for t, g in zip(total, grads)]
+                    total = [t + g for t, g in zip(total, grads)] if weights is piled else total
                     weights[:] = [w - rate * g for w, g in zip(weights, total if weights is piled else grads)]
                 with torch.no_grad():
                     _ = [p.copy_(s) for p, s in zip(params, saved)]

@@ -1,15 +1,13 @@
 # %% [markdown]
 # # 03 · From the bigram to one head of attention, step by step
 #
-# The lecture builds its GPT one idea at a time, watching the validation loss fall; its numbers live
-# only in commit messages (one head ≈ 2.4, multi-head 2.28, feed-forward 2.24, blocks ≈ 2.06). Here
-# every step is trained on one model size, seed, batch stream and budget, and scored on the whole
-# validation split: a *ladder* of nine rungs. This notebook (after 02, self-attention) sets up the
-# data, the budget and the training loop and climbs rungs 0–2: the bigram, embeddings with positions,
-# one head; notebook 03b climbs the rest. It follows **0:58:26 to 1:02:00** of the video (clean-up and
-# positions) and **1:19:11 to 1:21:59** (one head). Standalone; runs as `python notebooks/03_building_gpt.py`.
-# The folded cells below are the plumbing every notebook carries to stand alone (folders, figures, the
-# device, the data, the checks of each piece).
+# The lecture builds its GPT one idea at a time; its numbers live only in commit messages (one head ≈
+# 2.4, multi-head 2.28, feed-forward 2.24, blocks ≈ 2.06). Here every step trains on one model size,
+# seed, batch stream and budget and is scored on the whole validation split: a *ladder* of nine rungs.
+# This notebook (after 02, self-attention) sets up data, budget and training loop and climbs rungs 0–2
+# (the bigram, embeddings with positions, one head); 03b climbs the rest. Video: **0:58:26 to 1:02:00**
+# (clean-up, positions) and **1:19:11 to 1:21:59** (one head). Standalone; runs as `python
+# notebooks/03_building_gpt.py`; the folded cells are the plumbing it carries (folders, device, data, checks).
 
 # %%
 import hashlib, math, os, pathlib, platform, sys, tempfile, time, urllib.request
@@ -36,9 +34,7 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
 
 def runs_folder():
     """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
@@ -47,7 +43,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
 
 def show(fig, name, folder=None):
     """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
@@ -60,16 +55,13 @@ def show(fig, name, folder=None):
     plt.close(fig)
     print(f"figure saved: {folder / f'{name}.png'}")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -80,7 +72,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -101,7 +92,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -115,7 +105,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -142,7 +131,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -159,7 +147,6 @@ def read_text(path, source="COURSE_DATA"):
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
 
-
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
     datasets/, else beside the notebook, else downloaded once; always verified)."""
@@ -174,7 +161,6 @@ def load_text(path=None, flag="--data"):
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
 
-
 def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
     """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
     for split, d in (("training", train_data), ("validation", val_data)):
@@ -182,7 +168,6 @@ def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
             need = math.ceil((block_size + 1) / 0.1)
             raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
                              f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
-
 
 def check_split(text, encode, train_data, val_data, fraction=0.9):
     """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
@@ -262,20 +247,48 @@ def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
-
-def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece"):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence."""
+def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
+    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept = [t.clone() for t in inputs]
+    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
+    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
+        running.pop()
+        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
+                                        m.register_forward_hook(leave))]
     try:
         with torch.no_grad():
-            out = attempt(what, module.eval(), *inputs, hint=hint)
+            out = module.eval()(*inputs)
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
+        where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
+                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
     finally:
-        module.train(was)
+        _ = [h.remove() for h in hooks], module.train(was)
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
+    check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
+          f"{f'{names[bad[0]]} ({type(bad[0]).__name__})' if bad else 'its own forward'} from finite input: in attention "
+          "a query whose scores are all -inf (the mask must keep the diagonal and the past), or no softmax after the mask")
     return out
 
+def dropped(module, fn, p=0.5):
+    """fn() with module in training mode, every nn.Dropout in it at p, without gradients; all restored after."""
+    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
+    rates, was = [m.p for m in drops], module.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for m in drops:
+                m.p = p
+            module.train()
+            return fn()
+    finally:
+        for m, rate in zip(drops, rates):
+            m.p = rate
+        module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -292,32 +305,14 @@ def check_registered(module):
             check(any(b is tril for b in owner.buffers(recurse=False)), f"{where} is a plain attribute, not a buffer, so "
                   "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
 
-
 def sees_future(module, x, training=False, first=1):
     """Whether the first outputs of module (B, T, ...) change when only later positions of x change; with training,
     in training mode with every dropout at 0.5 and the same random numbers for both inputs."""
-    if not training:
-        changed = x.clone()
-        changed[:, 1:] = torch.randn_like(changed[:, 1:])
-        return not torch.allclose(run_eval(module, x)[:, :1], run_eval(module, changed)[:, :1], atol=1e-5)
-    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
-    rates, was, outs = [m.p for m in drops], module.training, []
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
-            for m in drops:
-                m.p = 0.5
-            changed = x.clone()
-            changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
-            for inp in (x, changed):
-                torch.manual_seed(0)
-                out = attempt(f"{type(module).__name__} in training mode", module.train(), inp)
-                outs.append((out[0] if isinstance(out, tuple) else out)[:, :first])
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        module.train(was)
-    return not torch.allclose(*outs, atol=1e-5)
-
+    changed, name = x.clone(), type(module).__name__
+    changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
+    seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
+    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
 
 def check_model(model, attends=True):
     """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
@@ -325,7 +320,7 @@ def check_model(model, attends=True):
     torch.manual_seed(0)
     positions = getattr(model, "position_embedding_table", None)  # notebook 01's bigram has none
     V, T = model.token_embedding_table.num_embeddings, positions.num_embeddings if positions else 8
-    name, was, drops = type(model).__name__, model.training, [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    name = type(model).__name__
     check_registered(model)
     masks = [b.shape[-1] for k, b in model.named_buffers() if k.endswith("tril")]
     check(not positions or not masks or T <= min(masks), f"{name}'s position table has {T} rows but its attention "
@@ -334,7 +329,7 @@ def check_model(model, attends=True):
               "flattens them, F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
     for B, t in probe_sizes(T):
         idx, targets = torch.randint(0, V, (B, t)), torch.randint(0, V, (B, t))
-        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes)
+        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes, finite=True)
         check(logits.numel() == B * t * V and loss is not None and loss.dim() == 0, f"{name}(idx of shape {(B, t)}, "
               f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
               f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
@@ -358,7 +353,8 @@ def check_model(model, attends=True):
           "characters before it: lm_head is fed the token embeddings (or the body's output is dropped), not the x "
           "that came through the body")
     check(not blind, "the same character at positions 0 "
-          "and 1 gives the same logits: the model ignores positions (add position_embedding_table(arange(T)))")
+          "and 1 gives the same logits: the model ignores positions (are position embeddings added, and does the x "
+          "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
@@ -367,20 +363,10 @@ def check_model(model, attends=True):
     slips = device_slips(model, idx)
     check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
           "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    rates = [m.p for m in drops]
-    try:
-        for m in drops:
-            m.p = 0.5
-        with torch.no_grad():
-            dropped = (model.train()(idx)[0] == 0).float().mean().item()  # share of logits exactly 0
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        model.train(was)
-    check(dropped < 0.05, f"in training mode {dropped:.0%} of the logits are exactly 0: a dropout is applied to "
+    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
+    check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
-
 
 class MixedDevices(torch.overrides.TorchFunctionMode):
     """Records every torch function called with tensors (not scalars) on two devices."""
@@ -395,7 +381,6 @@ class MixedDevices(torch.overrides.TorchFunctionMode):
         if len({a.device.type for a in flat if isinstance(a, torch.Tensor) and a.dim() > 0}) > 1:
             self.mixed.append(getattr(func, "__name__", str(func)))
         return func(*args, **kwargs)
-
 
 def device_slips(model, idx):
     """The functions in model(idx) that mix devices when a copy of the model sits on the 'meta' device."""
@@ -415,14 +400,19 @@ def device_slips(model, idx):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of one attention head (folded: open it to see how it works)
-def check_head(head):
-    """Check one attention head (a module with key, query, value and tril) against PyTorch's attention."""
+def check_head(head, head_size=None):
+    """Check one attention head (key, query, value; with head_size, its output width) against PyTorch's attention."""
     torch.manual_seed(0)
     check_registered(head)
-    C, T, name = head.key.in_features, head.tril.shape[0], type(head).__name__
+    tril, name = getattr(head, "tril", None), type(head).__name__
+    C, T = head.key.in_features, tril.shape[-1] if isinstance(tril, torch.Tensor) else 8  # an SDPA head needs no tril
     for B, t in probe_sizes(T):
         x = torch.randn(B, t, C)  # (B, T, C)
-        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, :T])?")
+        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, "
+                       ":T])?" if t < T else "the scores are (B, T, hs) @ (B, hs, T) -> (B, T, T): transpose the last two "
+                       "dimensions of k (on a 3-D tensor .T reverses all three), and the output is (B, T, T) @ (B, T, hs)")
+        check(head_size is None or out.shape[-1] == head_size, f"{name} gives {out.shape[-1]} channels per position, "
+              f"not head_size = {head_size}: key, query and value must each map n_embd channels to head_size")
         q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
         mistake = attention_diagnosis(out, q, k, v, C)
         check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
@@ -433,9 +423,11 @@ def check_head(head):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the batch check (the same in every notebook that carries it)
-def check_batch(x, y, data, batch_size, block_size, draw=None):
-    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, every row a chunk of data; with
-    draw (a call of get_batch without arguments), also its offsets at both ends of their range, and fresh draws."""
+def check_batch(x, y, data, batch_size, block_size, draw=None, device=None):
+    """Check one batch (x, y) of get_batch: on device (if given), shapes, int64, y = x shifted by one, rows chunks of
+    data; with draw (get_batch called without arguments), also offsets at both ends of their range, fresh draws."""
+    check(device is None or x.device.type == y.device.type == torch.device(device).type, f"get_batch returns its "
+          f"batch on the {x.device.type}, not on {device} where the model trains: move x and y there with .to(device)")
     check(x.shape == y.shape == (batch_size, block_size), f"get_batch should return two ({batch_size}, "
           f"{block_size}) tensors, got {tuple(x.shape)} and {tuple(y.shape)}: stack batch_size chunks of block_size")
     check(x.dtype == y.dtype == torch.long, f"get_batch returns {x.dtype} and {y.dtype}: keep the data as torch.long")
@@ -453,15 +445,16 @@ def check_batch(x, y, data, batch_size, block_size, draw=None):
                                        at_extremes, draw, hint="the last chunk needs block_size + 1 characters, so "
                                        "offsets stay below len(data) - block_size")
             check_rows(ex.cpu(), ey.cpu(), data, "with offsets at both ends of their range, ")
-            last = data[len(data) - block_size - 1:len(data) - 1]  # (T,) the last chunk that has a next character
-            check(not forced or any(torch.equal(r, last) for r in ex.cpu()), "with torch.randint at the top of its "
-                  "range no row is the last chunk of the split, so the offsets stop short of len(data) - block_size - 1 "
-                  "and the last characters are never trained on: torch.randint(n, ...) draws 0 to n - 1")
+            for end, chunk, what in (("top", data[len(data) - block_size - 1:-1], "last chunk of the split, so the offsets "
+                                      "stop short of len(data) - block_size - 1 and the last"), ("bottom", data[:block_size],
+                                      "first chunk of the split, so offset 0 is never drawn and the first")):
+                check(not forced or end == "bottom" and len(ex) < 2 or any(torch.equal(r, chunk) for r in ex.cpu()),
+                      f"with torch.randint at the {end} of its range no row is the {what} characters are never trained "
+                      "on: torch.randint(n, ...) draws 0 to n - 1")
             again = [draw()[0].cpu() for _ in range(3)]
         check(not all(torch.equal(a, again[0]) for a in again), "get_batch gave the same batch three times in a row: "
               "draw fresh random offsets at every call, ix = torch.randint(len(data) - block_size, (batch_size,))")
     return Passed("get_batch: passed")
-
 
 def check_rows(x, y, data, when=""):
     """Every row of x is a chunk of data and the row of y the characters that follow it."""
@@ -475,7 +468,6 @@ def check_rows(x, y, data, when=""):
             found = found[data[found + 1 + j] == c]
         check(len(found) > 0, f"{when}row {row}'s targets are not the characters that follow its inputs in the "
               "training split: y = data[i+1:i+block_size+1] (a shift or roll of x loses the character after the chunk)")
-
 
 def at_extremes(draw):
     """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn; and whether it was called."""
@@ -517,31 +509,30 @@ class StandIn(nn.Module):
             return self.probs.log().expand(*idx.shape, self.vocab_size).clone(), None
         return F.one_hot(self.next_token(idx), self.vocab_size).float() * 100, None  # (B, T, C) all but certain
 
-
 def check_generate(generate, block_size=None, sampling=False):
     """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
-    run = lambda model, idx, n, **kw: attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n})", generate,
-                                              model, idx, n, **kw, hint="torch.multinomial needs probabilities, "
-                                              "F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat joins on dim=1")
+    def run(model, idx, n, **kw):
+        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat "
+                "joins on dim=1") if "top_k" not in kw else (f"the top_k = {kw['top_k']} largest logits must survive the "
+                "mask (only those below the k-th largest become -inf), else every logit is -inf and the softmax gives nan")
+        said = "".join(f", {k}={v}" for k, v in kw.items())
+        return attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n}{said})", generate, model, idx, n, **kw, hint=hint)
     probs = torch.tensor([0.5, 0.3, 0.2])
-    settings = [({}, probs)]
-    if sampling:
-        settings += [({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
-                     ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
-                     ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                     ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))]
+    settings = [({}, probs)] + ([({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
+                                 ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
+                                 ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
+                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))] if sampling else [])
     for kwargs, expected in settings:
         torch.manual_seed(0)
         out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
         check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
               "append one token per step")
-        draws = out[:, 1]  # (4000,) one sample each
-        freq = torch.bincount(draws, minlength=3) / len(draws)
+        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 4000 samples
         check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: "
-              + ("draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax "
-                 "over the last dimension" if not kwargs else
-                 "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
+              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: " + (
+                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax over "
+                  "the last dimension" if not kwargs else
+                  "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
     chain = StandIn(10, block_size=block_size)
     out = run(chain, torch.tensor([[3], [7]]), 5)
     check(out.shape == (2, 6), f"generate(idx of shape (2, 1), 5) gave {tuple(out.shape)}, not (2, 6): append one token per step")
@@ -549,12 +540,10 @@ def check_generate(generate, block_size=None, sampling=False):
     check(out.tolist() == [[3, 4, 5, 6, 7, 8], [7, 8, 9, 0, 1, 2]], "the samples do not follow the last "
           "position: sample from logits[:, -1, :], the prediction after the last token")
     modes = [(training, grad) for _, training, grad in chain.seen]
-    check(not any(grad for _, grad in modes), "generate ran the model in training mode or with gradients: "
-          "gradients were on, so decorate it with @torch.no_grad()")
-    check(not modes[0][0], "generate ran the model in training mode or with gradients: it was in training mode from "
-          "the first step, so call model.eval() before the loop")
-    check(not any(training for training, _ in modes), "generate ran the model in training mode or with gradients: it "
-          "put the model back in training mode before it had finished, so restore the mode after the loop, not inside it")
+    why = ("gradients were on, so decorate it with @torch.no_grad()" if any(grad for _, grad in modes) else "it was in "
+           "training mode from the first step, so call model.eval() before the loop" if modes[0][0] else "it put the model "
+           "back in training mode before it had finished, so restore the mode after the loop, not inside it")
+    check(not any(training or grad for training, grad in modes), f"generate ran the model in training mode or with gradients: {why}")
     check(chain.training, "generate left a model in training mode in eval mode: put it back with model.train(was_training)")
     run(chain.eval(), torch.tensor([[3]]), 2)
     check(not chain.training, "generate left a model in eval mode in training mode: restore the mode it found, "
@@ -571,11 +560,10 @@ def check_generate(generate, block_size=None, sampling=False):
               "(idx_cond), never idx itself")
         for _ in range(n):
             reference = torch.cat((reference, window.next_token(reference[:, -block_size:])[:, -1:]), dim=1)
-        wrong = [s for s in range(n) if out.shape != reference.shape or not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
+        wrong = [s for s in range(n) if not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
         check(not wrong, f"from new token {wrong[0] + 1 if wrong else 0} on, generate differs from a reference that "
               f"feeds the model the last block_size = {block_size} tokens: crop to the most recent, idx[:, -block_size:]")
     return Passed("generate: passed")
-
 
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
     """call(*args), and the (training, gradients on) of every forward pass of model during it."""
@@ -587,10 +575,9 @@ def modes_seen(model, call, *args, hint="look at the shapes of the tensors in th
         hook.remove()
     return seen
 
-
-def check_evaluation(evaluate, model, *args, splits=None):
-    """evaluate(model, *args) must run model in eval mode without gradients and hand it back in training mode, feed
-    it targets one step on, and return means of its losses; with splits (train_data, val_data), measure both."""
+def check_evaluation(evaluate, model, *args, splits=None, block_size=None):
+    """evaluate(model, *args) must run model in eval mode without gradients, hand it back in training mode, feed it
+    targets one step on (rows of at most block_size, if given), return means of its losses (of both splits, if given)."""
     name, calls, result = getattr(evaluate, "__name__", "the function"), [], []
     run = lambda *a: result.append(evaluate(*a))
     run.__name__ = name
@@ -608,6 +595,9 @@ def check_evaluation(evaluate, model, *args, splits=None):
     check(model.training, f"{name} left the model in eval mode, so training after it would run without dropout: "
           "end with model.train()")
     for x, y, _ in calls:
+        check(block_size is None or x.shape[-1] <= block_size, f"{name} fed the model rows of {x.shape[-1]} tokens, more "
+              f"than block_size = {block_size}, so a model with block_size positions would fail: cut the data into rows "
+              "of block_size consecutive tokens")
         check(y is None or (y.shape == x.shape and torch.equal(x[..., 1:], y[..., :-1])), f"{name} fed the model "
               "targets that are not its inputs one step on (y[:, :-1] must equal x[:, 1:]): for x = data[i:i+T] the "
               "targets are y = data[i+1:i+T+1]")
@@ -625,14 +615,12 @@ def check_evaluation(evaluate, model, *args, splits=None):
                   "split: fetch each split's batches with the loop's split, get_batch(split, ...)")
     return Passed(f"{name}: passed (eval mode and no gradients inside, training mode after)")
 
-
 def found_in(row, data):
     """Whether the 1-D tensor row occurs in data."""
     found = torch.arange(len(data) - len(row) + 1)
     for j, c in enumerate(row.tolist()):
         found = found[data[found + j] == c]
     return len(found) > 0
-
 
 def check_train_step(train_step, model, batches, lr=0.1):
     """train_step(model, optimizer, x, y) with SGD at two learning rates, over several steps, must equal gradient
@@ -648,8 +636,7 @@ def check_train_step(train_step, model, batches, lr=0.1):
             first = [p.detach().clone() for p in params]
             fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
             for xb, yb in steps:
-                optimizer, stepped, returned, order = torch.optim.SGD(params, lr=rate), [], [], []
-                optimizer.register_step_post_hook(lambda *a: stepped.append(1))
+                optimizer, returned, order = torch.optim.SGD(params, lr=rate), [], []
                 optimizer.register_step_pre_hook(lambda *a: order.append(  # "0": step() found every gradient empty
                     "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
                 with torch.no_grad():
@@ -663,9 +650,10 @@ def check_train_step(train_step, model, batches, lr=0.1):
                 finally:
                     _ = [h.remove() for h in landed]
                 events = "".join(order)
-                check(len(stepped) == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), f"train_step called step() of the optimizer it was given {len(stepped)} times, "
-                      "not once: " + ("use the optimizer passed in, not one of its own" if not stepped else
-                                      "call optimizer.step() once per step"))
+                stepped = events.count("0") + events.count("g")  # calls of optimizer.step()
+                check(stepped == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), "train_step "
+                      f"called step() of the optimizer it was given {stepped} times, not once: " + (
+                          "use the optimizer passed in, not one of its own" if not stepped else "call optimizer.step() once per step"))
                 check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
                       f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
                       "loss (a tensor or a float), which the training loop records")
@@ -679,8 +667,7 @@ def check_train_step(train_step, model, batches, lr=0.1):
                     with torch.no_grad():
                         _ = [p.copy_(w) for p, w in zip(params, weights)]
                     grads = torch.autograd.grad(model(xb, yb)[1], params)
-                    if weights is piled:
-                        total = [t + g for t, g in zip(total, grads)]
+                    total = [t + g for t, g in zip(total, grads)] if weights is piled else total
                     weights[:] = [w - rate * g for w, g in zip(weights, total if weights is piled else grads)]
                 with torch.no_grad():
                     _ = [p.copy_(s) for p, s in zip(params, saved)]
@@ -700,9 +687,13 @@ def check_train_step(train_step, model, batches, lr=0.1):
 
 
 # %% [markdown]
-# ## The data, as in notebook 01
+# ## The data as in notebook 01, one model size, one budget
 #
-# Tiny Shakespeare (or your own UTF-8 text through `COURSE_DATA`), the same tokenizer, the same 90/10 split.
+# Tiny Shakespeare (or your own UTF-8 text through `COURSE_DATA`), 01's tokenizer and 90/10 split. Every
+# rung uses the lecture's small model (32 channels, a context of 8 characters; 03b adds 4 heads and 3
+# blocks) and one budget, 4,000 steps of 32 sequences, on every device (the models are tiny): the
+# numbers and claims hold wherever you run it. Smoke mode (`COURSE_SMOKE=1`) takes a few steps and
+# scores a slice of each split.
 
 # %%
 text = load_text()
@@ -710,23 +701,12 @@ USING_SHAKESPEARE = not os.environ.get("COURSE_DATA")
 chars = sorted(list(set(text)))
 vocab_size = len(chars)
 stoi = {ch: i for i, ch in enumerate(chars)}
-itos = {i: ch for i, ch in enumerate(chars)}
 encode = lambda s: [stoi[c] for c in s]           # string -> list of integers
-decode = lambda l: ''.join([itos[i] for i in l])  # list of integers -> string
 data = torch.tensor(encode(text), dtype=torch.long)
 n = int(0.9 * len(data))  # first 90% will be train, rest val
 train_data, val_data = data[:n], data[n:]
 print(f"{len(text):,} characters, vocab_size = {vocab_size}, train {len(train_data):,}, val {len(val_data):,}")
 check_split(text, encode, train_data, val_data)
-
-# %% [markdown]
-# ## One model size, one budget
-#
-# Every rung uses the lecture's small model (32 channels, a context of 8 characters; 03b adds 4 heads
-# and 3 blocks) and one budget, 4,000 steps of 32 sequences, on every device (the models are tiny, so
-# a GPU would not be much faster): parameter counts, numbers and the claims checked about them hold
-# wherever you run it. Smoke mode (`COURSE_SMOKE=1`, set by the tests) takes a few steps and scores a
-# slice of each split.
 
 # %% tags=["nbval-ignore-output"]
 n_embd = 32        # channels of every token vector
@@ -743,10 +723,12 @@ print(f"budget: max_iters={max_iters} batch_size={batch_size} learning_rate={lea
 
 
 # %% [markdown]
-# Batches as in notebook 01, but from their own random-number generator, so every rung sees the same
-# batches even when it draws random numbers for something else (dropout, in 03b). Each rung is scored
-# on the **whole** of each split in non-overlapping `block_size` chunks: every character predicted once,
-# from the same spread of context lengths (1 to 8) that training uses.
+# Batches as in notebook 01, from their own random-number generator, so every rung sees the same
+# batches even when it draws random numbers for dropout (03b). Each rung is scored on the **whole** of
+# each split in non-overlapping `block_size` chunks: every character predicted once, from context
+# lengths 1 to 8, as in training. `train_step` is notebook 01's; `train` gives every rung seed 1337 for
+# the model and the batches, AdamW, `max_iters` steps, the mean training loss of every 100 steps for a
+# plot, and both whole splits scored at the end beside the range correct runs landed in over three seeds.
 
 # %%
 def get_batch(split, generator=None):
@@ -759,7 +741,7 @@ def get_batch(split, generator=None):
 
 
 check_batch(*attempt("get_batch('train')", get_batch, 'train', torch.Generator().manual_seed(0)),
-            train_data, batch_size, block_size, draw=lambda: get_batch('train'))
+            train_data, batch_size, block_size, draw=lambda: get_batch('train'), device=device)
 same = [get_batch('train', torch.Generator().manual_seed(0))[0] for _ in range(2)]  # (B, T) each
 check(torch.equal(*same), "two generators with the same seed gave different batches: get_batch must draw its "
       "offsets with the generator it is given, torch.randint(..., generator=generator)")
@@ -785,12 +767,6 @@ def train_step(model, optimizer, xb, yb):
     optimizer.step()
     return loss
 
-
-# %% [markdown]
-# `train_step` is notebook 01's (step 1's check compares it with gradient descent by hand). Every rung
-# trains the same way: seed 1337 for the model and for the batches, AdamW, `max_iters` steps, the mean
-# training loss of every 100 steps kept for a plot, the whole splits scored at the end and printed
-# beside the range correct runs landed in over three seeds (a mistake, or bad luck?).
 
 # %%
 EXPECTED_VAL = {  # whole-split val of correct runs (seeds 1337, 1, 2; CPU; tiny Shakespeare)
@@ -828,8 +804,9 @@ def train(model, name, lr=None, seed=1337):
 # %% [markdown]
 # ## Step 0: the bigram model, for reference
 #
-# Notebook 01's model on the same batches. From N(0, 1) noise it is still learning after 4,000 steps
-# at this notebook's rate, so it trains at 01's 1e-2 to be finished. Every later rung has to beat it.
+# Notebook 01's model on the same batches, at 01's rate 1e-2 (at 1e-3 it is still learning after
+# 4,000 steps). Every later rung has to beat it. Its checks: the loss is the cross-entropy of its own
+# logits, and `split_loss` feeds it rows of `block_size`, as a model with positions needs.
 
 # %%
 class Bigram(nn.Module):
@@ -850,7 +827,8 @@ torch.manual_seed(1337)
 model = Bigram()
 print(f"{params(model):,} parameters")
 check(params(model) == vocab_size * vocab_size, "the bigram is one vocab_size x vocab_size table: nn.Embedding(vocab_size, vocab_size)")
-check_evaluation(split_loss, model, val_data[:1000])
+check_model(model, attends=False)
+check_evaluation(split_loss, model.to(device), val_data[:1000], block_size=block_size)
 
 # %% tags=["nbval-ignore-output"]
 results['0 bigram'] = train(model, '0 bigram', lr=1e-2)
@@ -859,12 +837,13 @@ results['0 bigram'] = train(model, '0 bigram', lr=1e-2)
 # %% [markdown]
 # ## Step 1: embeddings, a language-model head, and positions [▶ 0:58:26](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3506s)
 #
-# Two changes that make room for what follows. Tokens are embedded in `n_embd = 32` channels and a
-# linear `lm_head` turns a token's vector into logits (the lecture's "minor code clean-up"). A second
-# table, `position_embedding_table`, gives each position `0..block_size-1` a vector added to the
-# token's: attention has no notion of space (notebook 02), so position is put into the data
-# ([▶ 1:00:18](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3618s)). The `body` will hold attention
-# and blocks; in step 1 it is empty (`nn.Identity`).
+# Tokens are embedded in `n_embd = 32` channels and a linear `lm_head` turns a vector into logits (the
+# lecture's "minor code clean-up"). A second table, `position_embedding_table`, adds a vector for each
+# position `0..block_size-1`: attention has no notion of space (notebook 02), so position is put into
+# the data ([▶ 1:00:18](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3618s)). The `body` will hold
+# attention and blocks; in step 1 it is empty (`nn.Identity`). `generate` is notebook 01's plus a crop to
+# the last `block_size` tokens, as many as there are positions; its check feeds it stand-ins whose next
+# character is known.
 
 # %%
 class BigramLanguageModel(nn.Module):
@@ -889,10 +868,6 @@ class BigramLanguageModel(nn.Module):
         return logits, loss
 
 
-# %% [markdown]
-# `generate` is notebook 01's plus a crop: there are only `block_size` positions, so the model never
-# sees more than the last `block_size` tokens. Its check runs it on stand-ins whose next character is known.
-
 # %%
 @torch.no_grad()
 def generate(model, idx, max_new_tokens):
@@ -913,10 +888,9 @@ BigramLanguageModel.generate = generate  # m.generate(idx, n), as in the lecture
 check_generate(generate, block_size=block_size)
 
 # %% [markdown]
-# **Check.** `check_model` probes the whole model: shapes of logits and loss at three lengths, the loss
-# equal to the logits' cross-entropy, no dropout on the logits, no future seen, positions that matter;
-# and, once tokens talk to each other (not yet in step 1), later predictions moved by earlier characters.
-# `check_train_step` compares two steps with gradient descent done by hand from fresh gradients.
+# **Check.** `lm_head` must see the positions; `check_model` probes shapes and loss at three lengths,
+# no future seen, positions that matter, no dropout on the logits (and, from step 2, earlier characters
+# moving later predictions); `check_train_step` compares steps with gradient descent by hand.
 
 # %%
 torch.manual_seed(1337)
@@ -924,7 +898,7 @@ model = BigramLanguageModel()
 print(f"{params(model):,} parameters")
 print(check_model(model, attends=False))
 torch.manual_seed(0)
-check_train_step(train_step, BigramLanguageModel(), [get_batch('train') for _ in range(2)])
+check_train_step(train_step, BigramLanguageModel().to(device), [get_batch('train') for _ in range(2)])
 
 # %% tags=["nbval-ignore-output"]
 results['1 embeddings + positions'] = train(model, '1 embeddings + positions')
@@ -936,11 +910,11 @@ results['1 embeddings + positions'] = train(model, '1 embeddings + positions')
 # Notebook 02's version 4 as a module. The causal mask is a buffer (`tril`): it moves with the model
 # but is never trained. Scores are scaled by `head_size**-0.5`, not by the channel count `C` as in the
 # lecture's code (the video's own corrections, [▶ 1:20:05](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4805s)).
-# The `dropout` line does nothing here (rate 0.0; 03b's step 7 switches it on).
+# The `dropout` does nothing yet (rate 0.0 until 03b's step 7).
 #
-# **Check.** A head of size 8 (so that scaling by `C` would show) must equal PyTorch's
-# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own q, k, v for inputs of 1, 5 and 8
-# tokens; if not, the check names the likely mistake (no mask, a shifted mask, the wrong scale or axis).
+# **Check.** A head of size 8 (so that scaling by `C` would show) must give 8 channels and equal
+# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own q, k, v for 1, 5 and 8 tokens;
+# if not, the check names the likely mistake (no mask, a shifted mask, the wrong scale or axis).
 
 # %%
 class Head(nn.Module):
@@ -966,7 +940,7 @@ class Head(nn.Module):
 
 
 # %%
-print(check_head(Head(8)))
+print(check_head(Head(8), head_size=8))
 torch.manual_seed(1337)
 model = BigramLanguageModel(body=Head(n_embd))  # head_size = n_embd, so the shapes line up
 print(f"{params(model):,} parameters")
@@ -980,7 +954,7 @@ results['2 one head'] = train(model, '2 one head')
 # ## The first rungs of the ladder
 #
 # Whole-split losses of rungs 0–2 and the lecture's claims, with margins measured over three seeds
-# (checked on tiny Shakespeare; for your own text or in smoke mode only printed).
+# (asserted on tiny Shakespeare; for your own text or in smoke mode only printed), then the curves.
 
 # %% tags=["nbval-ignore-output"]
 def first_rungs_claims(val):
@@ -1010,17 +984,15 @@ show(fig, 'first_rungs')
 # %% [markdown]
 # ## Summary
 #
-# - Every rung trains the same way: one model size, seed 1337, the same batches from their own
-#   generator, 4,000 AdamW steps, a score on the **whole** of each split beside the range correct runs
-#   landed in over three seeds.
+# - Every rung trains the same way (one model size, seed 1337, the same batches, 4,000 AdamW steps) and
+#   is scored on the **whole** of each split beside the range correct runs landed in over three seeds.
 # - Against the bigram trained to the end (val 2.4850), step 1's embeddings, positions and `lm_head`
 #   do not help yet (2.5006), as the lecture says: they make room. One head of causal self-attention
 #   (mask as a buffer, scaled by `head_size**-0.5`) does (2.4171): each character sees up to
 #   `block_size` back. Notebook 03b climbs on from there, with this one head retrained as its first rung.
-# - Each piece has a check of properties any correct version has: the split as the text's head and
-#   tail, batches, the whole-split loss and `generate` leaving the model's mode as found, `generate`
-#   against a slow reference past `block_size`, the head against PyTorch's attention, the model's
-#   causality and positions, a training step against gradient descent by hand.
+# - Each piece has a check of properties any correct version has: the split, batches, the whole-split
+#   loss, `generate` past `block_size`, the head against PyTorch's attention, causality and positions,
+#   a training step against gradient descent by hand.
 #
 # ## Exercises
 #

@@ -1,13 +1,12 @@
 # %% [markdown]
 # # 03b · From multi-head attention to a Transformer, step by step
 #
-# Notebook 03 set up the ladder (one model size, seed, batch stream and budget, every rung scored on
-# the whole validation split) and climbed rungs 0–2: the bigram, embeddings with positions, one head.
-# This notebook, before 03c (the complete model) and 04 (its training), climbs the rest one idea at a time: several heads, a
-# feed-forward layer, residual blocks (and the same blocks without their adds), LayerNorm, dropout;
-# then one table, and what an encoder would add. It follows **1:21:59 to 1:46:22** of the video.
-# Standalone; runs as `python notebooks/03b_blocks_and_the_ladder.py`. The folded cells below are the
-# plumbing every notebook carries (folders, figures, the device, the data, the checks of each piece).
+# Notebook 03 set up the ladder (one model size, seed, batch stream and budget; every rung scored on the whole
+# validation split) and climbed rungs 0–2: the bigram, embeddings with positions, one head. This notebook,
+# before 03c (the complete model) and 04 (its training), climbs the rest: several heads, a feed-forward layer,
+# residual blocks (and the same blocks without their adds), LayerNorm, dropout; then one table. It follows
+# **1:21:59 to 1:42:39** of the video. Standalone (`python
+# notebooks/03b_blocks_and_the_ladder.py`); the folded cells hold the plumbing and the checks of each piece.
 
 # %%
 import hashlib, math, os, pathlib, platform, sys, tempfile, time, urllib.request
@@ -34,9 +33,7 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
 
 def runs_folder():
     """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
@@ -45,7 +42,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
 
 def show(fig, name, folder=None):
     """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
@@ -58,16 +54,13 @@ def show(fig, name, folder=None):
     plt.close(fig)
     print(f"figure saved: {folder / f'{name}.png'}")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -78,7 +71,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -99,7 +91,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -113,7 +104,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -140,7 +130,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -157,7 +146,6 @@ def read_text(path, source="COURSE_DATA"):
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
 
-
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
     datasets/, else beside the notebook, else downloaded once; always verified)."""
@@ -172,7 +160,6 @@ def load_text(path=None, flag="--data"):
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
 
-
 def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
     """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
     for split, d in (("training", train_data), ("validation", val_data)):
@@ -186,20 +173,48 @@ def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
-
-def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece"):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence."""
+def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
+    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept = [t.clone() for t in inputs]
+    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
+    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
+        running.pop()
+        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
+                                        m.register_forward_hook(leave))]
     try:
         with torch.no_grad():
-            out = attempt(what, module.eval(), *inputs, hint=hint)
+            out = module.eval()(*inputs)
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
+        where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
+                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
     finally:
-        module.train(was)
+        _ = [h.remove() for h in hooks], module.train(was)
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
+    check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
+          f"{f'{names[bad[0]]} ({type(bad[0]).__name__})' if bad else 'its own forward'} from finite input: in attention "
+          "a query whose scores are all -inf (the mask must keep the diagonal and the past), or no softmax after the mask")
     return out
 
+def dropped(module, fn, p=0.5):
+    """fn() with module in training mode, every nn.Dropout in it at p, without gradients; all restored after."""
+    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
+    rates, was = [m.p for m in drops], module.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for m in drops:
+                m.p = p
+            module.train()
+            return fn()
+    finally:
+        for m, rate in zip(drops, rates):
+            m.p = rate
+        module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -216,32 +231,14 @@ def check_registered(module):
             check(any(b is tril for b in owner.buffers(recurse=False)), f"{where} is a plain attribute, not a buffer, so "
                   "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
 
-
 def sees_future(module, x, training=False, first=1):
     """Whether the first outputs of module (B, T, ...) change when only later positions of x change; with training,
     in training mode with every dropout at 0.5 and the same random numbers for both inputs."""
-    if not training:
-        changed = x.clone()
-        changed[:, 1:] = torch.randn_like(changed[:, 1:])
-        return not torch.allclose(run_eval(module, x)[:, :1], run_eval(module, changed)[:, :1], atol=1e-5)
-    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
-    rates, was, outs = [m.p for m in drops], module.training, []
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
-            for m in drops:
-                m.p = 0.5
-            changed = x.clone()
-            changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
-            for inp in (x, changed):
-                torch.manual_seed(0)
-                out = attempt(f"{type(module).__name__} in training mode", module.train(), inp)
-                outs.append((out[0] if isinstance(out, tuple) else out)[:, :first])
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        module.train(was)
-    return not torch.allclose(*outs, atol=1e-5)
-
+    changed, name = x.clone(), type(module).__name__
+    changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
+    seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
+    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
 
 def check_feedforward(ffwd, n_embd):
     """A feed-forward layer: (B, T, C) in and out, every position on its own, not linear, not only positive."""
@@ -258,40 +255,86 @@ def check_feedforward(ffwd, n_embd):
           "(f(2x) - f(0) = 2 (f(x) - f(0))), so its Linear layers collapse into one: put nn.ReLU() between them")
     check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
           "the non-linearity goes between the two Linear layers")
+    check_dropout_last(ffwd, x, lambda: out, "its last Linear")
     return Passed(f"{name}: passed (per position, non-linear)")
 
+def check_dropout_last(module, x, clean, last):
+    """In training mode (dropout 0.5) module(x) must be clean() (what comes before its last dropout), half zeroed."""
+    if any(isinstance(m, nn.Dropout) for m in module.modules()):
+        trained = dropped(module, lambda: attempt(f"{type(module).__name__} in training mode", module, x))
+        kept, clean = trained != 0, dropped(module, clean)
+        check(0.3 < 1 - kept.float().mean() < 0.7 and torch.allclose(trained[kept], 2 * clean[kept], atol=1e-5), f"in "
+              f"training mode (dropout 0.5) {type(module).__name__} does not zero about half of its outputs and double "
+              f"the rest: its dropout must come last, on what {last} returns")
+
+def heads_qkv(mha, x, n_head):
+    """Candidates for the (q, k, v) (B, n_head, T, hs) of mha's heads: a ModuleList of heads with key, query, value;
+    or one Linear making them together, in any order, cut in three blocks of heads or per head."""
+    heads, B, T, C = getattr(mha, "heads", None), *x.shape
+    if isinstance(heads, nn.ModuleList) and all(hasattr(h, a) for h in heads for a in ("query", "key", "value")):
+        return [[torch.stack([getattr(h, a)(x) for h in heads], 1) for a in ("query", "key", "value")]]
+    fused = [m(x) for m in mha.children() if isinstance(m, nn.Linear) and m.out_features == 3 * C]
+    cuts = [[t.view(B, T, n_head, -1) for t in y.split(C, -1)] + list(y.view(B, T, n_head, -1).split(C // n_head, -1)) for y in fused[:1]]
+    return [[cut[i + j].transpose(1, 2) for i in order] for cut in cuts for j in (0, 3)
+            for order in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))]
 
 def check_multihead(mha, n_embd, n_head):
-    """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels."""
+    """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels, each
+    PyTorch's attention of its own queries, keys and values, joined, projected, then dropout."""
     torch.manual_seed(0)
-    name = type(mha).__name__
+    name, heads = type(mha).__name__, getattr(mha, "heads", [])
     check_registered(mha)
     x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
-    out = run_eval(mha, x, hint="join the heads on the last dimension, torch.cat([...], dim=-1), (B, T, n_head * head_size)")
-    check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
-          "the heads on the last dimension (n_head * head_size = n_embd), then proj")
-    check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
-    check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
-          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    if isinstance(getattr(mha, "proj", None), nn.Linear):
-        saved = {k: v.detach().clone() for k, v in mha.state_dict().items()}
-        with torch.no_grad():
-            mha.proj.weight.zero_()
-        silenced = run_eval(mha, x)
-        mha.load_state_dict(saved)
-        check(not torch.allclose(silenced, out), f"{name}: setting proj to zero changes nothing, so proj is defined "
-              "but never applied (return self.proj(out) in its forward)")
     weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
     likely = ("one Head object reused for every head (build a new Head for each)" if weights < expected else
               "heads of n_embd channels each (head_size = n_embd // n_head)")
     check(weights == expected, f"{name} has {weights:,} weights in its matrices, not 4 * n_embd**2 = {expected:,} "
           f"(key, query, value of {n_head} heads of n_embd // n_head channels, and proj): likely {likely}")
+    widths = [run_eval(h, x).shape[-1] for h in heads]
+    check(len(heads) in (0, n_head) and set(widths) <= {n_embd // n_head}, f"{name} has {len(heads)} heads of "
+          f"{widths[0] if widths else 0} channels, not n_head = {n_head} heads of n_embd // n_head = {n_embd // n_head}: "
+          "look at how many heads are built and the head_size each is given")
+    joined, proj = [], getattr(mha, "proj", None)  # joined: what the heads hand to proj, (B, T, n_head * hs)
+    hook = proj.register_forward_pre_hook(lambda m, args: joined.append(args[0])) if isinstance(proj, nn.Linear) else None
+    try:
+        out = run_eval(mha, x, hint="follow the shapes: each head (B, T, head_size) (fused, (B, n_head, T, head_size): time "
+                       "on its own axis), joined on the last dimension, (B, T, n_head * head_size)")
+        check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
+              "the heads on the last dimension (n_head * head_size = n_embd), then proj")
+        check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
+        check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
+              "on): dropout belongs after the softmax, on the weights, never on the scores before it")
+        if hook:
+            check(joined, f"{name}: proj is defined but never applied (return self.proj(out) in its forward)")
+            z = joined[0]  # (B, T, n_head * hs), what the heads gave in the first run, on x in eval mode
+            check(torch.allclose(mha.proj(z), out, atol=1e-5), f"{name}'s output is not proj of what its heads "
+                  "return: nothing but dropout comes after the output projection")
+            trained = dropped(mha, lambda: (attempt(f"{name} in training mode", mha, x), joined[-1])[1])
+            check(not any(isinstance(m, nn.Dropout) for m in mha.modules()) or not torch.allclose(trained, z),
+                  f"in training mode (dropout 0.5) {name}'s heads return what they return in eval mode: the "
+                  "attention weights get no dropout (after the softmax)")
+            check_dropout_last(mha, x, lambda: mha.proj(joined[-1]), "proj")
+            parts = z.view(*z.shape[:2], n_head, -1).transpose(1, 2)  # (B, nh, T, hs), or the heads interleaved:
+            layouts = [parts, z.view(*z.shape[:2], -1, n_head).permute(0, 3, 1, 2)]
+            check(not all(torch.allclose(parts[:, 0], parts[:, h]) for h in range(1, n_head)), f"every head of {name} "
+                  "hands proj the same numbers: each head must be called on x, and each one's own output joined")
+            with torch.no_grad():  # each head against PyTorch's attention, at three scales
+                qkv = [c for c in heads_qkv(mha, x, n_head) if c[0].shape == parts.shape]
+                same = [any(torch.allclose(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale), atol=1e-5)
+                            for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0)]
+            check(same[0] or not qkv, f"{name}'s heads are not PyTorch's causal attention of their own queries, keys and "
+                  "values: " + (f"scaled by C**-0.5 with C = n_embd = {n_embd}, not by head_size**-0.5" if same[1] else
+                  "not scaled by head_size**-0.5" if same[2] else "compare the scores, scale, mask, softmax over dim=-1 "
+                  "and weights @ v with notebook 03's Head (fused: each of q, k, v viewed (B, T, n_head, head_size), "
+                  "then transposed)"))
+    finally:
+        _ = hook.remove() if hook else None
     return Passed(f"{name}: passed ({n_head} heads of {n_embd // n_head}, causal, {weights:,} weights)")
 
-
-def check_block(block):
-    """A Transformer block is x plus corrections: pre-norm x + f(ln(x)), or post-norm ln(x + f(x)). Probed by
-    setting the sub-layers' output projections to zero, one at a time and together."""
+def check_block(block, n_head=None):
+    """A Transformer block is x plus corrections: pre-norm x + f(ln(x)), or post-norm ln(x + f(x)), each sub-layer
+    on its own path to the output. Probed by setting the sub-layers' output projections to zero, one at a time and
+    together; n_head, when given, is the number of heads its attention must have."""
     torch.manual_seed(0)
     C, name = block.sa.proj.out_features, type(block).__name__
     check_registered(block)
@@ -331,16 +374,23 @@ def check_block(block):
     post_norm = not torch.allclose(neither, x, atol=1e-5)
     check(not post_norm or neither.abs().max() > 1e-6, f"{name} returns 0 when its two output projections are zero, "
           "so the input is lost: the residual connections are missing (x = x + self.sa(...))")
+    ratio = ((neither * x).sum() / (x * x).sum()).item()  # neither = ratio * x when the input is added twice or scaled
+    check(not post_norm or not torch.allclose(neither, ratio * x, atol=1e-4), f"{name} with both output projections "
+          f"zeroed returns {ratio:.2f} times its input, not the input: x reaches the output more than once or scaled "
+          "(x + x + ..., a residual inside a sub-layer, or a division)")
+    for silenced, alone, which, other in ((no_ffwd, "attention", "sa", "feed-forward"), (no_sa, "the feed-forward", "ffwd", "attention")):
+        check(not torch.allclose(silenced, neither, atol=1e-5), f"{name}: with the {other}'s output projection zeroed, "
+              f"{alone} changes nothing, so its output reaches the block's output only through the {other}: each "
+              f"sub-layer adds its own correction to the stream (x + self.{which}(...))")
     check(not post_norm or torch.allclose(norm(neither), norm(x), atol=1e-4), f"{name} with both output projections "
           "zeroed returns neither its input (pre-norm) nor its normalised input (post-norm): a layer applied to x itself?")
     check(not post_norm or torch.allclose(norm(full), full, atol=1e-4), f"{name} normalises the residual stream "
           "itself (x = self.ln1(x)) and then adds to it: write pre-norm, x + self.sa(self.ln1(x)), or post-norm, "
           "self.ln1(x + self.sa(x))")
     check_feedforward(block.ffwd, C)
-    if hasattr(block.sa, "heads"):
-        check_multihead(block.sa, C, len(block.sa.heads))
+    if hasattr(block.sa, "heads") or n_head:
+        check_multihead(block.sa, C, n_head or len(block.sa.heads))
     return Passed(f"{name}: passed (the residual path carries {'the normalised x (post-norm)' if post_norm else 'x'} through)")
-
 
 def check_model(model, attends=True):
     """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
@@ -348,7 +398,7 @@ def check_model(model, attends=True):
     torch.manual_seed(0)
     positions = getattr(model, "position_embedding_table", None)  # notebook 01's bigram has none
     V, T = model.token_embedding_table.num_embeddings, positions.num_embeddings if positions else 8
-    name, was, drops = type(model).__name__, model.training, [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    name = type(model).__name__
     check_registered(model)
     masks = [b.shape[-1] for k, b in model.named_buffers() if k.endswith("tril")]
     check(not positions or not masks or T <= min(masks), f"{name}'s position table has {T} rows but its attention "
@@ -357,7 +407,7 @@ def check_model(model, attends=True):
               "flattens them, F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
     for B, t in probe_sizes(T):
         idx, targets = torch.randint(0, V, (B, t)), torch.randint(0, V, (B, t))
-        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes)
+        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes, finite=True)
         check(logits.numel() == B * t * V and loss is not None and loss.dim() == 0, f"{name}(idx of shape {(B, t)}, "
               f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
               f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
@@ -381,7 +431,8 @@ def check_model(model, attends=True):
           "characters before it: lm_head is fed the token embeddings (or the body's output is dropped), not the x "
           "that came through the body")
     check(not blind, "the same character at positions 0 "
-          "and 1 gives the same logits: the model ignores positions (add position_embedding_table(arange(T)))")
+          "and 1 gives the same logits: the model ignores positions (are position embeddings added, and does the x "
+          "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
@@ -390,20 +441,10 @@ def check_model(model, attends=True):
     slips = device_slips(model, idx)
     check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
           "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    rates = [m.p for m in drops]
-    try:
-        for m in drops:
-            m.p = 0.5
-        with torch.no_grad():
-            dropped = (model.train()(idx)[0] == 0).float().mean().item()  # share of logits exactly 0
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        model.train(was)
-    check(dropped < 0.05, f"in training mode {dropped:.0%} of the logits are exactly 0: a dropout is applied to "
+    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
+    check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
-
 
 class MixedDevices(torch.overrides.TorchFunctionMode):
     """Records every torch function called with tensors (not scalars) on two devices."""
@@ -418,7 +459,6 @@ class MixedDevices(torch.overrides.TorchFunctionMode):
         if len({a.device.type for a in flat if isinstance(a, torch.Tensor) and a.dim() > 0}) > 1:
             self.mixed.append(getattr(func, "__name__", str(func)))
         return func(*args, **kwargs)
-
 
 def device_slips(model, idx):
     """The functions in model(idx) that mix devices when a copy of the model sits on the 'meta' device."""
@@ -439,9 +479,10 @@ def device_slips(model, idx):
 # %% [markdown]
 # ## What notebook 03 built
 #
-# Folded, 03's code (03 builds and checks each piece): the data split 90/10, the small model (32 channels,
-# context 8), 4,000 AdamW steps of 32 per rung, `get_batch`, `split_loss`, `train_step`, `train`,
-# `BigramLanguageModel`, `generate`, `Head`. Then 03's one head, retrained on its budget and seed: the baseline.
+# Folded, 03's code (built and checked there): the 90/10 split, the small model (32 channels, context 8), 4,000
+# AdamW steps of 32 per rung, `get_batch`, `split_loss`, `train_step`, `train`, `BigramLanguageModel`, `generate`,
+# `Head`; then 03's one head retrained on its budget and seed, the baseline. Each rung's check (folded) also
+# counts the weights its configuration implies and the blocks, LayerNorms and dropout it claims.
 
 # %% jupyter={"source_hidden": true} cellView="form" tags=["nbval-ignore-output"]
 #@title What notebook 03 built: data, budget, batches, training, the model and one head (the same code as 03's)
@@ -585,25 +626,94 @@ class Head(nn.Module):
         v = self.value(x)  # (B, T, hs)
         return wei @ v  # (B, T, T) @ (B, T, hs) -> (B, T, hs)
 
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title 03b's own checks: the model each rung claims and LayerNorm1d (folded: open it to see how)
+def build(cls, *args):
+    """cls(*args); a crash in its __init__ becomes one sentence."""
+    return attempt(f"{cls.__name__}{args}", cls, *args, hint="every size given to a layer in __init__ must be an int "
+                   "(a / b is a float even when it divides evenly)")
+
+def check_rung(model, rung):
+    """The model a rung claims: the weights its configuration implies, n_layer distinct blocks of n_head heads, two
+    LayerNorms per block and ln_f from step 6 on, dropout at the rung's rate; then check_model."""
+    step, C, layers, ln = rung[0], n_embd, n_layer if rung[0] in "567" else 1, rung[0] in "67"
+    blocks = list(model.body) if layers > 1 and isinstance(model.body, (nn.Sequential, nn.ModuleList)) else [model.body]
+    check(len(blocks) == layers, f"{rung}: the body holds {len(blocks)} blocks, not n_layer = {n_layer}")
+    check(len({id(b) for b in blocks}) == layers, f"{rung}: the body holds one block object {layers} times, so its "
+          "blocks share one set of weights ([Block(...)] * n_layer repeats one block): build a new block for each")
+    per_layer = {"2": 3, "3": 4}.get(step, 12)  # in n_embd**2: one head of C; 4 heads and proj; and a feed-forward
+    weights = sum(p.numel() for p in model.parameters() if p.dim() > 1)
+    expected = 2 * vocab_size * C + block_size * C + layers * per_layer * C * C  # tables and lm_head, then the body
+    check(weights == expected, f"{rung}: the model's matrices hold {weights:,} weights, not the {expected:,} its "
+          f"configuration implies (tables and lm_head, then {layers} x {per_layer} n_embd**2: keys, queries, values"
+          + ", proj" * (per_layer > 3) + ", a feed-forward 4 * n_embd wide" * (per_layer > 4) + "): print each piece's params()")
+    many = [len(m.heads) for m in model.modules() if isinstance(getattr(m, "heads", None), nn.ModuleList)]
+    check(set(many) <= {n_head}, f"{rung}: a multi-head layer has {max(many or [0])} heads, not n_head = {n_head} (the "
+          f"same weights as {n_head} heads of n_embd // n_head): does it take (num_heads, head_size) in that order?")
+    is_norm = lambda m: not list(m.children()) and bool(list(m.parameters())) and all(p.dim() == 1 for p in m.parameters())
+    inner = sum(map(is_norm, model.body.modules()))  # LayerNorm, LayerNorm1d, RMSNorm: only 1-D parameters
+    check(inner == 2 * n_layer * ln, f"{rung}: its blocks hold {inner} LayerNorms, not {2 * n_layer * ln}"
+          + " (two per block, before attention and before the feed-forward)" * ln)
+    check(sum(map(is_norm, model.modules())) - inner == ln, f"{rung}: the model holds "
+          f"{sum(map(is_norm, model.modules())) - inner} LayerNorms outside its blocks, not {int(ln)}" + " (ln_f, before lm_head)" * ln)
+    rate, rates = float(rung.split()[-1]) if "dropout" in rung else 0.0, {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
+    check(rates <= {rate} and (rates or not rate), f"{rung}: its Dropout layers have rates {sorted(rates)}, not "
+          f"{rate}: modules read dropout when they are built, so set it before building the model")
+    return Passed(f"{rung}: {params(model):,} parameters, as its configuration implies; {check_model(model)}")
+
+def check_layernorm(layer_norm, dim=100):
+    """A hand-written LayerNorm(dim) against F.layer_norm: at the start (gain 1, bias 0), on inputs of large and small
+    variance, with a random gain and bias, on a constant row."""
+    torch.manual_seed(1337)
+    x, name = torch.randn(32, 8, dim) * 3 + 1, type(layer_norm).__name__  # (B, T, C)
+    run = lambda x: attempt(f"{name} on x of shape {tuple(x.shape)}", layer_norm, x, hint="keep each token's mean "
+                            "and variance as (B, T, 1), keepdim=True, so that they broadcast over its channels")
+    named = [(k, p) for k, p in layer_norm.named_parameters() if p.shape == (dim,)]  # gain and bias, in any order
+    check(len(named) == 2, f"{name} has {len(named)} parameters of shape ({dim},), not two: a gain (ones) and a bias (zeros)")
+    start = [f"{k} all {'ones' if (p == 1).all() else 'zeros' if (p == 0).all() else 'neither'}" for k, p in named]
+    check(sorted(s.split()[-1] for s in start) == ["ones", "zeros"], f"{name} starts with {' and '.join(start)}: "
+          "nn.LayerNorm starts as plain normalisation, its gain (the scale) ones and its bias (the shift) zeros")
+    (_, gain), (_, bias) = sorted(named, key=lambda kp: -kp[1][0].item())  # the ones, then the zeros
+    a, b, small = torch.randn(dim), torch.randn(dim), torch.randn(32, 8, dim) * 0.3 + 1  # small: variance 0.09
+    with torch.no_grad():
+        out, gap = run(x), (run(small) - F.layer_norm(small, (dim,))).abs().max().item()  # at the start: gain 1, bias 0
+        check(out.shape == x.shape, f"the output has shape {tuple(out.shape)}, not the input's {tuple(x.shape)}: keepdim=True")
+        _ = gain.copy_(a), bias.copy_(b)
+        moved, _ = run(x), (gain.fill_(1), bias.zero_())  # with a random gain a and bias b, then back to the start
+    check(not torch.allclose(moved, F.layer_norm(x, (dim,), b, a), atol=1e-4), "with a random gain and bias it "
+          "scales by the bias and shifts by the gain: the normalised x is multiplied by the gain, then the bias is added")
+    unbiased = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5)
+    check(not torch.allclose(out, unbiased, atol=1e-5), "it uses the unbiased variance (dividing by C - 1): "
+          "pass unbiased=False, as nn.LayerNorm does")
+    mean, var = out.mean(-1), out.var(-1, unbiased=False)  # (B, T) each token's
+    check(mean.abs().max() < 1e-3, f"each token's outputs have a mean up to {mean.abs().max():.3g}, not 0: "
+          "normalise over the last dimension (dim=-1, each token's channels)")
+    check((var - 1).abs().max() < 1e-2, f"each token's outputs have mean 0 but variance up to {var.max():.3g}, not 1: "
+          "divide x - mean by the square root of the variance plus eps")
+    check(gap < 1e-3, f"on inputs of small variance (0.09) it differs from nn.LayerNorm by up to {gap:.3g}, more than on "
+          "large ones: eps, added to the variance under the square root, is 1e-5 in nn.LayerNorm")
+    worst = (moved - F.layer_norm(x, (dim,), a, b)).abs().max().item()
+    check(worst < 1e-4, f"with a random gain and bias it differs from nn.LayerNorm by up to {worst:.3g}, though it "
+          "matches at the start (gain 1, bias 0): scale the normalised x by the gain, then add the bias")
+    check(torch.isfinite(run(torch.full((1, 1, dim), 2.0))).all(), "a constant row gives inf or nan: add eps to the "
+          "variance before the sqrt")
+    return Passed(f"{name}: passed (equals nn.LayerNorm)")
 
 # %%
 results = {}
 torch.manual_seed(1337)
 model = BigramLanguageModel(body=Head(n_embd))  # head_size = n_embd, so the shapes line up
-print(f"{params(model):,} parameters")
-check_model(model)
+print(check_rung(model, '2 one head'))
 
 # %% tags=["nbval-ignore-output"]
 results['2 one head'] = train(model, '2 one head')
 
-
 # %% [markdown]
 # ## Step 3: multi-head attention [▶ 1:21:59](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4919s)
 #
-# Several smaller heads in parallel, concatenated: 4 heads of 8 channels give back 32, each free to look
-# for something else (vowels, a word's start, a name before a colon…). A linear `proj` mixes them; it
-# matters most in step 5's *residual pathway*. The check runs the layer on random input and counts its
-# weights: keys, queries and values of 4 heads of 8 plus `proj` make 4 · 32² = 4,096, however written.
+# Several smaller heads in parallel, concatenated: 4 heads of 8 channels give back 32, each free to look for
+# something else (vowels, a word's start, a name before a colon…). A linear `proj` mixes them (it matters most in
+# step 5's *residual pathway*). Keys, queries and values of 4 heads of 8 plus `proj`: 4 · 32² = 4,096 weights.
 
 # %%
 class MultiHeadAttention(nn.Module):
@@ -619,25 +729,21 @@ class MultiHeadAttention(nn.Module):
         out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)
         return self.dropout(self.proj(out))  # (B, T, C)
 
-
 # %%
-print(check_multihead(MultiHeadAttention(n_head, n_embd // n_head), n_embd, n_head))
+print(check_multihead(build(MultiHeadAttention, n_head, n_embd // n_head), n_embd, n_head))
 torch.manual_seed(1337)
 model = BigramLanguageModel(body=MultiHeadAttention(n_head, n_embd // n_head))
-print(f"{params(model):,} parameters")
-check_model(model)
+print(check_rung(model, '3 multi-head'))
 
 # %% tags=["nbval-ignore-output"]
 results['3 multi-head'] = train(model, '3 multi-head')
 
-
 # %% [markdown]
 # ## Step 4: a feed-forward layer [▶ 1:24:25](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=5065s)
 #
-# Attention is communication; then each token needs to *think* about what it gathered, on its own.
-# `FeedForward` is a per-position MLP: widen to 4 × `n_embd` (as in "Attention is all you need"), ReLU,
-# back. Its check: shape kept, each position on its own, and non-linear, f(2x) − f(0) ≠ 2 (f(x) − f(0)):
-# without the ReLU the two linear layers would collapse into one.
+# Attention is communication; then each token *thinks* about what it gathered, on its own. `FeedForward` is a
+# per-position MLP: widen to 4 × `n_embd` (as in "Attention is all you need"), ReLU, back. Its check: each position
+# on its own, and non-linear, f(2x) − f(0) ≠ 2 (f(x) − f(0)): without the ReLU the two Linears collapse into one.
 
 # %%
 class FeedForward(nn.Module):
@@ -655,29 +761,23 @@ class FeedForward(nn.Module):
     def forward(self, x):
         return self.net(x)  # (B, T, C) -> (B, T, C)
 
-
 # %%
-print(check_feedforward(FeedForward(n_embd), n_embd))
+print(check_feedforward(build(FeedForward, n_embd), n_embd))
 torch.manual_seed(1337)
 model = BigramLanguageModel(body=nn.Sequential(MultiHeadAttention(n_head, n_embd // n_head), FeedForward(n_embd)))
-print(f"{params(model):,} parameters")
-check_model(model)
+print(check_rung(model, '4 + feed-forward'))
 
 # %% tags=["nbval-ignore-output"]
 results['4 + feed-forward'] = train(model, '4 + feed-forward')
 
-
 # %% [markdown]
 # ## Step 5: blocks with residual connections [▶ 1:26:48](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=5208s)
 #
-# A `Block` is communication then computation; we stack `n_layer = 3`. Deep networks are hard to
-# optimise; the fix is the *residual connection*: each block adds its result to its input,
-# `x = x + sa(x)`, so the gradient flows straight down the sum and each block starts as a small
-# correction to a working pathway. That is why attention and feed-forward end in a projection.
-#
-# **Check.** A block is its input plus two corrections: with both output projections zeroed it must
-# return its input (normalised, for Exercise 1's post-norm), and zeroing either alone must change its
-# output. It also runs the checks of its attention and its feed-forward layer.
+# A `Block` is communication then computation; we stack `n_layer = 3`. Deep networks are hard to optimise; the
+# fix is the *residual connection*: each block adds its result to its input, `x = x + sa(x)`, so the gradient
+# flows straight down the sum and each block starts as a small correction to a working pathway (hence the
+# projections). **Check:** with both output projections zeroed a block returns its input (normalised, for
+# Exercise 1's post-norm); zeroing either alone changes its output; its attention and feed-forward are checked.
 
 # %%
 class Block(nn.Module):
@@ -694,17 +794,14 @@ class Block(nn.Module):
         x = x + self.ffwd(x)  # (B, T, C)
         return x
 
-
 # %%
-print(check_block(Block(n_embd, n_head)))
+print(check_block(build(Block, n_embd, n_head), n_head=n_head))
 torch.manual_seed(1337)
 model = BigramLanguageModel(body=nn.Sequential(*[Block(n_embd, n_head) for _ in range(n_layer)]))
-print(f"{params(model):,} parameters")
-check_model(model)
+print(check_rung(model, '5 blocks + residual'))
 
 # %% tags=["nbval-ignore-output"]
 results['5 blocks + residual'] = train(model, '5 blocks + residual')
-
 
 # %% [markdown]
 # One published write-up of the lecture writes `x = self.sa(x)` then `x = self.ffwd(x)`: same
@@ -726,20 +823,18 @@ except CheckFailed as e:
     print(f"caught: {e}")
 torch.manual_seed(1337)
 model = BigramLanguageModel(body=nn.Sequential(*[PlainBlock(n_embd, n_head) for _ in range(n_layer)]))
-print(f"{params(model):,} parameters")
+print(check_rung(model, '5b blocks, no residual'))
 
 # %% tags=["nbval-ignore-output"]
 results['5b blocks, no residual'] = train(model, '5b blocks, no residual')
 
-
 # %% [markdown]
 # ## Step 6: LayerNorm [▶ 1:32:51](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=5571s)
 #
-# The second fix for deep networks: normalise each token's vector to mean 0 and variance 1 across its
-# channels, then rescale with a learnable gain and bias. The lecture starts from BatchNorm, which
-# normalises each *column* (feature) across the *batch*; LayerNorm each *row* (example) across its
-# features. BatchNorm's statistics come from the batch, so an example's output depends on the others,
-# and at evaluation it uses running averages: `train()` and `eval()` differ. LayerNorm looks only at its row:
+# The second fix for deep networks: normalise each token's vector to mean 0 and variance 1 across its channels,
+# then rescale with a learnable gain and bias. The lecture starts from BatchNorm, which normalises each *column*
+# (feature) across the *batch*, LayerNorm each *row* (example): BatchNorm's output depends on the rest of the
+# batch, and at evaluation it uses running averages (`train()` and `eval()` differ). LayerNorm sees only its row:
 
 # %%
 torch.manual_seed(1337)
@@ -747,7 +842,7 @@ x = torch.randn(4, 3) * torch.tensor([1.0, 5.0, 10.0]) + 3  # 4 examples (rows) 
 bn, ln = nn.BatchNorm1d(3), nn.LayerNorm(3)
 for name, out in (("BatchNorm", bn(x)), ("LayerNorm", ln(x))):
     print(f"{name}: largest |mean| of a column {out.mean(0).abs().max():.4f}, of a row {out.mean(1).abs().max():.4f}")
-assert bn(x).mean(0).abs().max() < 1e-6 and ln(x).mean(1).abs().max() < 1e-6
+assert bn(x).mean(0).abs().max() < 1e-6 and ln(x).mean(1).abs().max() < 1e-6  # each normalises its own direction
 assert bn(x).mean(1).abs().max() > 0.1 and ln(x).mean(0).abs().max() > 0.1
 other = x.clone()
 other[1:] = torch.randn(3, 3)  # the same first example in a different batch
@@ -756,10 +851,9 @@ print("train vs eval, BatchNorm:", torch.allclose(bn.train()(x), bn.eval()(x)), 
 assert not torch.allclose(bn.train()(x)[0], bn.train()(other)[0]) and torch.allclose(ln(x)[0], ln(other)[0])
 
 # %% [markdown]
-# By hand, over the last dimension with the *biased* variance (divide by `C`), as `nn.LayerNorm` does;
-# the lecture's `LayerNorm1d` called `x.var(1)`, which divides by `C − 1` and does not match PyTorch's.
-# **Check.** `check_layernorm` compares it with `nn.LayerNorm` (same gain and bias) on inputs far from
-# normalised and names the usual slips: unbiased variance, wrong dimension, no `eps` (folded below).
+# By hand, over the last dimension with the *biased* variance (divide by `C`), as `nn.LayerNorm` does; the
+# lecture's `LayerNorm1d` called `x.var(1)`, which divides by `C − 1`. **Check:** `check_layernorm` compares it
+# with `F.layer_norm` at the start, with a random gain and bias, and on inputs of small variance (where `eps` shows).
 
 # %%
 class LayerNorm1d(nn.Module):
@@ -777,53 +871,15 @@ class LayerNorm1d(nn.Module):
         xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # (B, T, C)
         return self.gamma * xhat + self.beta  # (B, T, C)
 
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title The check of LayerNorm1d (folded: open it to see how it works)
-def check_layernorm(layer_norm, dim=100):
-    """Check a hand-written LayerNorm(dim) module against F.layer_norm, at the start and with a random gain and bias."""
-    torch.manual_seed(1337)
-    x, name = torch.randn(32, 8, dim) * 3 + 1, type(layer_norm).__name__  # (B, T, C)
-    run = lambda x: attempt(f"{name} on x of shape {tuple(x.shape)}", layer_norm, x, hint="keep each token's mean "
-                            "and variance as (B, T, 1), keepdim=True, so that they broadcast over its channels")
-    ps = [p for p in layer_norm.parameters() if p.shape == (dim,)]  # gain and bias, in whatever order
-    check(len(ps) == 2, f"{name} has {len(ps)} parameters of shape ({dim},), not two: a gain (ones) and a bias (zeros)")
-    with torch.no_grad():
-        out, saved = run(x), [p.clone() for p in ps]  # at the start: gain 1, bias 0
-        check(out.shape == x.shape, f"the output has shape {tuple(out.shape)}, not the input's {tuple(x.shape)}: keepdim=True")
-        unbiased = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5)
-        check(not torch.allclose(out, unbiased, atol=1e-5), "it uses the unbiased variance (dividing by C - 1): "
-              "pass unbiased=False, as nn.LayerNorm does")
-        mean, var = out.mean(-1), out.var(-1, unbiased=False)  # (B, T) each token's
-        check(mean.abs().max() < 1e-3, f"each token's outputs have a mean up to {mean.abs().max():.3g}, not 0: "
-              "normalise over the last dimension (dim=-1, each token's channels)")
-        check((var - 1).abs().max() < 1e-2, f"each token's outputs have mean 0 but variance up to {var.max():.3g}, not 1: "
-              "divide x - mean by the square root of the variance plus eps")
-        for p in ps:
-            p.copy_(torch.randn(dim))
-        out = run(x)
-        expected = [F.layer_norm(x, (dim,), a, b) for a, b in (ps, ps[::-1])]  # either parameter may be the gain
-        worst = min((out - e).abs().max().item() for e in expected)
-        _ = [p.copy_(q) for p, q in zip(ps, saved)]
-    check(worst < 1e-4, f"with a random gain and bias it differs from nn.LayerNorm by up to {worst:.3g}: "
-          "normalise over the last dimension (dim=-1, each token's channels), then gamma * xhat + beta")
-    check(torch.isfinite(run(torch.full((1, 1, dim), 2.0))).all(), "a constant row gives inf or nan: add eps to the "
-          "variance before the sqrt")
-    return Passed(f"{name}: passed (equals nn.LayerNorm)")
-
-
 # %%
 print(check_layernorm(LayerNorm1d(100)))
-torch.manual_seed(1337)
 x = torch.randn(32, 8, 100) * 3 + 1  # (B, T, C)
 lecture = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5)  # the lecture's: unbiased
 print('the lecture\'s unbiased version matches nn.LayerNorm:', torch.allclose(lecture, nn.LayerNorm(100)(x), atol=1e-5))
 
-
 # %% [markdown]
-# Ours matches `nn.LayerNorm` (the check passed); the lecture's does not (the `False` above), though
-# only by a factor √((C−1)/C). From here on, `nn.LayerNorm`, *before* each sub-layer ("pre-norm",
-# unlike the original paper) inside the residual branch, and one final `ln_f` before `lm_head`.
+# Ours matches `nn.LayerNorm`; the lecture's does not (`False`), if only by a factor √((C−1)/C). From here on,
+# `nn.LayerNorm` *before* each sub-layer ("pre-norm", unlike the original paper) and a final `ln_f` before `lm_head`.
 
 # %%
 class PreNormBlock(Block):
@@ -839,7 +895,6 @@ class PreNormBlock(Block):
         x = x + self.ffwd(self.ln2(x))  # (B, T, C)
         return x
 
-
 # %%
 def transformer():
     """Step 6's model: n_layer pre-norm blocks and a final LayerNorm."""
@@ -847,11 +902,10 @@ def transformer():
     return BigramLanguageModel(body=blocks, ln_f=nn.LayerNorm(n_embd))
 
 
-print(check_block(PreNormBlock(n_embd, n_head)))
+print(check_block(build(PreNormBlock, n_embd, n_head), n_head=n_head))
 torch.manual_seed(1337)
 model = transformer()
-print(f"{params(model):,} parameters")
-check_model(model)
+print(check_rung(model, '6 + LayerNorm'))
 
 # %% tags=["nbval-ignore-output"]
 results['6 + LayerNorm'] = train(model, '6 + LayerNorm')
@@ -860,29 +914,25 @@ step6 = model  # kept for sampling at the end
 # %% [markdown]
 # ## Step 7: dropout
 #
-# Dropout zeroes a random fraction of activations in training (none at evaluation), so the network
-# cannot lean on one path: a regulariser. The lecture puts it on the attention weights, after each
-# projection and after the feed-forward (the `dropout` lines are there since step 2), at 0.2. Modules
-# read the global `dropout` when *built*: set before `transformer()`, back to 0.0 after.
+# Dropout zeroes a random fraction of activations in training (none at evaluation), so the network cannot lean
+# on one path: a regulariser. The lecture puts it on the attention weights, after each projection and after the
+# feed-forward (the lines are there since step 2), at 0.2. Modules read `dropout` when *built*: set it before.
 
 # %%
 dropout = 0.2
 torch.manual_seed(1337)
 model = transformer()
-print(f"{params(model):,} parameters")  # dropout has none
 dropout = 0.0
-check_model(model)
+print(check_rung(model, '7 + dropout 0.2'))  # dropout has no parameters
 
 # %% tags=["nbval-ignore-output"]
 results['7 + dropout 0.2'] = train(model, '7 + dropout 0.2')
 
-
 # %% [markdown]
 # ## The ladder
 #
-# Whole-split validation loss of every rung from one head on (rungs 0 and 1 are in 03); lower is
-# better, the grey bar (no residuals) shows what the residual pathway buys. The lecture's claims are
-# checked with margins measured over three seeds (on tiny Shakespeare; otherwise only printed).
+# Whole-split validation loss of every rung from one head on (rungs 0 and 1 are in 03); lower is better. The
+# lecture's claims are checked with margins measured over three seeds (on tiny Shakespeare; else only printed).
 
 # %%
 def ladder_claims(val):
@@ -892,7 +942,6 @@ def ladder_claims(val):
             ("three residual blocks beat one layer", val['5 blocks + residual'] < val['4 + feed-forward'] - 0.05),
             ("without residuals the same blocks train much worse", val['5b blocks, no residual'] > val['5 blocks + residual'] + 0.1),
             ("LayerNorm does not hurt", val['6 + LayerNorm'] < val['5 blocks + residual'] + 0.02)]
-
 
 # %% tags=["nbval-ignore-output"]
 print(f"{'step':<26} {'train':>7} {'val':>7} {'seconds':>8}")
@@ -917,9 +966,8 @@ print(f"gap between val and train: step 6 {gap6:.3f}, step 7 (dropout) {gap7:.3f
 # - LayerNorm changes little at this depth; it matters more as models get deeper.
 # - **Dropout did not help.** Too small to overfit in 4,000 steps (train and validation losses nearly
 #   equal), the model only learns slower. Regularisation pays when a model can memorise (notebook 04b).
-#
-# Below the figure, a sample from the step-6 model: with 8 characters of context, words and the look
-# of a play, not sentences; notebooks 03c and 04 scale the same model up.
+# - Below the figure, a sample from step 6: with 8 characters of context, words and the look of a play, not
+#   sentences; notebooks 03c and 04 scale the same model up.
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), constrained_layout=True)
@@ -938,59 +986,18 @@ torch.manual_seed(1337)
 print(decode(step6.generate(torch.zeros((1, 1), dtype=torch.long, device=device), max_new_tokens=300)[0].tolist()))
 
 # %% [markdown]
-# ## Decoder, encoder, or both [▶ 1:42:39](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6159s)
-#
-# We built a *decoder*: every block is masked, so text is generated one character at a time. The
-# original Transformer ("Attention is all you need") translates, in two halves: an *encoder* reads the
-# whole source sentence with unmasked self-attention; the *decoder* writes the target with masked
-# self-attention plus **cross-attention**: queries from its tokens, keys and values from the encoder's
-# output. A GPT has no source to read: a decoder alone. Below, a cross-attention head: its weights are
-# `(T, S)`, not square; no mask, since the whole source is known before decoding; and every target
-# position depends on every source position (change the last source token: all move).
-
-# %%
-class CrossAttention(nn.Module):
-    """One head of cross-attention: queries from x (B, T, C), keys and values from a source (B, S, C), no mask."""
-
-    def __init__(self, n_embd, head_size):
-        super().__init__()
-        self.query = nn.Linear(n_embd, head_size, bias=False)
-        self.key = nn.Linear(n_embd, head_size, bias=False)
-        self.value = nn.Linear(n_embd, head_size, bias=False)
-
-    def forward(self, x, source):
-        q, k, v = self.query(x), self.key(source), self.value(source)  # (B, T, hs), (B, S, hs), (B, S, hs)
-        wei = F.softmax(q @ k.transpose(-2, -1) * k.shape[-1]**-0.5, dim=-1)  # (B, T, S): no mask
-        return wei @ v, wei  # (B, T, hs), (B, T, S)
-
-
-# %%
-torch.manual_seed(1337)
-cross = CrossAttention(n_embd, 8)
-x, source = torch.randn(2, 5, n_embd), torch.randn(2, 7, n_embd)  # 5 target tokens, 7 source tokens
-out, wei = cross(x, source)
-print(tuple(out.shape), tuple(wei.shape))
-changed = source.clone()
-changed[:, -1] += 1.0  # the last source token
-moved = (cross(x, changed)[0] - out).abs().amax(-1)  # (B, T): how much each target position moved
-print("every target position moved:", bool((moved > 1e-6).all()), "| weights sum to 1:", torch.allclose(wei.sum(-1), torch.ones(2, 5)))
-assert out.shape == (2, 5, 8) and wei.shape == (2, 5, 7) and (moved > 1e-6).all() and (wei > 0).all()
-
-# %% [markdown]
 # ## Summary
 #
-# - Each idea after one head was added in turn on notebook 03's budget and batches (several heads, a
-#   feed-forward layer, residual blocks, pre-norm LayerNorm checked against one by hand and beside
-#   BatchNorm, dropout), and the lecture's claims were checked against the numbers.
-# - Without residual connections three blocks train much worse, within the seed spread of one
-#   multi-head layer. Each piece has a check of properties any correct version has (the oracle,
-#   causality, non-linearity, the weight count, the residual path) that accepts post-norm and GELU.
-# - A decoder-only GPT uses masked self-attention throughout; an encoder–decoder adds unmasked
-#   cross-attention from the target to the source (the answer to notebook 02's exercise 2).
+# - Each idea after one head was added in turn on notebook 03's budget and batches (several heads, a feed-forward
+#   layer, residual blocks, pre-norm LayerNorm checked against one by hand and beside BatchNorm, dropout), and the
+#   lecture's claims checked against the numbers: without residuals three blocks train like one multi-head layer.
+# - Each piece and each rung has a check of properties any correct version has (an oracle, causality,
+#   non-linearity, the weight count, the residual path) that accepts post-norm and GELU.
 #
 # ## Exercises
 #
 # 1. Move the LayerNorms after the sub-layers (post-norm, as in the 2017 paper) and rerun step 6;
 #    `check_block` accepts it.
-# 2. Double `block_size` to 16 for step 6. What does the longer context buy, and what does it cost?
+# 2. Double `block_size` to 16 (in the folded cell "What notebook 03 built") for step 6. What does the longer
+#    context buy, and what does it cost?
 # 3. Replace ReLU with GELU in `FeedForward` and measure the difference on this budget.

@@ -9,7 +9,8 @@
 # initialisation. Each piece is followed by a check: a head against PyTorch's attention, the
 # multi-head layer, the feed-forward layer and the block by their properties, then the whole model:
 # causality, positions, the final LayerNorm, every parameter learning, the initial loss, the parameter
-# count piece by piece, `generate`.
+# count piece by piece, `generate`. Last, what an encoder adds: cross-attention
+# (to 1:46:22).
 #
 # Reading order: after `03b_blocks_and_the_ladder`, before `04_gpt`, which trains this model (it carries
 # the same code, folded). It needs no data and trains nothing: it runs in seconds, also as
@@ -35,16 +36,13 @@ print(f"device: cpu (every model here is small, and nothing trains), torch {torc
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -55,7 +53,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -128,20 +125,48 @@ def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
-
-def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece"):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence."""
+def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
+    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept = [t.clone() for t in inputs]
+    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
+    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
+        running.pop()
+        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
+                                        m.register_forward_hook(leave))]
     try:
         with torch.no_grad():
-            out = attempt(what, module.eval(), *inputs, hint=hint)
+            out = module.eval()(*inputs)
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
+        where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
+                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
     finally:
-        module.train(was)
+        _ = [h.remove() for h in hooks], module.train(was)
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
+    check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
+          f"{f'{names[bad[0]]} ({type(bad[0]).__name__})' if bad else 'its own forward'} from finite input: in attention "
+          "a query whose scores are all -inf (the mask must keep the diagonal and the past), or no softmax after the mask")
     return out
 
+def dropped(module, fn, p=0.5):
+    """fn() with module in training mode, every nn.Dropout in it at p, without gradients; all restored after."""
+    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
+    rates, was = [m.p for m in drops], module.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for m in drops:
+                m.p = p
+            module.train()
+            return fn()
+    finally:
+        for m, rate in zip(drops, rates):
+            m.p = rate
+        module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -158,32 +183,14 @@ def check_registered(module):
             check(any(b is tril for b in owner.buffers(recurse=False)), f"{where} is a plain attribute, not a buffer, so "
                   "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
 
-
 def sees_future(module, x, training=False, first=1):
     """Whether the first outputs of module (B, T, ...) change when only later positions of x change; with training,
     in training mode with every dropout at 0.5 and the same random numbers for both inputs."""
-    if not training:
-        changed = x.clone()
-        changed[:, 1:] = torch.randn_like(changed[:, 1:])
-        return not torch.allclose(run_eval(module, x)[:, :1], run_eval(module, changed)[:, :1], atol=1e-5)
-    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
-    rates, was, outs = [m.p for m in drops], module.training, []
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
-            for m in drops:
-                m.p = 0.5
-            changed = x.clone()
-            changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
-            for inp in (x, changed):
-                torch.manual_seed(0)
-                out = attempt(f"{type(module).__name__} in training mode", module.train(), inp)
-                outs.append((out[0] if isinstance(out, tuple) else out)[:, :first])
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        module.train(was)
-    return not torch.allclose(*outs, atol=1e-5)
-
+    changed, name = x.clone(), type(module).__name__
+    changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
+    seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
+    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
 
 def check_feedforward(ffwd, n_embd):
     """A feed-forward layer: (B, T, C) in and out, every position on its own, not linear, not only positive."""
@@ -200,40 +207,86 @@ def check_feedforward(ffwd, n_embd):
           "(f(2x) - f(0) = 2 (f(x) - f(0))), so its Linear layers collapse into one: put nn.ReLU() between them")
     check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
           "the non-linearity goes between the two Linear layers")
+    check_dropout_last(ffwd, x, lambda: out, "its last Linear")
     return Passed(f"{name}: passed (per position, non-linear)")
 
+def check_dropout_last(module, x, clean, last):
+    """In training mode (dropout 0.5) module(x) must be clean() (what comes before its last dropout), half zeroed."""
+    if any(isinstance(m, nn.Dropout) for m in module.modules()):
+        trained = dropped(module, lambda: attempt(f"{type(module).__name__} in training mode", module, x))
+        kept, clean = trained != 0, dropped(module, clean)
+        check(0.3 < 1 - kept.float().mean() < 0.7 and torch.allclose(trained[kept], 2 * clean[kept], atol=1e-5), f"in "
+              f"training mode (dropout 0.5) {type(module).__name__} does not zero about half of its outputs and double "
+              f"the rest: its dropout must come last, on what {last} returns")
+
+def heads_qkv(mha, x, n_head):
+    """Candidates for the (q, k, v) (B, n_head, T, hs) of mha's heads: a ModuleList of heads with key, query, value;
+    or one Linear making them together, in any order, cut in three blocks of heads or per head."""
+    heads, B, T, C = getattr(mha, "heads", None), *x.shape
+    if isinstance(heads, nn.ModuleList) and all(hasattr(h, a) for h in heads for a in ("query", "key", "value")):
+        return [[torch.stack([getattr(h, a)(x) for h in heads], 1) for a in ("query", "key", "value")]]
+    fused = [m(x) for m in mha.children() if isinstance(m, nn.Linear) and m.out_features == 3 * C]
+    cuts = [[t.view(B, T, n_head, -1) for t in y.split(C, -1)] + list(y.view(B, T, n_head, -1).split(C // n_head, -1)) for y in fused[:1]]
+    return [[cut[i + j].transpose(1, 2) for i in order] for cut in cuts for j in (0, 3)
+            for order in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))]
 
 def check_multihead(mha, n_embd, n_head):
-    """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels."""
+    """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels, each
+    PyTorch's attention of its own queries, keys and values, joined, projected, then dropout."""
     torch.manual_seed(0)
-    name = type(mha).__name__
+    name, heads = type(mha).__name__, getattr(mha, "heads", [])
     check_registered(mha)
     x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
-    out = run_eval(mha, x, hint="join the heads on the last dimension, torch.cat([...], dim=-1), (B, T, n_head * head_size)")
-    check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
-          "the heads on the last dimension (n_head * head_size = n_embd), then proj")
-    check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
-    check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
-          "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    if isinstance(getattr(mha, "proj", None), nn.Linear):
-        saved = {k: v.detach().clone() for k, v in mha.state_dict().items()}
-        with torch.no_grad():
-            mha.proj.weight.zero_()
-        silenced = run_eval(mha, x)
-        mha.load_state_dict(saved)
-        check(not torch.allclose(silenced, out), f"{name}: setting proj to zero changes nothing, so proj is defined "
-              "but never applied (return self.proj(out) in its forward)")
     weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
     likely = ("one Head object reused for every head (build a new Head for each)" if weights < expected else
               "heads of n_embd channels each (head_size = n_embd // n_head)")
     check(weights == expected, f"{name} has {weights:,} weights in its matrices, not 4 * n_embd**2 = {expected:,} "
           f"(key, query, value of {n_head} heads of n_embd // n_head channels, and proj): likely {likely}")
+    widths = [run_eval(h, x).shape[-1] for h in heads]
+    check(len(heads) in (0, n_head) and set(widths) <= {n_embd // n_head}, f"{name} has {len(heads)} heads of "
+          f"{widths[0] if widths else 0} channels, not n_head = {n_head} heads of n_embd // n_head = {n_embd // n_head}: "
+          "look at how many heads are built and the head_size each is given")
+    joined, proj = [], getattr(mha, "proj", None)  # joined: what the heads hand to proj, (B, T, n_head * hs)
+    hook = proj.register_forward_pre_hook(lambda m, args: joined.append(args[0])) if isinstance(proj, nn.Linear) else None
+    try:
+        out = run_eval(mha, x, hint="follow the shapes: each head (B, T, head_size) (fused, (B, n_head, T, head_size): time "
+                       "on its own axis), joined on the last dimension, (B, T, n_head * head_size)")
+        check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
+              "the heads on the last dimension (n_head * head_size = n_embd), then proj")
+        check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
+        check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
+              "on): dropout belongs after the softmax, on the weights, never on the scores before it")
+        if hook:
+            check(joined, f"{name}: proj is defined but never applied (return self.proj(out) in its forward)")
+            z = joined[0]  # (B, T, n_head * hs), what the heads gave in the first run, on x in eval mode
+            check(torch.allclose(mha.proj(z), out, atol=1e-5), f"{name}'s output is not proj of what its heads "
+                  "return: nothing but dropout comes after the output projection")
+            trained = dropped(mha, lambda: (attempt(f"{name} in training mode", mha, x), joined[-1])[1])
+            check(not any(isinstance(m, nn.Dropout) for m in mha.modules()) or not torch.allclose(trained, z),
+                  f"in training mode (dropout 0.5) {name}'s heads return what they return in eval mode: the "
+                  "attention weights get no dropout (after the softmax)")
+            check_dropout_last(mha, x, lambda: mha.proj(joined[-1]), "proj")
+            parts = z.view(*z.shape[:2], n_head, -1).transpose(1, 2)  # (B, nh, T, hs), or the heads interleaved:
+            layouts = [parts, z.view(*z.shape[:2], -1, n_head).permute(0, 3, 1, 2)]
+            check(not all(torch.allclose(parts[:, 0], parts[:, h]) for h in range(1, n_head)), f"every head of {name} "
+                  "hands proj the same numbers: each head must be called on x, and each one's own output joined")
+            with torch.no_grad():  # each head against PyTorch's attention, at three scales
+                qkv = [c for c in heads_qkv(mha, x, n_head) if c[0].shape == parts.shape]
+                same = [any(torch.allclose(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale), atol=1e-5)
+                            for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0)]
+            check(same[0] or not qkv, f"{name}'s heads are not PyTorch's causal attention of their own queries, keys and "
+                  "values: " + (f"scaled by C**-0.5 with C = n_embd = {n_embd}, not by head_size**-0.5" if same[1] else
+                  "not scaled by head_size**-0.5" if same[2] else "compare the scores, scale, mask, softmax over dim=-1 "
+                  "and weights @ v with notebook 03's Head (fused: each of q, k, v viewed (B, T, n_head, head_size), "
+                  "then transposed)"))
+    finally:
+        _ = hook.remove() if hook else None
     return Passed(f"{name}: passed ({n_head} heads of {n_embd // n_head}, causal, {weights:,} weights)")
 
-
-def check_block(block):
-    """A Transformer block is x plus corrections: pre-norm x + f(ln(x)), or post-norm ln(x + f(x)). Probed by
-    setting the sub-layers' output projections to zero, one at a time and together."""
+def check_block(block, n_head=None):
+    """A Transformer block is x plus corrections: pre-norm x + f(ln(x)), or post-norm ln(x + f(x)), each sub-layer
+    on its own path to the output. Probed by setting the sub-layers' output projections to zero, one at a time and
+    together; n_head, when given, is the number of heads its attention must have."""
     torch.manual_seed(0)
     C, name = block.sa.proj.out_features, type(block).__name__
     check_registered(block)
@@ -273,16 +326,23 @@ def check_block(block):
     post_norm = not torch.allclose(neither, x, atol=1e-5)
     check(not post_norm or neither.abs().max() > 1e-6, f"{name} returns 0 when its two output projections are zero, "
           "so the input is lost: the residual connections are missing (x = x + self.sa(...))")
+    ratio = ((neither * x).sum() / (x * x).sum()).item()  # neither = ratio * x when the input is added twice or scaled
+    check(not post_norm or not torch.allclose(neither, ratio * x, atol=1e-4), f"{name} with both output projections "
+          f"zeroed returns {ratio:.2f} times its input, not the input: x reaches the output more than once or scaled "
+          "(x + x + ..., a residual inside a sub-layer, or a division)")
+    for silenced, alone, which, other in ((no_ffwd, "attention", "sa", "feed-forward"), (no_sa, "the feed-forward", "ffwd", "attention")):
+        check(not torch.allclose(silenced, neither, atol=1e-5), f"{name}: with the {other}'s output projection zeroed, "
+              f"{alone} changes nothing, so its output reaches the block's output only through the {other}: each "
+              f"sub-layer adds its own correction to the stream (x + self.{which}(...))")
     check(not post_norm or torch.allclose(norm(neither), norm(x), atol=1e-4), f"{name} with both output projections "
           "zeroed returns neither its input (pre-norm) nor its normalised input (post-norm): a layer applied to x itself?")
     check(not post_norm or torch.allclose(norm(full), full, atol=1e-4), f"{name} normalises the residual stream "
           "itself (x = self.ln1(x)) and then adds to it: write pre-norm, x + self.sa(self.ln1(x)), or post-norm, "
           "self.ln1(x + self.sa(x))")
     check_feedforward(block.ffwd, C)
-    if hasattr(block.sa, "heads"):
-        check_multihead(block.sa, C, len(block.sa.heads))
+    if hasattr(block.sa, "heads") or n_head:
+        check_multihead(block.sa, C, n_head or len(block.sa.heads))
     return Passed(f"{name}: passed (the residual path carries {'the normalised x (post-norm)' if post_norm else 'x'} through)")
-
 
 def check_model(model, attends=True):
     """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
@@ -290,7 +350,7 @@ def check_model(model, attends=True):
     torch.manual_seed(0)
     positions = getattr(model, "position_embedding_table", None)  # notebook 01's bigram has none
     V, T = model.token_embedding_table.num_embeddings, positions.num_embeddings if positions else 8
-    name, was, drops = type(model).__name__, model.training, [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    name = type(model).__name__
     check_registered(model)
     masks = [b.shape[-1] for k, b in model.named_buffers() if k.endswith("tril")]
     check(not positions or not masks or T <= min(masks), f"{name}'s position table has {T} rows but its attention "
@@ -299,7 +359,7 @@ def check_model(model, attends=True):
               "flattens them, F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
     for B, t in probe_sizes(T):
         idx, targets = torch.randint(0, V, (B, t)), torch.randint(0, V, (B, t))
-        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes)
+        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes, finite=True)
         check(logits.numel() == B * t * V and loss is not None and loss.dim() == 0, f"{name}(idx of shape {(B, t)}, "
               f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
               f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
@@ -323,7 +383,8 @@ def check_model(model, attends=True):
           "characters before it: lm_head is fed the token embeddings (or the body's output is dropped), not the x "
           "that came through the body")
     check(not blind, "the same character at positions 0 "
-          "and 1 gives the same logits: the model ignores positions (add position_embedding_table(arange(T)))")
+          "and 1 gives the same logits: the model ignores positions (are position embeddings added, and does the x "
+          "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
@@ -332,20 +393,10 @@ def check_model(model, attends=True):
     slips = device_slips(model, idx)
     check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
           "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    rates = [m.p for m in drops]
-    try:
-        for m in drops:
-            m.p = 0.5
-        with torch.no_grad():
-            dropped = (model.train()(idx)[0] == 0).float().mean().item()  # share of logits exactly 0
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        model.train(was)
-    check(dropped < 0.05, f"in training mode {dropped:.0%} of the logits are exactly 0: a dropout is applied to "
+    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
+    check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
-
 
 class MixedDevices(torch.overrides.TorchFunctionMode):
     """Records every torch function called with tensors (not scalars) on two devices."""
@@ -360,7 +411,6 @@ class MixedDevices(torch.overrides.TorchFunctionMode):
         if len({a.device.type for a in flat if isinstance(a, torch.Tensor) and a.dim() > 0}) > 1:
             self.mixed.append(getattr(func, "__name__", str(func)))
         return func(*args, **kwargs)
-
 
 def device_slips(model, idx):
     """The functions in model(idx) that mix devices when a copy of the model sits on the 'meta' device."""
@@ -380,14 +430,19 @@ def device_slips(model, idx):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of one attention head (folded: open it to see how it works)
-def check_head(head):
-    """Check one attention head (a module with key, query, value and tril) against PyTorch's attention."""
+def check_head(head, head_size=None):
+    """Check one attention head (key, query, value; with head_size, its output width) against PyTorch's attention."""
     torch.manual_seed(0)
     check_registered(head)
-    C, T, name = head.key.in_features, head.tril.shape[0], type(head).__name__
+    tril, name = getattr(head, "tril", None), type(head).__name__
+    C, T = head.key.in_features, tril.shape[-1] if isinstance(tril, torch.Tensor) else 8  # an SDPA head needs no tril
     for B, t in probe_sizes(T):
         x = torch.randn(B, t, C)  # (B, T, C)
-        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, :T])?")
+        out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, "
+                       ":T])?" if t < T else "the scores are (B, T, hs) @ (B, hs, T) -> (B, T, T): transpose the last two "
+                       "dimensions of k (on a 3-D tensor .T reverses all three), and the output is (B, T, T) @ (B, T, hs)")
+        check(head_size is None or out.shape[-1] == head_size, f"{name} gives {out.shape[-1]} channels per position, "
+              f"not head_size = {head_size}: key, query and value must each map n_embd channels to head_size")
         q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
         mistake = attention_diagnosis(out, q, k, v, C)
         check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
@@ -416,31 +471,30 @@ class StandIn(nn.Module):
             return self.probs.log().expand(*idx.shape, self.vocab_size).clone(), None
         return F.one_hot(self.next_token(idx), self.vocab_size).float() * 100, None  # (B, T, C) all but certain
 
-
 def check_generate(generate, block_size=None, sampling=False):
     """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
-    run = lambda model, idx, n, **kw: attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n})", generate,
-                                              model, idx, n, **kw, hint="torch.multinomial needs probabilities, "
-                                              "F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat joins on dim=1")
+    def run(model, idx, n, **kw):
+        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat "
+                "joins on dim=1") if "top_k" not in kw else (f"the top_k = {kw['top_k']} largest logits must survive the "
+                "mask (only those below the k-th largest become -inf), else every logit is -inf and the softmax gives nan")
+        said = "".join(f", {k}={v}" for k, v in kw.items())
+        return attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n}{said})", generate, model, idx, n, **kw, hint=hint)
     probs = torch.tensor([0.5, 0.3, 0.2])
-    settings = [({}, probs)]
-    if sampling:
-        settings += [({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
-                     ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
-                     ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                     ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))]
+    settings = [({}, probs)] + ([({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
+                                 ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
+                                 ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
+                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))] if sampling else [])
     for kwargs, expected in settings:
         torch.manual_seed(0)
         out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
         check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
               "append one token per step")
-        draws = out[:, 1]  # (4000,) one sample each
-        freq = torch.bincount(draws, minlength=3) / len(draws)
+        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 4000 samples
         check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: "
-              + ("draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax "
-                 "over the last dimension" if not kwargs else
-                 "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
+              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: " + (
+                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax over "
+                  "the last dimension" if not kwargs else
+                  "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
     chain = StandIn(10, block_size=block_size)
     out = run(chain, torch.tensor([[3], [7]]), 5)
     check(out.shape == (2, 6), f"generate(idx of shape (2, 1), 5) gave {tuple(out.shape)}, not (2, 6): append one token per step")
@@ -448,12 +502,10 @@ def check_generate(generate, block_size=None, sampling=False):
     check(out.tolist() == [[3, 4, 5, 6, 7, 8], [7, 8, 9, 0, 1, 2]], "the samples do not follow the last "
           "position: sample from logits[:, -1, :], the prediction after the last token")
     modes = [(training, grad) for _, training, grad in chain.seen]
-    check(not any(grad for _, grad in modes), "generate ran the model in training mode or with gradients: "
-          "gradients were on, so decorate it with @torch.no_grad()")
-    check(not modes[0][0], "generate ran the model in training mode or with gradients: it was in training mode from "
-          "the first step, so call model.eval() before the loop")
-    check(not any(training for training, _ in modes), "generate ran the model in training mode or with gradients: it "
-          "put the model back in training mode before it had finished, so restore the mode after the loop, not inside it")
+    why = ("gradients were on, so decorate it with @torch.no_grad()" if any(grad for _, grad in modes) else "it was in "
+           "training mode from the first step, so call model.eval() before the loop" if modes[0][0] else "it put the model "
+           "back in training mode before it had finished, so restore the mode after the loop, not inside it")
+    check(not any(training or grad for training, grad in modes), f"generate ran the model in training mode or with gradients: {why}")
     check(chain.training, "generate left a model in training mode in eval mode: put it back with model.train(was_training)")
     run(chain.eval(), torch.tensor([[3]]), 2)
     check(not chain.training, "generate left a model in eval mode in training mode: restore the mode it found, "
@@ -470,7 +522,7 @@ def check_generate(generate, block_size=None, sampling=False):
               "(idx_cond), never idx itself")
         for _ in range(n):
             reference = torch.cat((reference, window.next_token(reference[:, -block_size:])[:, -1:]), dim=1)
-        wrong = [s for s in range(n) if out.shape != reference.shape or not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
+        wrong = [s for s in range(n) if not torch.equal(out[:, 2 + s], reference[:, 2 + s])]
         check(not wrong, f"from new token {wrong[0] + 1 if wrong else 0} on, generate differs from a reference that "
               f"feeds the model the last block_size = {block_size} tokens: crop to the most recent, idx[:, -block_size:]")
     return Passed("generate: passed")
@@ -479,8 +531,9 @@ def check_generate(generate, block_size=None, sampling=False):
 #
 # The modules of notebook 03b, configured by one `GPTConfig` instead of global variables (so that a
 # checkpoint can carry its configuration). `Head.attention` returns the attention weights on their
-# own, so that we can draw them at the end. Notebooks 03 and 03b checked each piece against an
-# independent answer as it was built; here the checks test the whole model (unfold the cells above).
+# own, so that we can draw them at the end. Notebooks 03 and 03b checked each piece as it was built;
+# here each piece is checked again as it is written (04 carries them folded, unchecked), then the whole
+# model (unfold the cells above to see how).
 
 # %%
 @dataclass
@@ -521,12 +574,12 @@ class Head(nn.Module):
 
 
 # %% [markdown]
-# **Check.** With `head_size = 8` different from `n_embd = 32` (so that scaling by `C` would show),
-# the head must equal PyTorch's `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own
-# queries, keys and values.
+# **Check.** With `head_size = 8` different from `n_embd = 32` and `block_size = 16` (so that scaling
+# by either would show), the head must give `head_size` channels and equal PyTorch's
+# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own queries, keys and values.
 
 # %%
-check_head(Head(GPTConfig(n_embd=32, block_size=8, dropout=0.0), head_size=8))
+check_head(Head(GPTConfig(n_embd=32, block_size=16, dropout=0.0), head_size=8), head_size=8)
 
 
 # %%
@@ -544,6 +597,11 @@ class MultiHeadAttention(nn.Module):
         out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, C)
         return self.dropout(self.proj(out))  # (B, T, C)
 
+
+# %% [markdown]
+# **Check.** Each head against PyTorch's attention of its own queries, keys and values (also for heads
+# fused in one `Linear`), `proj` last, and dropout where the lecture puts it: at a rate of 0.5 in
+# training mode the attention weights are dropped, and the output is `proj`'s, half of it zeroed.
 
 # %%
 check_multihead(MultiHeadAttention(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_embd=32, n_head=4)
@@ -565,6 +623,9 @@ class FeedForward(nn.Module):
     def forward(self, x):
         return self.net(x)  # (B, T, C)
 
+
+# %% [markdown]
+# **Check.** Shape kept, each position on its own, not linear, and its dropout last (probed at 0.5).
 
 # %%
 check_feedforward(FeedForward(GPTConfig(n_embd=32, dropout=0.0)), n_embd=32)
@@ -589,10 +650,13 @@ class Block(nn.Module):
 
 # %% [markdown]
 # **Check.** A block is its input plus two corrections: with both output projections (attention's
-# `proj`, the feed-forward's last linear layer) set to zero, it must return its input unchanged.
+# `proj`, the feed-forward's last linear layer) set to zero, it must return its input unchanged, and
+# zeroing either alone must leave the other's correction on its own path to the output. Post-norm
+# `ln(x + f(x))`, a parallel block or the feed-forward first pass too (the last is a reordering studied
+# by [Press et al. 2020](https://arxiv.org/abs/1911.03864), not the lecture's order).
 
 # %%
-check_block(Block(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)))
+check_block(Block(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_head=4)
 
 
 # %% [markdown]
@@ -793,6 +857,65 @@ GPTLanguageModel.generate = generate
 check_generate(generate, block_size=8, sampling=True)
 
 # %% [markdown]
+# ## Decoder, encoder, or both [▶ 1:42:39](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6159s)
+#
+# The model above is a *decoder*: every block is masked, so text is generated one character at a time. The original
+# Transformer ("Attention is all you need") translates: an *encoder* reads the whole source with unmasked
+# self-attention; the *decoder* writes the target with masked self-attention plus **cross-attention**, queries
+# from its tokens, keys and values from the encoder's output. A GPT has no source: a decoder alone. A
+# cross-attention head's weights are `(T, S)`, not square, with no mask (the source is known before decoding), so
+# every target position depends on every source position. Its check compares it with `F.scaled_dot_product_attention`.
+
+# %%
+class CrossAttention(nn.Module):
+    """One head of cross-attention: queries from x (B, T, C), keys and values from a source (B, S, C), no mask."""
+
+    def __init__(self, n_embd, head_size):
+        super().__init__()
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+
+    def forward(self, x, source):
+        q, k, v = self.query(x), self.key(source), self.value(source)  # (B, T, hs), (B, S, hs), (B, S, hs)
+        wei = F.softmax(q @ k.transpose(1, 2) * q.shape[-1]**-0.5, dim=-1)  # (B, T, hs) @ (B, hs, S): no mask
+        return wei @ v, wei  # (B, T, hs), (B, T, S)
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of cross-attention (folded: open it to see how it works)
+def check_cross_attention(cross, n_embd):
+    """Cross-attention against F.scaled_dot_product_attention (queries from x, keys and values from the source, no
+    mask) on a source longer and one shorter than the target."""
+    torch.manual_seed(0)
+    name = type(cross).__name__
+    for B, T, S in ((2, 5, 7), (1, 6, 3)):
+        x, source = torch.randn(B, T, n_embd), torch.randn(B, S, n_embd)  # (B, T, C), (B, S, C)
+        what = f"{name}(x of shape {(B, T, n_embd)}, source of shape {(B, S, n_embd)})"
+        with torch.no_grad():
+            out, wei = attempt(what, cross, x, source, hint="queries come from x, keys and values from the source")
+            sdpa = lambda scale=None: F.scaled_dot_product_attention(cross.query(x), cross.key(source), cross.value(source), scale=scale)
+        check(out.shape == sdpa().shape and wei.shape == (B, T, S), f"{what} gave {tuple(out.shape)} and weights "
+              f"{tuple(wei.shape)}, not {tuple(sdpa().shape)} and (B, T, S): queries from x, keys and values from the source")
+        check(torch.allclose(wei.sum(-1), torch.ones(B, T), atol=1e-5), f"{name}: a target position's weights over "
+              "the source do not sum to 1: the softmax runs over the wrong dimension (it spreads over the S source positions)")
+        check(bool((wei > 0).all()), f"{name} gives some source positions weight 0: cross-attention has no mask")
+        for scale, said in ((1.0, "not scaled"), (n_embd**-0.5, "scaled by n_embd**-0.5")):
+            check(not torch.allclose(out, sdpa(scale), atol=1e-5), f"{name}'s scores are {said}: scale them by "
+                  "head_size**-0.5, as a head does")
+        gap = (out - sdpa()).abs().max().item()
+        check(gap < 1e-5, f"{what} differs from F.scaled_dot_product_attention (queries from x, keys and values from "
+              f"the source, no mask) by up to {gap:.3g}: look at how the weights are made and applied")
+        changed = source.clone()
+        changed[:, -1] += 1.0  # the last source token: every target position moves
+        moved = bool(((attempt(what, cross, x, changed)[0] - out).abs().amax(-1) > 1e-6).all())
+    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention; weights {tuple(wei.shape)} = (B, T, S), rows "
+                  f"summing to 1; change the last source token and every target position moves: {moved})")
+
+# %%
+torch.manual_seed(1337)
+print(check_cross_attention(CrossAttention(32, 8), 32))  # n_embd 32, head_size 8
+
+# %% [markdown]
 # ## Summary
 #
 # - The complete GPT in the order of the lecture's `gpt.py`, configured by one `GPTConfig`: embeddings,
@@ -806,6 +929,8 @@ check_generate(generate, block_size=8, sampling=True)
 #   paths), then the whole model against independent answers: causality, positions, the final LayerNorm,
 #   every parameter learning, the initial loss, the parameter count piece by piece, `generate` against
 #   known distributions.
+# - A decoder-only GPT uses masked self-attention throughout; an encoder–decoder adds unmasked
+#   cross-attention from the target to the source (the answer to notebook 02's exercise 2).
 # - Next: notebook 04 trains this model on tiny Shakespeare, samples from it and draws where it looks.
 #
 # ## Exercises

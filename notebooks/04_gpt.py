@@ -36,9 +36,7 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
 
 def runs_folder():
     """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
@@ -47,7 +45,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
 
 def show(fig, name, folder=None):
     """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
@@ -60,16 +57,13 @@ def show(fig, name, folder=None):
     plt.close(fig)
     print(f"figure saved: {folder / f'{name}.png'}")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -80,7 +74,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -101,7 +94,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -115,7 +107,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (the same in every notebook)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -142,7 +133,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -159,7 +149,6 @@ def read_text(path, source="COURSE_DATA"):
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
 
-
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
     datasets/, else beside the notebook, else downloaded once; always verified)."""
@@ -174,7 +163,6 @@ def load_text(path=None, flag="--data"):
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
 
-
 def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
     """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
     for split, d in (("training", train_data), ("validation", val_data)):
@@ -182,7 +170,6 @@ def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
             need = math.ceil((block_size + 1) / 0.1)
             raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
                              f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
-
 
 def check_split(text, encode, train_data, val_data, fraction=0.9):
     """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
@@ -201,24 +188,40 @@ def check_split(text, encode, train_data, val_data, fraction=0.9):
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
 
-
-def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece"):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence."""
+def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
+    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept = [t.clone() for t in inputs]
+    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
+    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
+        running.pop()
+        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
+                                        m.register_forward_hook(leave))]
     try:
         with torch.no_grad():
-            out = attempt(what, module.eval(), *inputs, hint=hint)
+            out = module.eval()(*inputs)
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
+        where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
+                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
     finally:
-        module.train(was)
+        _ = [h.remove() for h in hooks], module.train(was)
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
+    check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
+          f"{f'{names[bad[0]]} ({type(bad[0]).__name__})' if bad else 'its own forward'} from finite input: in attention "
+          "a query whose scores are all -inf (the mask must keep the diagonal and the past), or no softmax after the mask")
     return out
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the batch check (the same in every notebook that carries it)
-def check_batch(x, y, data, batch_size, block_size, draw=None):
-    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, every row a chunk of data; with
-    draw (a call of get_batch without arguments), also its offsets at both ends of their range, and fresh draws."""
+def check_batch(x, y, data, batch_size, block_size, draw=None, device=None):
+    """Check one batch (x, y) of get_batch: on device (if given), shapes, int64, y = x shifted by one, rows chunks of
+    data; with draw (get_batch called without arguments), also offsets at both ends of their range, fresh draws."""
+    check(device is None or x.device.type == y.device.type == torch.device(device).type, f"get_batch returns its "
+          f"batch on the {x.device.type}, not on {device} where the model trains: move x and y there with .to(device)")
     check(x.shape == y.shape == (batch_size, block_size), f"get_batch should return two ({batch_size}, "
           f"{block_size}) tensors, got {tuple(x.shape)} and {tuple(y.shape)}: stack batch_size chunks of block_size")
     check(x.dtype == y.dtype == torch.long, f"get_batch returns {x.dtype} and {y.dtype}: keep the data as torch.long")
@@ -236,15 +239,16 @@ def check_batch(x, y, data, batch_size, block_size, draw=None):
                                        at_extremes, draw, hint="the last chunk needs block_size + 1 characters, so "
                                        "offsets stay below len(data) - block_size")
             check_rows(ex.cpu(), ey.cpu(), data, "with offsets at both ends of their range, ")
-            last = data[len(data) - block_size - 1:len(data) - 1]  # (T,) the last chunk that has a next character
-            check(not forced or any(torch.equal(r, last) for r in ex.cpu()), "with torch.randint at the top of its "
-                  "range no row is the last chunk of the split, so the offsets stop short of len(data) - block_size - 1 "
-                  "and the last characters are never trained on: torch.randint(n, ...) draws 0 to n - 1")
+            for end, chunk, what in (("top", data[len(data) - block_size - 1:-1], "last chunk of the split, so the offsets "
+                                      "stop short of len(data) - block_size - 1 and the last"), ("bottom", data[:block_size],
+                                      "first chunk of the split, so offset 0 is never drawn and the first")):
+                check(not forced or end == "bottom" and len(ex) < 2 or any(torch.equal(r, chunk) for r in ex.cpu()),
+                      f"with torch.randint at the {end} of its range no row is the {what} characters are never trained "
+                      "on: torch.randint(n, ...) draws 0 to n - 1")
             again = [draw()[0].cpu() for _ in range(3)]
         check(not all(torch.equal(a, again[0]) for a in again), "get_batch gave the same batch three times in a row: "
               "draw fresh random offsets at every call, ix = torch.randint(len(data) - block_size, (batch_size,))")
     return Passed("get_batch: passed")
-
 
 def check_rows(x, y, data, when=""):
     """Every row of x is a chunk of data and the row of y the characters that follow it."""
@@ -258,7 +262,6 @@ def check_rows(x, y, data, when=""):
             found = found[data[found + 1 + j] == c]
         check(len(found) > 0, f"{when}row {row}'s targets are not the characters that follow its inputs in the "
               "training split: y = data[i+1:i+block_size+1] (a shift or roll of x loses the character after the chunk)")
-
 
 def at_extremes(draw):
     """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn; and whether it was called."""
@@ -283,7 +286,6 @@ def at_extremes(draw):
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: checks of sampling and training steps (from 03_building_gpt: the parts this notebook uses)
 
-
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
     """call(*args), and the (training, gradients on) of every forward pass of model during it."""
     seen = []
@@ -294,10 +296,9 @@ def modes_seen(model, call, *args, hint="look at the shapes of the tensors in th
         hook.remove()
     return seen
 
-
-def check_evaluation(evaluate, model, *args, splits=None):
-    """evaluate(model, *args) must run model in eval mode without gradients and hand it back in training mode, feed
-    it targets one step on, and return means of its losses; with splits (train_data, val_data), measure both."""
+def check_evaluation(evaluate, model, *args, splits=None, block_size=None):
+    """evaluate(model, *args) must run model in eval mode without gradients, hand it back in training mode, feed it
+    targets one step on (rows of at most block_size, if given), return means of its losses (of both splits, if given)."""
     name, calls, result = getattr(evaluate, "__name__", "the function"), [], []
     run = lambda *a: result.append(evaluate(*a))
     run.__name__ = name
@@ -315,6 +316,9 @@ def check_evaluation(evaluate, model, *args, splits=None):
     check(model.training, f"{name} left the model in eval mode, so training after it would run without dropout: "
           "end with model.train()")
     for x, y, _ in calls:
+        check(block_size is None or x.shape[-1] <= block_size, f"{name} fed the model rows of {x.shape[-1]} tokens, more "
+              f"than block_size = {block_size}, so a model with block_size positions would fail: cut the data into rows "
+              "of block_size consecutive tokens")
         check(y is None or (y.shape == x.shape and torch.equal(x[..., 1:], y[..., :-1])), f"{name} fed the model "
               "targets that are not its inputs one step on (y[:, :-1] must equal x[:, 1:]): for x = data[i:i+T] the "
               "targets are y = data[i+1:i+T+1]")
@@ -332,14 +336,12 @@ def check_evaluation(evaluate, model, *args, splits=None):
                   "split: fetch each split's batches with the loop's split, get_batch(split, ...)")
     return Passed(f"{name}: passed (eval mode and no gradients inside, training mode after)")
 
-
 def found_in(row, data):
     """Whether the 1-D tensor row occurs in data."""
     found = torch.arange(len(data) - len(row) + 1)
     for j, c in enumerate(row.tolist()):
         found = found[data[found + j] == c]
     return len(found) > 0
-
 
 def check_train_step(train_step, model, batches, lr=0.1):
     """train_step(model, optimizer, x, y) with SGD at two learning rates, over several steps, must equal gradient
@@ -355,8 +357,7 @@ def check_train_step(train_step, model, batches, lr=0.1):
             first = [p.detach().clone() for p in params]
             fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
             for xb, yb in steps:
-                optimizer, stepped, returned, order = torch.optim.SGD(params, lr=rate), [], [], []
-                optimizer.register_step_post_hook(lambda *a: stepped.append(1))
+                optimizer, returned, order = torch.optim.SGD(params, lr=rate), [], []
                 optimizer.register_step_pre_hook(lambda *a: order.append(  # "0": step() found every gradient empty
                     "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
                 with torch.no_grad():
@@ -370,9 +371,10 @@ def check_train_step(train_step, model, batches, lr=0.1):
                 finally:
                     _ = [h.remove() for h in landed]
                 events = "".join(order)
-                check(len(stepped) == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), f"train_step called step() of the optimizer it was given {len(stepped)} times, "
-                      "not once: " + ("use the optimizer passed in, not one of its own" if not stepped else
-                                      "call optimizer.step() once per step"))
+                stepped = events.count("0") + events.count("g")  # calls of optimizer.step()
+                check(stepped == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), "train_step "
+                      f"called step() of the optimizer it was given {stepped} times, not once: " + (
+                          "use the optimizer passed in, not one of its own" if not stepped else "call optimizer.step() once per step"))
                 check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
                       f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
                       "loss (a tensor or a float), which the training loop records")
@@ -386,8 +388,7 @@ def check_train_step(train_step, model, batches, lr=0.1):
                     with torch.no_grad():
                         _ = [p.copy_(w) for p, w in zip(params, weights)]
                     grads = torch.autograd.grad(model(xb, yb)[1], params)
-                    if weights is piled:
-                        total = [t + g for t, g in zip(total, grads)]
+                    total = [t + g for t, g in zip(total, grads)] if weights is piled else total
                     weights[:] = [w - rate * g for w, g in zip(weights, total if weights is piled else grads)]
                 with torch.no_grad():
                     _ = [p.copy_(s) for p, s in zip(params, saved)]
@@ -414,7 +415,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"error: {message}; see --help\n")
 
-
 def check_flags(args, rules):
     """Stop with one line at the first flag that was given and breaks its rule: {name: (test, 'what it must be')}."""
     for name, (ok, must) in rules.items():
@@ -422,10 +422,8 @@ def check_flags(args, rules):
         if value is not None and not ok(value):
             raise SystemExit(f"error: --{name.replace('_', '-')} must be {must} (got {value})")
 
-
 def positive(v):
     return v >= 1
-
 
 def finite(v):
     return math.isfinite(v) and v > 0
@@ -709,7 +707,7 @@ def get_batch(split):
     return x.to(device), y.to(device)
 
 
-check_batch(*get_batch('train'), train_data, batch_size, block_size, draw=lambda: get_batch('train'))
+check_batch(*get_batch('train'), train_data, batch_size, block_size, draw=lambda: get_batch('train'), device=device)
 
 
 # %% [markdown]

@@ -42,9 +42,7 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
 
 def runs_folder():
     """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
@@ -53,7 +51,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
 
 def show(fig, name, folder=None):
     """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
@@ -66,16 +63,13 @@ def show(fig, name, folder=None):
     plt.close(fig)
     print(f"figure saved: {folder / f'{name}.png'}")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -86,7 +80,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -107,7 +100,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -121,7 +113,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -148,7 +139,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -165,7 +155,6 @@ def read_text(path, source="COURSE_DATA"):
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
 
-
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
     datasets/, else beside the notebook, else downloaded once; always verified)."""
@@ -179,7 +168,6 @@ def load_text(path=None, flag="--data"):
     if not (folder / "tinyshakespeare.txt").exists():  # a notebook and its text alone in one folder
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
-
 
 def check_split(text, encode, train_data, val_data, fraction=0.9):
     """Check the split: train_data is the encoded text's first 90% and val_data the rest, both in order."""
@@ -198,7 +186,6 @@ def check_split(text, encode, train_data, val_data, fraction=0.9):
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: checks of sampling and training steps (from 03_building_gpt: the parts this notebook uses)
 
-
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
     """call(*args), and the (training, gradients on) of every forward pass of model during it."""
     seen = []
@@ -209,10 +196,9 @@ def modes_seen(model, call, *args, hint="look at the shapes of the tensors in th
         hook.remove()
     return seen
 
-
-def check_evaluation(evaluate, model, *args, splits=None):
-    """evaluate(model, *args) must run model in eval mode without gradients and hand it back in training mode, feed
-    it targets one step on, and return means of its losses; with splits (train_data, val_data), measure both."""
+def check_evaluation(evaluate, model, *args, splits=None, block_size=None):
+    """evaluate(model, *args) must run model in eval mode without gradients, hand it back in training mode, feed it
+    targets one step on (rows of at most block_size, if given), return means of its losses (of both splits, if given)."""
     name, calls, result = getattr(evaluate, "__name__", "the function"), [], []
     run = lambda *a: result.append(evaluate(*a))
     run.__name__ = name
@@ -230,6 +216,9 @@ def check_evaluation(evaluate, model, *args, splits=None):
     check(model.training, f"{name} left the model in eval mode, so training after it would run without dropout: "
           "end with model.train()")
     for x, y, _ in calls:
+        check(block_size is None or x.shape[-1] <= block_size, f"{name} fed the model rows of {x.shape[-1]} tokens, more "
+              f"than block_size = {block_size}, so a model with block_size positions would fail: cut the data into rows "
+              "of block_size consecutive tokens")
         check(y is None or (y.shape == x.shape and torch.equal(x[..., 1:], y[..., :-1])), f"{name} fed the model "
               "targets that are not its inputs one step on (y[:, :-1] must equal x[:, 1:]): for x = data[i:i+T] the "
               "targets are y = data[i+1:i+T+1]")
@@ -246,7 +235,6 @@ def check_evaluation(evaluate, model, *args, splits=None):
             check(any(absent(x, other) for x in sample), f"{name} never fed the model a batch of the {split} "
                   "split: fetch each split's batches with the loop's split, get_batch(split, ...)")
     return Passed(f"{name}: passed (eval mode and no gradients inside, training mode after)")
-
 
 def found_in(row, data):
     """Whether the 1-D tensor row occurs in data."""

@@ -54,9 +54,7 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
 
 def runs_folder():
     """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
@@ -65,7 +63,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
 
 def show(fig, name, folder=None):
     """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
@@ -78,10 +75,8 @@ def show(fig, name, folder=None):
     plt.close(fig)
     print(f"figure saved: {folder / f'{name}.png'}")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
@@ -99,7 +94,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -113,7 +107,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -140,7 +133,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -157,7 +149,6 @@ def read_text(path, source="COURSE_DATA"):
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
 
-
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
     datasets/, else beside the notebook, else downloaded once; always verified)."""
@@ -171,7 +162,6 @@ def load_text(path=None, flag="--data"):
     if not (folder / "tinyshakespeare.txt").exists():  # a notebook and its text alone in one folder
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
-
 
 def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
     """Stop with one line if either split is too short for one chunk of block_size + 1 characters."""
@@ -188,7 +178,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"error: {message}; see --help\n")
 
-
 def check_flags(args, rules):
     """Stop with one line at the first flag that was given and breaks its rule: {name: (test, 'what it must be')}."""
     for name, (ok, must) in rules.items():
@@ -196,10 +185,8 @@ def check_flags(args, rules):
         if value is not None and not ok(value):
             raise SystemExit(f"error: --{name.replace('_', '-')} must be {must} (got {value})")
 
-
 def positive(v):
     return v >= 1
-
 
 def finite(v):
     return math.isfinite(v) and v > 0

@@ -40,16 +40,13 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -60,7 +57,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -81,7 +77,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -95,7 +90,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -122,7 +116,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -138,7 +131,6 @@ def read_text(path, source="COURSE_DATA"):
     if not text.strip():
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
-
 
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
@@ -159,20 +151,48 @@ def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
-
-def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece"):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence."""
+def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
+    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept = [t.clone() for t in inputs]
+    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
+    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
+        running.pop()
+        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
+                                        m.register_forward_hook(leave))]
     try:
         with torch.no_grad():
-            out = attempt(what, module.eval(), *inputs, hint=hint)
+            out = module.eval()(*inputs)
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
+        where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
+                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
     finally:
-        module.train(was)
+        _ = [h.remove() for h in hooks], module.train(was)
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
+    check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
+          f"{f'{names[bad[0]]} ({type(bad[0]).__name__})' if bad else 'its own forward'} from finite input: in attention "
+          "a query whose scores are all -inf (the mask must keep the diagonal and the past), or no softmax after the mask")
     return out
 
+def dropped(module, fn, p=0.5):
+    """fn() with module in training mode, every nn.Dropout in it at p, without gradients; all restored after."""
+    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
+    rates, was = [m.p for m in drops], module.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            for m in drops:
+                m.p = p
+            module.train()
+            return fn()
+    finally:
+        for m, rate in zip(drops, rates):
+            m.p = rate
+        module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -189,32 +209,14 @@ def check_registered(module):
             check(any(b is tril for b in owner.buffers(recurse=False)), f"{where} is a plain attribute, not a buffer, so "
                   "model.to(device) leaves it on the CPU (and it is not in state_dict): self.register_buffer('tril', ...)")
 
-
 def sees_future(module, x, training=False, first=1):
     """Whether the first outputs of module (B, T, ...) change when only later positions of x change; with training,
     in training mode with every dropout at 0.5 and the same random numbers for both inputs."""
-    if not training:
-        changed = x.clone()
-        changed[:, 1:] = torch.randn_like(changed[:, 1:])
-        return not torch.allclose(run_eval(module, x)[:, :1], run_eval(module, changed)[:, :1], atol=1e-5)
-    drops = [m for m in module.modules() if isinstance(m, nn.Dropout)]
-    rates, was, outs = [m.p for m in drops], module.training, []
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the notebook's random numbers untouched
-            for m in drops:
-                m.p = 0.5
-            changed = x.clone()
-            changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
-            for inp in (x, changed):
-                torch.manual_seed(0)
-                out = attempt(f"{type(module).__name__} in training mode", module.train(), inp)
-                outs.append((out[0] if isinstance(out, tuple) else out)[:, :first])
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        module.train(was)
-    return not torch.allclose(*outs, atol=1e-5)
-
+    changed, name = x.clone(), type(module).__name__
+    changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
+    seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
+    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
 
 def check_model(model, attends=True):
     """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
@@ -222,7 +224,7 @@ def check_model(model, attends=True):
     torch.manual_seed(0)
     positions = getattr(model, "position_embedding_table", None)  # notebook 01's bigram has none
     V, T = model.token_embedding_table.num_embeddings, positions.num_embeddings if positions else 8
-    name, was, drops = type(model).__name__, model.training, [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    name = type(model).__name__
     check_registered(model)
     masks = [b.shape[-1] for k, b in model.named_buffers() if k.endswith("tril")]
     check(not positions or not masks or T <= min(masks), f"{name}'s position table has {T} rows but its attention "
@@ -231,7 +233,7 @@ def check_model(model, attends=True):
               "flattens them, F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
     for B, t in probe_sizes(T):
         idx, targets = torch.randint(0, V, (B, t)), torch.randint(0, V, (B, t))
-        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes)
+        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes, finite=True)
         check(logits.numel() == B * t * V and loss is not None and loss.dim() == 0, f"{name}(idx of shape {(B, t)}, "
               f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
               f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
@@ -255,7 +257,8 @@ def check_model(model, attends=True):
           "characters before it: lm_head is fed the token embeddings (or the body's output is dropped), not the x "
           "that came through the body")
     check(not blind, "the same character at positions 0 "
-          "and 1 gives the same logits: the model ignores positions (add position_embedding_table(arange(T)))")
+          "and 1 gives the same logits: the model ignores positions (are position embeddings added, and does the x "
+          "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
@@ -264,20 +267,10 @@ def check_model(model, attends=True):
     slips = device_slips(model, idx)
     check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
           "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    rates = [m.p for m in drops]
-    try:
-        for m in drops:
-            m.p = 0.5
-        with torch.no_grad():
-            dropped = (model.train()(idx)[0] == 0).float().mean().item()  # share of logits exactly 0
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        model.train(was)
-    check(dropped < 0.05, f"in training mode {dropped:.0%} of the logits are exactly 0: a dropout is applied to "
+    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
+    check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
-
 
 class MixedDevices(torch.overrides.TorchFunctionMode):
     """Records every torch function called with tensors (not scalars) on two devices."""
@@ -292,7 +285,6 @@ class MixedDevices(torch.overrides.TorchFunctionMode):
         if len({a.device.type for a in flat if isinstance(a, torch.Tensor) and a.dim() > 0}) > 1:
             self.mixed.append(getattr(func, "__name__", str(func)))
         return func(*args, **kwargs)
-
 
 def device_slips(model, idx):
     """The functions in model(idx) that mix devices when a copy of the model sits on the 'meta' device."""
@@ -913,7 +905,7 @@ for batch, label in ((32, "batches of 32 with .item()"), (256, "batches of 256, 
 # - `torch.compile` fuses chains of element-wise operations into one kernel; fused AdamW updates all
 #   tensors in one kernel.
 # - Going over the whole split gives the exact loss; whether large batches are also faster depends on
-#   the device: on this 2-core CPU they were slower (a median of 1.69 s against 1.31 s for the
+#   the device: on this 2-core CPU they were slower (a median of 1.77 s against 1.29 s for the
 #   lecture's batches of 32); measure it on yours.
 #
 # ## Exercises

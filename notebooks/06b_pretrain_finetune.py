@@ -47,9 +47,7 @@ def course_root():
             return pathlib.Path(os.path.relpath(folder)) if folder in (here, here.parent) else folder
     return pathlib.Path(".")
 
-
 SCRATCH = []  # smoke mode: one temporary folder, removed when the process ends
-
 
 def runs_folder():
     """Where this notebook saves what it makes: runs/RUN_NAME of the checkout; a temporary folder in smoke mode."""
@@ -58,7 +56,6 @@ def runs_folder():
             SCRATCH.append(tempfile.TemporaryDirectory(prefix=RUN_NAME + "-"))
         return pathlib.Path(SCRATCH[0].name)
     return course_root() / "runs" / RUN_NAME
-
 
 def show(fig, name, folder=None):
     """Show fig in a notebook; as a script, save it as NAME.png (in runs_folder()) and say where."""
@@ -71,16 +68,13 @@ def show(fig, name, folder=None):
     plt.close(fig)
     print(f"figure saved: {folder / f'{name}.png'}")
 
-
 class CheckFailed(AssertionError):
     """A check of the code above failed; the message says what is wrong and its likely cause."""
-
 
 def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
-
 
 def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
     """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
@@ -91,7 +85,6 @@ def attempt(what, fn, *args, hint="look at the shapes of the tensors in that pie
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said = (str(e).strip().splitlines() or [""])[0][:200]
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
-
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -112,7 +105,6 @@ def pick_device(name="auto"):
                          "use --device auto (the fastest there is) or --device cpu")
     return name
 
-
 def describe_device(device):
     """One line on what runs this notebook; on Colab without a GPU, also how to get one."""
     if device != "cuda" and "google.colab" in sys.modules:
@@ -126,7 +118,6 @@ def describe_device(device):
 #@title Plumbing: the data, found or downloaded and verified (from 01_bigram: the parts this notebook uses)
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-
 
 def fetch_shakespeare(folder):
     """Path of tiny Shakespeare in folder, downloaded once; stops with one line if wrong or unreachable."""
@@ -153,7 +144,6 @@ def fetch_shakespeare(folder):
                          "delete it and run again to download a fresh copy")
     return path
 
-
 def read_text(path, source="COURSE_DATA"):
     """The text of a UTF-8 file (without a leading byte-order mark), or stop with one line naming source."""
     path = pathlib.Path(path)
@@ -170,7 +160,6 @@ def read_text(path, source="COURSE_DATA"):
         raise SystemExit(f"error: {path} has no text in it; point {source} at a file with text")
     return text
 
-
 def load_text(path=None, flag="--data"):
     """Text to train on: path (given with flag), else $COURSE_DATA, else tiny Shakespeare (in the checkout's
     datasets/, else beside the notebook, else downloaded once; always verified)."""
@@ -186,9 +175,11 @@ def load_text(path=None, flag="--data"):
     return read_text(fetch_shakespeare(folder), "the download")
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the batch check (the same in every notebook that carries it)
-def check_batch(x, y, data, batch_size, block_size, draw=None):
-    """Check one batch (x, y) of get_batch: shapes, int64, y = x shifted by one, every row a chunk of data; with
-    draw (a call of get_batch without arguments), also its offsets at both ends of their range, and fresh draws."""
+def check_batch(x, y, data, batch_size, block_size, draw=None, device=None):
+    """Check one batch (x, y) of get_batch: on device (if given), shapes, int64, y = x shifted by one, rows chunks of
+    data; with draw (get_batch called without arguments), also offsets at both ends of their range, fresh draws."""
+    check(device is None or x.device.type == y.device.type == torch.device(device).type, f"get_batch returns its "
+          f"batch on the {x.device.type}, not on {device} where the model trains: move x and y there with .to(device)")
     check(x.shape == y.shape == (batch_size, block_size), f"get_batch should return two ({batch_size}, "
           f"{block_size}) tensors, got {tuple(x.shape)} and {tuple(y.shape)}: stack batch_size chunks of block_size")
     check(x.dtype == y.dtype == torch.long, f"get_batch returns {x.dtype} and {y.dtype}: keep the data as torch.long")
@@ -206,15 +197,16 @@ def check_batch(x, y, data, batch_size, block_size, draw=None):
                                        at_extremes, draw, hint="the last chunk needs block_size + 1 characters, so "
                                        "offsets stay below len(data) - block_size")
             check_rows(ex.cpu(), ey.cpu(), data, "with offsets at both ends of their range, ")
-            last = data[len(data) - block_size - 1:len(data) - 1]  # (T,) the last chunk that has a next character
-            check(not forced or any(torch.equal(r, last) for r in ex.cpu()), "with torch.randint at the top of its "
-                  "range no row is the last chunk of the split, so the offsets stop short of len(data) - block_size - 1 "
-                  "and the last characters are never trained on: torch.randint(n, ...) draws 0 to n - 1")
+            for end, chunk, what in (("top", data[len(data) - block_size - 1:-1], "last chunk of the split, so the offsets "
+                                      "stop short of len(data) - block_size - 1 and the last"), ("bottom", data[:block_size],
+                                      "first chunk of the split, so offset 0 is never drawn and the first")):
+                check(not forced or end == "bottom" and len(ex) < 2 or any(torch.equal(r, chunk) for r in ex.cpu()),
+                      f"with torch.randint at the {end} of its range no row is the {what} characters are never trained "
+                      "on: torch.randint(n, ...) draws 0 to n - 1")
             again = [draw()[0].cpu() for _ in range(3)]
         check(not all(torch.equal(a, again[0]) for a in again), "get_batch gave the same batch three times in a row: "
               "draw fresh random offsets at every call, ix = torch.randint(len(data) - block_size, (batch_size,))")
     return Passed("get_batch: passed")
-
 
 def check_rows(x, y, data, when=""):
     """Every row of x is a chunk of data and the row of y the characters that follow it."""
@@ -228,7 +220,6 @@ def check_rows(x, y, data, when=""):
             found = found[data[found + 1 + j] == c]
         check(len(found) > 0, f"{when}row {row}'s targets are not the characters that follow its inputs in the "
               "training split: y = data[i+1:i+block_size+1] (a shift or roll of x loses the character after the chunk)")
-
 
 def at_extremes(draw):
     """draw() with torch.randint returning, for any range low..high, high - 1 and low in turn; and whether it was called."""

@@ -113,11 +113,11 @@ MASK = "wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, T, T
 CAT = "out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)"
 PROJ = "        return self.dropout(self.proj(out))  # (B, T, C)"
 RELU = "            nn.ReLU(),\n            nn.Linear(4 * n_embd, n_embd),  # (B, T, C) the projection back"
-BLOCK = "        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)\n        return x\n\n\n# %%\nprint(check_block(Block(n_embd, n_head)))"
+BLOCK = "        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)\n        return x\n\n# %%\nprint(check_block(build(Block, n_embd, n_head), n_head=n_head))"
 PRENORM = "        x = x + self.sa(self.ln1(x))  # (B, T, C)\n        x = x + self.ffwd(self.ln2(x))  # (B, T, C)"
 POS = "pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)"
 HEAD_OUT = "        x = self.ln_f(self.body(x))  # (B, T, C)\n        logits = self.lm_head(x)  # (B, T, vocab_size)"
-LOSS = "        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())\n        return logits, loss\n\n\n# %% [markdown]\n# `generate`"
+LOSS = "        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())\n        return logits, loss\n\n\n# %%\n@torch.no_grad()\ndef generate"
 CROP = "idx_cond = idx[:, -block_size:]  # (B, T) with T <= block_size"
 SPLIT_END = "                for xb, yb in zip(x.split(eval_batch), y.split(eval_batch)))\n    model.train()\n"
 
@@ -273,12 +273,17 @@ CORRECT.update({
 })
 
 
+BASELINES = set()  # (check, keep, notebook) already seen passing on the notebook as written, in this session
+
+
 @pytest.mark.parametrize("mistake", list(MISTAKES))
 def test_the_check_names_the_mistake(mistake, small_text):
     edits, run, sentence, *keep = MISTAKES[mistake]
     keep = keep[0] if keep else ()
     notebook = NB3B if run in IN_03B else "03_building_gpt"
-    assert "passed" in run(ns(keep=keep, notebook=notebook))
+    if (run, keep, notebook) not in BASELINES:  # the same check on the unedited notebook passes (once per session)
+        assert "passed" in run(ns(keep=keep, notebook=notebook))
+        BASELINES.add((run, keep, notebook))
     with pytest.raises(AssertionError) as caught:
         run(ns(replace=edits, keep=keep, notebook=notebook))
     assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)

@@ -55,9 +55,9 @@ CHECKS_03C = {  # the check cells of notebook 03c, as it calls them
     "initial_loss": lambda ns: ns["check_initial_loss"](model(ns)),
     "parameters": lambda ns: ns["check_parameter_count"](model(ns, block_size=256, n_embd=384, n_head=6, n_layer=6)),
     "generate": lambda ns: ns["check_generate"](ns["generate"], block_size=8, sampling=True),
-    "head": lambda ns: ns["check_head"](ns["Head"](config(ns, n_embd=32, block_size=8, dropout=0.0), head_size=8)),
+    "head": lambda ns: ns["check_head"](ns["Head"](config(ns, n_embd=32, block_size=16, dropout=0.0), head_size=8), head_size=8),
     "multihead": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](config(ns, n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_embd=32, n_head=4),
-    "block": lambda ns: ns["check_block"](ns["Block"](config(ns, n_embd=32, n_head=4, block_size=8, dropout=0.0))),
+    "block": lambda ns: ns["check_block"](ns["Block"](config(ns, n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_head=4),
 }
 
 CHECKS = {  # the check cells of notebook 04, as the notebook calls them
@@ -153,7 +153,8 @@ MISTAKES_IN_03B = {  # moved from MISTAKES_04: notebook 04 no longer carries the
 CORRECT_VARIANTS = {  # a learner's correct code: every check after it must still pass
     "a Head in einsum": ([("wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5", "wei = torch.einsum('btd,bsd->bts', q, k) * k.shape[-1]**-0.5")], "head"),
     "a Head through SDPA": ([("        wei = self.dropout(self.attention(x))  # (B, T, T)\n        return wei @ self.value(x)",
-                              "        q, k, v = self.query(x), self.key(x), self.value(x)\n        return F.scaled_dot_product_attention(q, k, v, is_causal=True)")], "head"),
+                              "        q, k, v = self.query(x), self.key(x), self.value(x)\n        return F.scaled_dot_product_attention(q, k, v, is_causal=True, "
+                              "dropout_p=self.dropout.p if self.training else 0.0)")], "head"),  # without dropout_p: H19, no attention dropout
     "heads joined with dim=2": ([("out = torch.cat([h(x) for h in self.heads], dim=-1)", "out = torch.cat([h(x) for h in self.heads], dim=2)")], "multihead"),
     "a GELU feed-forward": ([("            nn.ReLU(),\n            nn.Linear(4 * config.n_embd", "            nn.GELU(),\n            nn.Linear(4 * config.n_embd")], "feedforward"),
     "a post-norm block": ([("        x = x + self.sa(self.ln1(x))  # (B, T, C)\n        x = x + self.ffwd(self.ln2(x))  # (B, T, C)",

@@ -1,0 +1,194 @@
+"""Notebook 03b's own checks meet what a cold reader did to its cells (dev/results/mistake_hunt/cold_03_s4.md,
+the 03b rows; fixes in cold_03b_s5_fixes_C.md): each mistake is one edit of notebooks/03b_blocks_and_the_ladder.py,
+and the check the notebook runs after that cell stops with CheckFailed and one sentence naming the property and
+the likely cause; the correct variants (post-norm, parallel blocks, GELU, fused heads, proj without bias, eps
+added to the standard deviation, cross-attention through SDPA) pass the same checks. The cross-attention
+head moved to 03c (the end of the lecture's model), so its cases edit that notebook."""
+import pytest
+import torch
+import torch.nn as nn
+
+from notebook_code import load, source_of
+
+NB = "03b_blocks_and_the_ladder"
+HYPER = ("n_embd", "block_size", "n_head", "n_layer", "dropout")
+
+
+def ns(replace=(), notebook=NB):
+    if notebook != NB:  # the cross-attention head lives in 03c, which needs no data
+        return load(notebook, replace=replace)
+    return load(NB, keep=HYPER, replace=replace, vocab_size=65, device="cpu", batch_size=4, learning_rate=1e-3)
+
+
+def rung(name):
+    """The model the notebook builds for rung `name`, built as its cell builds it, then the cell's check_rung."""
+    def build_and_check(nb):
+        torch.manual_seed(1337)
+        C, nh, L, B = nb["n_embd"], nb["n_head"], nb["n_layer"], nb["BigramLanguageModel"]
+        step = name.split()[0]
+        if step == "7":
+            nb["dropout"] = 0.2
+        try:
+            model = {"2": lambda: B(body=nb["Head"](C)),
+                     "3": lambda: B(body=nb["MultiHeadAttention"](nh, C // nh)),
+                     "4": lambda: B(body=nn.Sequential(nb["MultiHeadAttention"](nh, C // nh), nb["FeedForward"](C))),
+                     "5": lambda: B(body=nn.Sequential(*[nb["Block"](C, nh) for _ in range(L)])),
+                     "5b": lambda: B(body=nn.Sequential(*[nb["PlainBlock"](C, nh) for _ in range(L)])),
+                     "6": nb["transformer"], "7": nb["transformer"]}[step]()
+        finally:
+            nb["dropout"] = 0.0
+        return nb["check_rung"](model, name)
+    return build_and_check
+
+
+RUNGS = ["2 one head", "3 multi-head", "4 + feed-forward", "5 blocks + residual", "5b blocks, no residual",
+         "6 + LayerNorm", "7 + dropout 0.2"]
+
+
+def step7_dropout_set_too_late(nb):  # D1: `dropout = 0.2` moved after `model = transformer()`
+    torch.manual_seed(1337)
+    return nb["check_rung"](nb["transformer"](), "7 + dropout 0.2")
+
+
+def block_built(nb):  # the step-5 cell: print(check_block(build(Block, n_embd, n_head), n_head=n_head))
+    return nb["check_block"](nb["build"](nb["Block"], nb["n_embd"], nb["n_head"]), n_head=nb["n_head"])
+
+
+def layernorm(nb):
+    return nb["check_layernorm"](nb["LayerNorm1d"](100))
+
+
+def cross(nb):  # 03c's cell: print(check_cross_attention(CrossAttention(32, 8), 32))
+    torch.manual_seed(1337)
+    return nb["check_cross_attention"](nb["CrossAttention"](32, 8), 32)
+
+
+cross.notebook = "03c_the_complete_model"
+
+
+FFN_IN, FFN_OUT = "nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4C)", "nn.Linear(4 * n_embd, n_embd),  # (B, T, C) the projection back"
+BLOCKS = "    blocks = nn.Sequential(*[PreNormBlock(n_embd, n_head) for _ in range(n_layer)])"
+SA_FF = "        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)"
+PRE = "        x = x + self.sa(self.ln1(x))  # (B, T, C)\n        x = x + self.ffwd(self.ln2(x))  # (B, T, C)"
+QKV = "q, k, v = self.query(x), self.key(source), self.value(source)"
+WEI = "wei = F.softmax(q @ k.transpose(1, 2) * q.shape[-1]**-0.5, dim=-1)"
+
+MISTAKES = {  # id: (edits, the check the notebook runs there, words its sentence must hold)
+    "F3 feed-forward not widened (step 4)": ([(FFN_IN, "nn.Linear(n_embd, n_embd),"), (FFN_OUT, "nn.Linear(n_embd, n_embd),")],
+                                              rung("4 + feed-forward"), "its configuration implies"),
+    "F3 feed-forward not widened (step 5)": ([(FFN_IN, "nn.Linear(n_embd, n_embd),"), (FFN_OUT, "nn.Linear(n_embd, n_embd),")],
+                                              rung("5 blocks + residual"), "4 * n_embd wide"),
+    "X1 no ln_f": ([("return BigramLanguageModel(body=blocks, ln_f=nn.LayerNorm(n_embd))", "return BigramLanguageModel(body=blocks)")],
+                   rung("6 + LayerNorm"), "(ln_f, before lm_head)"),
+    "X2 one block shared": ([(BLOCKS, "    blocks = nn.Sequential(*[PreNormBlock(n_embd, n_head)] * n_layer)")],
+                            rung("6 + LayerNorm"), "share one set of weights"),
+    "X3 n_head blocks": ([(BLOCKS, BLOCKS.replace("range(n_layer)", "range(n_head)"))], rung("6 + LayerNorm"), "4 blocks, not n_layer = 3"),
+    "X5 Block at step 6": ([(BLOCKS, BLOCKS.replace("PreNormBlock", "Block"))], rung("6 + LayerNorm"), "hold 0 LayerNorms, not 6"),
+    "K10 MultiHeadAttention(head_size, n_head)": ([("self.sa = MultiHeadAttention(n_head, head_size)", "self.sa = MultiHeadAttention(head_size, n_head)")],
+                                                  rung("5 blocks + residual"), "8 heads, not n_head = 4"),
+    "K10 at step 6": ([("self.sa = MultiHeadAttention(n_head, head_size)", "self.sa = MultiHeadAttention(head_size, n_head)")],
+                      rung("6 + LayerNorm"), "(num_heads, head_size)"),
+    "K9 float head_size": ([("        head_size = n_embd // n_head\n        self.sa", "        head_size = n_embd / n_head\n        self.sa")],
+                           block_built, "raised TypeError"),
+    "D1 dropout set after the model is built": ([], step7_dropout_set_too_late, "set it before building the model"),
+    "L9 gamma starts at zeros": ([("self.gamma = nn.Parameter(torch.ones(dim))", "self.gamma = nn.Parameter(torch.zeros(dim))")],
+                                 layernorm, "gamma all zeros"),
+    "L12 beta starts at ones": ([("self.beta = nn.Parameter(torch.zeros(dim))", "self.beta = nn.Parameter(torch.ones(dim))")],
+                                layernorm, "beta all ones"),
+    "L14 eps 1e-2": ([("def __init__(self, dim, eps=1e-5):", "def __init__(self, dim, eps=1e-2):")], layernorm, "eps, added to the variance"),
+    "L15 beta * xhat + gamma": ([("return self.gamma * xhat + self.beta", "return self.beta * xhat + self.gamma")], layernorm,
+                                "scales by the bias and shifts by the gain"),
+    "C1 keys from x": ([(QKV, "q, k, v = self.query(x), self.key(x), self.value(source)")], cross, "raised RuntimeError"),
+    "C2 softmax over the targets": ([(WEI, WEI.replace("dim=-1", "dim=-2"))], cross, "do not sum to 1"),
+    "C3 a causal mask kept": ([(WEI, "T, S = q.shape[1], k.shape[1]\n        wei = F.softmax((q @ k.transpose(1, 2) * q.shape[-1]**-0.5)"
+                                     ".masked_fill(torch.tril(torch.ones(T, S)) == 0, float('-inf')), dim=-1)")], cross, "no mask"),
+    "C4 no scale": ([(WEI, "wei = F.softmax(q @ k.transpose(1, 2), dim=-1)")], cross, "not scaled"),
+    "C5 queries from the source": ([(QKV, "q, k, v = self.query(source), self.key(x), self.value(x)")], cross, "queries from x"),
+    "C6 values from x": ([(QKV, "q, k, v = self.query(x), self.key(source), self.value(x)")], cross, "raised RuntimeError"),
+    "C7 scaled by n_embd": ([(WEI, WEI.replace("q.shape[-1]**-0.5", "x.shape[-1]**-0.5"))], cross, "scaled by n_embd**-0.5"),
+}
+
+FUSED = '''class MultiHeadAttention(nn.Module):
+    """The lecture's exercise: every head's keys, queries and values from one Linear, heads as (B, nh, T, hs)."""
+
+    def __init__(self, num_heads, head_size):
+        super().__init__()
+        self.nh, self.hs = num_heads, head_size
+        self.c_attn = nn.Linear(n_embd, 3 * num_heads * head_size, bias=False)
+        self.proj = nn.Linear(num_heads * head_size, n_embd)
+        self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.nh, self.hs).transpose(1, 2) for t in self.c_attn(x).split(self.nh * self.hs, dim=-1))
+        wei = (q @ k.transpose(-2, -1) * self.hs**-0.5).masked_fill(self.tril[:T, :T] == 0, float('-inf')).softmax(-1)
+        return self.proj((wei @ v).transpose(1, 2).reshape(B, T, C))'''
+
+VARIANTS = {  # correct code a learner may write: every rung's check passes
+    "the notebook as written": [],
+    "proj without bias": [("self.proj = nn.Linear(head_size * num_heads, n_embd)", "self.proj = nn.Linear(head_size * num_heads, n_embd, bias=False)")],
+    "GELU (exercise 3)": [("            nn.ReLU(),\n", "            nn.GELU(),\n")],
+    "post-norm (exercise 1)": [(PRE, "        x = self.ln1(x + self.sa(x))  # (B, T, C)\n        x = self.ln2(x + self.ffwd(x))  # (B, T, C)")],
+    "parallel block": [(SA_FF, "        x = x + self.sa(x) + self.ffwd(x)  # (B, T, C)")],
+    "K5 feed-forward before attention (a variant)": [(SA_FF, "        x = x + self.ffwd(x)  # (B, T, C)\n        x = x + self.sa(x)  # (B, T, C)")],
+    "LayerNorm1d in the blocks and as ln_f": [("self.ln1 = nn.LayerNorm(n_embd)", "self.ln1 = LayerNorm1d(n_embd)"),
+                                             ("self.ln2 = nn.LayerNorm(n_embd)", "self.ln2 = LayerNorm1d(n_embd)"),
+                                             ("ln_f=nn.LayerNorm(n_embd))", "ln_f=LayerNorm1d(n_embd))")],
+    "RMSNorm as ln_f": [("ln_f=nn.LayerNorm(n_embd))", "ln_f=nn.RMSNorm(n_embd))")],
+    "blocks in a list comprehension passed to Sequential": [(BLOCKS, "    blocks = nn.Sequential(*(PreNormBlock(n_embd, n_head) for _ in range(n_layer)))")],
+}
+
+
+@pytest.mark.parametrize("name", list(MISTAKES))
+def test_the_check_after_the_cell_names_the_mistake(name):
+    edits, run, words = MISTAKES[name]
+    where = getattr(run, "notebook", NB)
+    assert (rung("7 + dropout 0.2") if run is step7_dropout_set_too_late else run)(ns(notebook=where))  # as written: passes
+    found = ns(edits, where)
+    with pytest.raises(AssertionError) as caught:
+        run(found)
+    assert type(caught.value).__name__ == "CheckFailed" and words in str(caught.value), str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("step", RUNGS)
+def test_every_rung_accepts_correct_variants(variant, step):
+    assert "passed" in rung(step)(ns(VARIANTS[variant]))
+
+
+def test_fused_heads_pass_every_rung():
+    found = ns([(source_of(NB, "MultiHeadAttention"), FUSED)])
+    for step in RUNGS[1:]:
+        assert "as its configuration implies" in rung(step)(found)
+
+
+@pytest.mark.parametrize("edits", [
+    [("xvar = x.var(-1, keepdim=True, unbiased=False)  # (B, T, 1) biased, like nn.LayerNorm\n        xhat = (x - xmean) / torch.sqrt(xvar + self.eps)",
+      "xhat = (x - xmean) / (x.std(-1, keepdim=True, unbiased=False) + self.eps)")],  # L7: eps added to the std
+    [("xvar = x.var(-1, keepdim=True, unbiased=False)", "xvar = x.var(-1, keepdim=True, correction=0)")],  # L11
+    [("return self.gamma * xhat + self.beta", "return xhat * self.gamma + self.beta")]])
+def test_layernorm_variants_pass(edits):
+    assert "passed" in layernorm(ns(edits))
+
+
+@pytest.mark.parametrize("edits", [
+    [(WEI + "  # (B, T, hs) @ (B, hs, S): no mask\n        return wei @ v, wei",
+      WEI + "\n        return F.scaled_dot_product_attention(q, k, v), wei")],
+    [(WEI, "wei = torch.einsum('bth,bsh->bts', q, k).div(q.shape[-1]**0.5).softmax(-1)")]])
+def test_cross_attention_variants_pass(edits):
+    assert "passed" in cross(ns(edits, cross.notebook))
+
+
+def test_cross_attention_check_runs_two_shapes_of_each_kind():
+    """T < S and T > S: a mistake that mixes the two lengths cannot pass by chance of equal sizes."""
+    found = ns([(QKV, "q, k, v = self.query(x), self.key(x), self.value(x)")], cross.notebook)  # self-attention, not cross
+    with pytest.raises(AssertionError, match="queries come from x|differs from|weights"):
+        cross(found)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_block_checks_accept_the_same_variants(variant):
+    found = ns(VARIANTS[variant])
+    for block in ("Block", "PreNormBlock"):
+        assert "passed" in found["check_block"](found["build"](found[block], found["n_embd"], found["n_head"]))

@@ -1,0 +1,243 @@
+"""The checks of the model's pieces (home: notebook 03b's folded cell "Plumbing: checks of the model's pieces") meet
+the mistakes two cold readers made in session 4 (dev/results/mistake_hunt/cold_04_05c_s4.md, the 04_gpt table, now
+03c's model; cold_03_s4.md, the 03b table) that ran silently, crashed or met a sentence naming the wrong cause. Each
+mistake is one learner's edit of the notebook that holds the piece; the check that follows the piece there must stop
+with one sentence (CheckFailed) naming the property and the likely cause. The correct variants of both tables
+(einsum, PyTorch's attention, fused heads, GELU, post-norm, parallel, swapped norms, norm on the branch's output,
+feed-forward first) pass every check. The before -> after table: dev/results/mistake_hunt/cold_pieces_s5_fixes_B.md."""
+import pytest
+import torch
+
+from notebook_code import load
+
+NB3B, NB3C = "03b_blocks_and_the_ladder", "03c_the_complete_model"
+
+
+def ns_03c(replace=()):
+    return load(NB3C, replace=replace)
+
+
+def ns_03b(replace=()):
+    found = load(NB3B, keep=("n_embd", "block_size", "n_head", "n_layer", "dropout"), replace=replace, vocab_size=65,
+                 device="cpu", batch_size=4)
+    found.update(train_data=torch.arange(400) % 61, val_data=torch.arange(400) % 61)
+    return found
+
+
+def config(ns, **kw):
+    return ns["GPTConfig"](**{**dict(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0), **kw})
+
+
+def gpt(ns, **kw):
+    torch.manual_seed(1337)
+    return ns["GPTLanguageModel"](config(ns, **kw))
+
+
+CHECKS_03C = {  # 03c's checks in the order its cells call them (the pieces' checks also with dropout 0.2 built in:
+    # 04 trains at 0.2, and a check at dropout 0 cannot see where a dropout sits)
+    "head": lambda ns: ns["check_head"](ns["Head"](config(ns, block_size=16), head_size=8), head_size=8),
+    "multihead": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](config(ns)), n_embd=32, n_head=4),
+    "multihead, dropout 0.2": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](config(ns, dropout=0.2)), 32, 4),
+    "feedforward": lambda ns: ns["check_feedforward"](ns["FeedForward"](config(ns)), n_embd=32),
+    "feedforward, dropout 0.2": lambda ns: ns["check_feedforward"](ns["FeedForward"](config(ns, dropout=0.2)), n_embd=32),
+    "block": lambda ns: ns["check_block"](ns["Block"](config(ns)), n_head=4),
+    "model": lambda ns: ns["check_model"](gpt(ns)),
+    "model, dropout 0.2": lambda ns: ns["check_model"](gpt(ns, dropout=0.2)),
+}
+
+S = "wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5"
+SM = "return F.softmax(wei, dim=-1)  # (B, T, T)"
+MF = "wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))"
+CAT = "out = torch.cat([h(x) for h in self.heads], dim=-1)"
+OUT = "return self.dropout(self.proj(out))"
+SA, FF = "x = x + self.sa(self.ln1(x))", "x = x + self.ffwd(self.ln2(x))"
+KQV = ("self.key = nn.Linear(config.n_embd, head_size, bias=False)\n        self.query = nn.Linear(config.n_embd, head_size, bias=False)\n"
+       "        self.value = nn.Linear(config.n_embd, head_size, bias=False)")
+DROP, RELU = "            nn.Dropout(config.dropout),\n", "            nn.ReLU(),\n"
+
+MISTAKES_03C = {  # id: ([(old, new)] in 03c, the first check of 03c's order that must stop it, words of its sentence)
+    "H3": ([("* k.shape[-1]**-0.5", "* k.shape[-1]**0.5")], "head", "multiplied by head_size**0.5"),
+    "H4": ([(S, "wei = q @ k.transpose(-2, -1) / k.shape[-1]")], "head", "divided by head_size, not by its square root"),
+    "H5": ([(S, "wei = q @ k.transpose(-2, -1)"), (SM, "return F.softmax(wei, dim=-1) * k.shape[-1]**-0.5  # (B, T, T)")],
+           "head", "the scale is applied after the softmax"),
+    "H10": ([(MF, MF.replace("float('-inf')", "0.0")), (SM, "return wei  # (B, T, T)")], "head", "is not causal self-attention"),
+    "H22": ([(S, "wei = q @ k.transpose(-2, -1) * len(self.tril)**-0.5")], "head", "is not causal self-attention"),
+    "head_size ignored (03's H21)": ([(KQV, KQV.replace("config.n_embd, head_size", "config.n_embd, config.n_embd"))],
+                                     "head", "not head_size = 8"),
+    "H19": ([("wei = self.dropout(self.attention(x))", "wei = self.attention(x)")], "multihead",
+            "the attention weights get no dropout"),
+    "H6": ([("self.tril[:T, :T] == 0", "self.tril[:T, :T] == 1")], "model (04)", "gave nan or inf, first made by blocks.0.sa.heads.0 (Head)"),
+    "H11": ([(SM, "return wei  # (B, T, T)")], "model (04)", "gave nan or inf, first made by blocks.0.sa.heads.0 (Head)"),
+    "H12": ([("self.tril[:T, :T] == 0", "self.tril == 0")], "model (04)", "in blocks.0.sa.heads.0 (Head, given input of shape (3, 5, 32))"),
+    "H13": ([("return wei @ self.value(x)", "return wei @ x")], "model (04)", "in blocks.0.sa.proj (Linear, given input of shape (2, 8, 128))"),
+    "M3": ([(CAT, CAT.replace("dim=-1", "dim=1"))], "model (04)", "in blocks.0.sa.proj (Linear, given input of shape (2, 32, 8))"),
+    "M6": ([(CAT, "out = sum(h(x) for h in self.heads)")], "model (04)", "in blocks.0.sa.proj (Linear, given input of shape (2, 8, 8))"),
+    "M7": ([(OUT, "return self.proj(out)")], "multihead", "its dropout must come last, on what proj returns"),
+    "M8": ([(CAT, "out = torch.stack([h(x) for h in self.heads]).mean(0).repeat(1, 1, len(self.heads))")], "multihead",
+           "hands proj the same numbers"),
+    "M12": ([(OUT, "return self.proj(self.dropout(out))")], "multihead", "its dropout must come last"),
+    "B2": ([(FF, "x = self.ffwd(self.ln2(x))")], "block", "the residual connections are missing"),
+    "B10": ([(SA, "x = x + x + self.sa(self.ln1(x))")], "block", "returns 2.00 times its input"),
+    "B11": ([(SA, "h = x + self.sa(self.ln1(x))"), (FF, "x = x + self.ffwd(self.ln2(h))")], "block",
+            "attention changes nothing, so its output reaches the block's output only through the feed-forward"),
+    "B12": ([(SA, "x = self.ln1(x) + self.sa(self.ln1(x))"), (FF, "x = self.ln2(x) + self.ffwd(self.ln2(x))")], "block",
+            "normalises the residual stream itself"),
+    "F1": ([(DROP, ""), (RELU, RELU + DROP)], "feedforward", "its dropout must come last, on what its last Linear returns"),
+}
+
+FUSED = '''class MultiHeadAttention(nn.Module):
+    """The heads fused: one Linear makes every head's q, k, v (the lecture's exercise)."""
+
+    def __init__(self, num_heads, head_size):
+        super().__init__()
+        self.n_head, self.hs = num_heads, head_size
+        self.c_attn = nn.Linear(n_embd, 3 * num_heads * head_size, bias=False)
+        self.proj = nn.Linear(num_heads * head_size, n_embd)
+        self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_head * self.hs, dim=-1)
+        q, k, v = [t.view(B, T, self.n_head, self.hs).transpose(1, 2) for t in (q, k, v)]  # (B, nh, T, hs)
+        wei = q @ k.transpose(-2, -1) * self.hs**-0.5
+        wei = self.dropout(F.softmax(wei.masked_fill(self.tril[:T, :T] == 0, float('-inf')), dim=-1))
+        out = (wei @ v).transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.dropout(self.proj(out))
+'''
+
+
+def source_03b_mha():
+    from notebook_code import source_of
+    return source_of(NB3B, "MultiHeadAttention")
+
+
+def mha_03b(found, n_head=4):
+    return found["check_multihead"](found["MultiHeadAttention"](n_head, 32 // n_head), 32, n_head)
+
+
+def mha_03b_dropout(found):
+    found["dropout"] = 0.2
+    mha = found["MultiHeadAttention"](4, 8)
+    found["dropout"] = 0.0
+    return found["check_multihead"](mha, 32, 4)
+
+
+def block_03b(found):  # step 5's block: no LayerNorm; check_block told the number of heads, as 03b's cell does
+    return found["check_block"](found["Block"](32, 4), n_head=4)
+
+
+def prenorm_03b(found):
+    return found["check_block"](found["PreNormBlock"](32, 4), n_head=4)
+
+
+def model_03b(found):
+    torch.manual_seed(1337)
+    return found["check_model"](found["transformer"]())
+
+
+BLOCK = "        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)"
+X2 = "    blocks = nn.Sequential(*[PreNormBlock(n_embd, n_head) for _ in range(n_layer)])"
+
+MISTAKES_03B = {  # id: (edits of 03b, the check of 03b's cells, words of its sentence)
+    "A5": ([("nn.ModuleList([Head(head_size) for _ in range(num_heads)])", "nn.ModuleList([Head(n_embd) for _ in range(num_heads)])")],
+           mha_03b, "likely heads of n_embd channels each"),
+    "A7": ([("torch.cat([h(x) for h in self.heads], dim=-1)", "torch.cat([self.heads[0](x) for h in self.heads], dim=-1)")],
+           mha_03b, "hands proj the same numbers"),
+    "A9": ([("return self.dropout(self.proj(out))", "return self.dropout(F.relu(self.proj(out)))")], mha_03b,
+           "nothing but dropout comes after the output projection"),
+    "A11": ([("@SOURCE@", FUSED.replace("* self.hs**-0.5", "* C**-0.5"))], mha_03b, "scaled by C**-0.5 with C = n_embd = 32"),
+    "A12": ([("@SOURCE@", FUSED.replace("t.view(B, T, self.n_head, self.hs).transpose(1, 2)", "t.view(B, self.n_head, T, self.hs)")
+              .replace("(wei @ v).transpose(1, 2).reshape(B, T, C)", "(wei @ v).reshape(B, T, C)"))], mha_03b, "time on its own axis"),
+    "A12 with reshape": ([("@SOURCE@", FUSED.replace("t.view(B, T, self.n_head, self.hs).transpose(1, 2)", "t.reshape(B, self.n_head, T, self.hs)")
+                           .replace("(wei @ v).transpose(1, 2).reshape(B, T, C)", "(wei @ v).reshape(B, T, C)"))], mha_03b, "then transposed"),
+    "F5": ([("return self.net(x)  # (B, T, C) -> (B, T, C)", "return x + self.net(x)")], block_03b, "returns 2.00 times its input"),
+    "K4": ([(BLOCK, "        x = x + self.ffwd(self.sa(x))  # (B, T, C)")], block_03b,
+           "attention changes nothing, so its output reaches the block's output only through the feed-forward"),
+    "K10": ([("self.sa = MultiHeadAttention(n_head, head_size)", "self.sa = MultiHeadAttention(head_size, n_head)")], block_03b,
+            "has 8 heads of 4 channels, not n_head = 4 heads"),
+    "K12": ([(BLOCK, "        x = (x + self.sa(x)) / 2\n        x = (x + self.ffwd(x)) / 2")], block_03b, "returns 0.25 times its input"),
+    "X4": ([("ln_f=nn.LayerNorm(n_embd))", "ln_f=nn.LayerNorm(vocab_size))")], model_03b, "in ln_f (LayerNorm, given input of shape (2, 8, 32))"),
+    "X6": ([(X2, "    blocks = nn.ModuleList([PreNormBlock(n_embd, n_head) for _ in range(n_layer)])")], model_03b,
+           "in body (ModuleList, given input of shape (2, 8, 32))"),
+}
+
+VARIANTS_03C = {  # correct code of the 04 table: every check of 03c passes
+    "H16 dropout on the head's output": [("wei = self.dropout(self.attention(x))  # (B, T, T)\n        return wei @ self.value(x)",
+                                          "wei = self.attention(x)  # (B, T, T)\n        return self.dropout(wei @ self.value(x))")],
+    "H17 roles of q and k swapped": [(S, "wei = (k @ q.transpose(-2, -1)).transpose(-2, -1) * k.shape[-1]**-0.5")],
+    "H23 in-place masked_fill_": [(MF, "wei = wei.masked_fill_(self.tril[:T, :T] == 0, float('-inf'))")],
+    "H24 einsum": [(S, "wei = torch.einsum('btd,bsd->bts', q, k) * k.shape[-1]**-0.5")],
+    "a head through SDPA with dropout": [("        wei = self.dropout(self.attention(x))  # (B, T, T)\n        return wei @ self.value(x)",
+                                          "        q, k, v = self.query(x), self.key(x), self.value(x)\n        return F.scaled_dot_product_attention("
+                                          "q, k, v, is_causal=True, dropout_p=self.dropout.p if self.training else 0.0)")],
+    "M11 proj n_embd to n_embd": [("self.proj = nn.Linear(head_size * config.n_head, config.n_embd)", "self.proj = nn.Linear(config.n_embd, config.n_embd)")],
+    "B4 post-norm": [(SA, "x = self.ln1(x + self.sa(x))"), (FF, "x = self.ln2(x + self.ffwd(x))")],
+    "B6 feed-forward first": [(SA, "x = x + self.ffwd(self.ln2(x))"), (FF + "  # (B, T, C)\n        return x", SA + "  # (B, T, C)\n        return x")],
+    "B7 parallel": [(SA + "  # (B, T, C)\n        " + FF, "x = x + self.sa(self.ln1(x)) + self.ffwd(self.ln2(x))")],
+    "B9 the norm on the branch's output": [(SA, "x = x + self.ln1(self.sa(x))"), (FF, "x = x + self.ln2(self.ffwd(x))")],
+    "B13 norms swapped": [(SA, "x = x + self.sa(self.ln2(x))"), (FF, "x = x + self.ffwd(self.ln1(x))")],
+    "F2 GELU": [(RELU, "            nn.GELU(),\n")],
+}
+
+VARIANTS_03B = {  # correct code of the 03 table, in 03b: the check of the piece passes
+    "A8 bias-free proj": ([("self.proj = nn.Linear(head_size * num_heads, n_embd)", "self.proj = nn.Linear(head_size * num_heads, n_embd, bias=False)")], mha_03b),
+    "A10 fused heads": ([("@SOURCE@", FUSED)], mha_03b),
+    "A10 fused heads, dropout 0.2": ([("@SOURCE@", FUSED)], mha_03b_dropout),
+    "heads' dropout 0.2": ([], mha_03b_dropout),
+    "K3 parallel": ([(BLOCK, "        x = x + self.sa(x) + self.ffwd(x)  # (B, T, C)")], block_03b),
+    "K5 feed-forward first": ([(BLOCK, "        x = x + self.ffwd(x)  # (B, T, C)\n        x = x + self.sa(x)  # (B, T, C)")], block_03b),
+    "K11 feed-forward on the block's input": ([(BLOCK, "        h = x + self.sa(x)  # (B, T, C)\n        x = h + self.ffwd(x)  # (B, T, C)")], block_03b),
+    "P1 post-norm": ([("        x = x + self.sa(self.ln1(x))  # (B, T, C)\n        x = x + self.ffwd(self.ln2(x))  # (B, T, C)",
+                       "        x = self.ln1(x + self.sa(x))  # (B, T, C)\n        x = self.ln2(x + self.ffwd(x))  # (B, T, C)")], prenorm_03b),
+    "P4 the norm on the branch's output": ([("        x = x + self.sa(self.ln1(x))  # (B, T, C)\n        x = x + self.ffwd(self.ln2(x))  # (B, T, C)",
+                                             "        x = x + self.ln1(self.sa(x))  # (B, T, C)\n        x = x + self.ln2(self.ffwd(x))  # (B, T, C)")], prenorm_03b),
+    "the transformer": ([], model_03b),
+}
+
+
+def edits_03b(edits):
+    return [(source_03b_mha(), new) if old == "@SOURCE@" else (old, new) for old, new in edits]
+
+
+@pytest.mark.parametrize("case", list(MISTAKES_03C))
+def test_03cs_checks_name_the_mistake(case):
+    edits, stop, words = MISTAKES_03C[case]
+    order, ns = list(CHECKS_03C), ns_03c(edits)  # "model (04)": the check 04 runs on its folded copy, its learner's first
+    for name in order[:order.index(stop)] if stop in order else ():  # the checks before it pass: the learner reaches this one
+        assert "passed" in CHECKS_03C[name](ns), name
+    with pytest.raises(AssertionError) as caught:
+        CHECKS_03C[stop.replace(" (04)", "")](ns)
+    message = str(caught.value)
+    assert type(caught.value).__name__ == "CheckFailed" and words in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("case", list(MISTAKES_03B))
+def test_03bs_checks_name_the_mistake(case):
+    edits, run, words = MISTAKES_03B[case]
+    assert "passed" in run(ns_03b())
+    with pytest.raises(AssertionError) as caught:
+        run(ns_03b(edits_03b(edits)))
+    message = str(caught.value)
+    assert type(caught.value).__name__ == "CheckFailed" and words in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("case", list(VARIANTS_03C))
+def test_03cs_correct_variants_pass_every_check(case):
+    ns = ns_03c(VARIANTS_03C[case])
+    for name, run in CHECKS_03C.items():
+        assert "passed" in run(ns), name
+
+
+@pytest.mark.parametrize("case", list(VARIANTS_03B))
+def test_03bs_correct_variants_pass(case):
+    edits, run = VARIANTS_03B[case]
+    assert "passed" in run(ns_03b(edits_03b(edits)))
+
+
+def test_the_checks_put_back_the_dropout_rates_and_the_mode():
+    ns = ns_03c()
+    model = gpt(ns, dropout=0.2).train()
+    ns["check_model"](model)
+    ns["check_multihead"](model.blocks[0].sa, 32, 4)
+    assert model.training and {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.2}
