@@ -248,14 +248,13 @@ def probe_sizes(T):
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
-    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence naming the
+    sub-module it happened in (or one that returned None); with finite, nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    kept, names, running, bad, empty = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], [], []
     nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
-    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
-        running.pop()
-        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    def leave(m, args, out):  # a piece finished: note the first that returned None or turned finite input into nan
+        _ = running.pop(), out is None and empty.append(m), not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
     hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
                                         m.register_forward_hook(leave))]
     try:
@@ -264,10 +263,12 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
-        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
-                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
+                          f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
+                          'look at the shapes that piece makes and is given' if m else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
+    check(out is not None, f"{what} returned None: does its forward end with return ...?")
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
     check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
@@ -281,14 +282,10 @@ def dropped(module, fn, p=0.5):
     rates, was = [m.p for m in drops], module.training
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            for m in drops:
-                m.p = p
-            module.train()
+            _ = [setattr(m, "p", p) for m in drops], module.train()
             return fn()
     finally:
-        for m, rate in zip(drops, rates):
-            m.p = rate
-        module.train(was)
+        _ = [setattr(m, "p", rate) for m, rate in zip(drops, rates)], module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -336,7 +333,8 @@ def check_model(model, attends=True):
         expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
         check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
               f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint=shapes)[0]
+        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
+                          "called with targets=None, forward must not compute the loss (loss is None then)")[0]
         check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
               f"not (B, T, vocab_size) = {(B, t, V)}")
     logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
@@ -357,6 +355,14 @@ def check_model(model, attends=True):
           "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
+    if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
+        saved = positions.weight.detach().clone()
+        try:
+            flat = (positions.weight.data.zero_(), torch.allclose(logits_of(idx), logits_of((idx + 1) % V), atol=1e-6))[1]
+        finally:
+            positions.weight.data.copy_(saved)
+        check(not flat, "with the position table set to zero the logits no longer depend on the characters: the token "
+              "and position embeddings must be added, not combined another way (multiplied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
           "characters changed the predictions at earlier positions: dropout belongs after the softmax, on the "
           "weights, never on the scores before it")
@@ -399,13 +405,76 @@ def device_slips(model, idx):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
+#@title The checks of this notebook's own pieces (folded: open it to see how they work)
+def check_whole_split(split_loss, model, data, block_size, batch):
+    """split_loss(model, data) on 2.5 batches of `batch` chunks must feed the model every block_size chunk of data
+    and return the mean cross-entropy over all of them."""
+    data, fed = data[:int(2.5 * batch) * block_size + 1], []
+    hook = model.register_forward_pre_hook(lambda m, a: fed.append(a[0].numel() if a else 0))
+    try:
+        got = float(attempt("split_loss(model, data)", split_loss, model, data, hint="the model gives a loss only when "
+                            "it is given the targets too, model(xb, yb), and returns (logits, loss)"))
+    finally:
+        hook.remove()
+    n = (len(data) - 1) // block_size * block_size
+    check(sum(fed) >= n, f"split_loss fed the model {sum(fed):,} of the {n:,} tokens of data: the loss of a whole "
+          "split scores every block_size chunk of it, not a random batch")
+    x, y = (d[:n].view(-1, block_size).to(next(model.parameters()).device) for d in (data, data[1:]))  # (N, T) each
+    mean = sum(F.cross_entropy(run_eval(model, xb)[0].flatten(0, 1), yb.flatten(), reduction="sum").item()
+               for xb, yb in zip(x.split(batch), y.split(batch))) / n
+    check(abs(got - mean) < 0.01, f"split_loss gave {got:.4f} on {len(x):,} chunks in batches of at most {batch}, not "
+          f"their mean loss {mean:.4f}: is each batch weighted by its chunks, the sum divided by all the chunks?")
+
+def check_every_target(model):
+    """The loss on targets holding every character is the mean cross-entropy over all of them."""
+    V, T = model.token_embedding_table.num_embeddings, 8  # 8 <= block_size in this notebook
+    idx, targets = torch.randint(0, V, (-(-V // T), T)), (torch.arange(-(-V // T) * T) % V).view(-1, T)  # (B, T)
+    logits, loss = run_eval(model, idx, targets)
+    expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten()).item()
+    check(loss is not None and abs(loss.item() - expected) < 1e-4, f"on targets holding each of the {V} characters the "
+          f"loss is {loss and round(loss.item(), 4)}, not their mean cross-entropy ({expected:.4f}): is some character "
+          "(an ignore_index, a mask) left out of the loss?")
+
+def check_sampling(generate):
+    """generate keeps the prompt first; one step on 20,000 rows draws tokens with the model's probabilities."""
+    out = attempt("generate(model, [[3], [7]], 2)", generate, StandIn(10), torch.tensor([[3], [7]]), 2)
+    check(not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] > 1) or out[:, 0].tolist() == [3, 7],
+          f"generate(model, [[3], [7]], 2) returned {out.tolist()}: the prompt must stay first, each new token after it")
+    torch.manual_seed(0)
+    out = attempt("generate(model, idx of shape (20000, 1), 1)", generate, StandIn(3, torch.tensor([0.5, 0.3, 0.2])),
+                  torch.zeros((20000, 1), dtype=torch.long), 1)
+    freq = [round(f, 3) for f in (torch.bincount(out[:, -1], minlength=3)[:3] / len(out)).tolist()]
+    check(max(abs(f - p) for f, p in zip(freq, (0.5, 0.3, 0.2))) < 0.015, f"over 20,000 draws the samples come out "
+          f"with frequencies {freq}, not the model's probabilities [0.5, 0.3, 0.2]: sample from F.softmax of the last "
+          "position's logits as they are (no temperature, no argmax)")
+
+def check_fed(train_step, model, xb, yb):
+    """train_step(model, optimizer, xb, yb) gives the model the inputs xb first and their targets yb second."""
+    fed, hook = [], model.register_forward_pre_hook(lambda m, a, kw: fed.append((*a, *kw.values())), with_kwargs=True)
+    try:
+        attempt("train_step", train_step, model, torch.optim.SGD(model.parameters(), lr=0.0), xb, yb)
+    finally:
+        hook.remove()
+    same = lambda a, b: isinstance(a, torch.Tensor) and a.shape == b.shape and bool((a == b).all())
+    check(not (fed and len(fed[0]) > 1 and same(fed[0][0], yb) and same(fed[0][1], xb)), "train_step fed the model "
+          "(yb, xb): it takes the inputs first and their targets second, else it learns to predict the character before")
+
+# %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of one attention head (folded: open it to see how it works)
-def check_head(head, head_size=None):
-    """Check one attention head (key, query, value; with head_size, its output width) against PyTorch's attention."""
+def check_head(head, head_size=None, block_size=None):
+    """Check one attention head (key, query, value; with head_size, its output width; with block_size, inputs up to
+    that length and its mask's size) against PyTorch's attention."""
     torch.manual_seed(0)
     check_registered(head)
-    tril, name = getattr(head, "tril", None), type(head).__name__
-    C, T = head.key.in_features, tril.shape[-1] if isinstance(tril, torch.Tensor) else 8  # an SDPA head needs no tril
+    tril, name, kqv = getattr(head, "tril", None), type(head).__name__, [head.key, head.query, head.value]
+    check(len({p.data_ptr() for m in kqv for p in m.parameters()}) == sum(1 for m in kqv for _ in m.parameters()),
+          f"{name}'s key, query and value share a layer (or its weights), so two of k, q, v are always equal: "
+          "each is a projection of its own, learning its own weights")
+    size = tuple(tril.shape[-2:]) if isinstance(tril, torch.Tensor) else None  # an SDPA head needs no tril
+    check(not block_size or not size or size == (block_size,) * 2, f"{name}.tril is {size and ' x '.join(map(str, size))}"
+          f", not block_size x block_size = {block_size} x {block_size}: the mask has one row and one column per "
+          "position of the context, so its size comes from block_size (a smaller one fails on longer inputs)")
+    C, T = head.key.in_features, block_size or (size[-1] if size else 8)
     for B, t in probe_sizes(T):
         x = torch.randn(B, t, C)  # (B, T, C)
         out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, "
@@ -806,7 +875,8 @@ def train(model, name, lr=None, seed=1337):
 #
 # Notebook 01's model on the same batches, at 01's rate 1e-2 (at 1e-3 it is still learning after
 # 4,000 steps). Every later rung has to beat it. Its checks: the loss is the cross-entropy of its own
-# logits, and `split_loss` feeds it rows of `block_size`, as a model with positions needs.
+# logits over every target, and `split_loss` scores every `block_size` row of a split longer than two
+# eval batches, as a model with positions needs.
 
 # %%
 class Bigram(nn.Module):
@@ -822,12 +892,15 @@ class Bigram(nn.Module):
         return logits, loss
 
 
+# %%
 results = {}
 torch.manual_seed(1337)
 model = Bigram()
 print(f"{params(model):,} parameters")
 check(params(model) == vocab_size * vocab_size, "the bigram is one vocab_size x vocab_size table: nn.Embedding(vocab_size, vocab_size)")
 check_model(model, attends=False)
+check_every_target(model)
+check_whole_split(split_loss, model.to(device), val_data, block_size, eval_batch)
 check_evaluation(split_loss, model.to(device), val_data[:1000], block_size=block_size)
 
 # %% tags=["nbval-ignore-output"]
@@ -841,7 +914,8 @@ results['0 bigram'] = train(model, '0 bigram', lr=1e-2)
 # lecture's "minor code clean-up"). A second table, `position_embedding_table`, adds a vector for each
 # position `0..block_size-1`: attention has no notion of space (notebook 02), so position is put into
 # the data ([▶ 1:00:18](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3618s)). The `body` will hold
-# attention and blocks; in step 1 it is empty (`nn.Identity`). `generate` is notebook 01's plus a crop to
+# attention (step 2) and blocks, and `ln_f` a final LayerNorm (03b's steps 3-6); in step 1 both are
+# empty (`nn.Identity`). `generate` is notebook 01's plus a crop to
 # the last `block_size` tokens, as many as there are positions; its check feeds it stand-ins whose next
 # character is known.
 
@@ -853,8 +927,8 @@ class BigramLanguageModel(nn.Module):
         super().__init__()
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)
-        self.body = body or nn.Identity()  # filled in by the steps below
-        self.ln_f = ln_f or nn.Identity()  # a final LayerNorm, from step 6 on
+        self.body = body or nn.Identity()  # filled in by step 2 and 03b's steps 3-6
+        self.ln_f = ln_f or nn.Identity()  # a final LayerNorm, from 03b's step 6 on
         self.lm_head = nn.Linear(n_embd, vocab_size)
 
     def forward(self, idx, targets=None):
@@ -885,6 +959,7 @@ def generate(model, idx, max_new_tokens):
 
 
 BigramLanguageModel.generate = generate  # m.generate(idx, n), as in the lecture
+check_sampling(generate)
 check_generate(generate, block_size=block_size)
 
 # %% [markdown]
@@ -897,8 +972,11 @@ torch.manual_seed(1337)
 model = BigramLanguageModel()
 print(f"{params(model):,} parameters")
 print(check_model(model, attends=False))
+check_every_target(model)
 torch.manual_seed(0)
-check_train_step(train_step, BigramLanguageModel().to(device), [get_batch('train') for _ in range(2)])
+batches = [get_batch('train') for _ in range(2)]
+check_fed(train_step, BigramLanguageModel().to(device), *batches[0])
+check_train_step(train_step, BigramLanguageModel().to(device), batches)
 
 # %% tags=["nbval-ignore-output"]
 results['1 embeddings + positions'] = train(model, '1 embeddings + positions')
@@ -912,7 +990,8 @@ results['1 embeddings + positions'] = train(model, '1 embeddings + positions')
 # lecture's code (the video's own corrections, [▶ 1:20:05](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4805s)).
 # The `dropout` does nothing yet (rate 0.0 until 03b's step 7).
 #
-# **Check.** A head of size 8 (so that scaling by `C` would show) must give 8 channels and equal
+# **Check.** A head of size 4 (neither `C` nor `block_size`, so that a scale or mask sized by either
+# would show) must give 4 channels, three projections of its own, a `block_size` mask, and equal
 # `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own q, k, v for 1, 5 and 8 tokens;
 # if not, the check names the likely mistake (no mask, a shifted mask, the wrong scale or axis).
 
@@ -940,7 +1019,7 @@ class Head(nn.Module):
 
 
 # %%
-print(check_head(Head(8), head_size=8))
+print(check_head(Head(4), head_size=4, block_size=block_size))
 torch.manual_seed(1337)
 model = BigramLanguageModel(body=Head(n_embd))  # head_size = n_embd, so the shapes line up
 print(f"{params(model):,} parameters")

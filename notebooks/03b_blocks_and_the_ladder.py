@@ -174,14 +174,13 @@ def probe_sizes(T):
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
-    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence naming the
+    sub-module it happened in (or one that returned None); with finite, nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    kept, names, running, bad, empty = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], [], []
     nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
-    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
-        running.pop()
-        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    def leave(m, args, out):  # a piece finished: note the first that returned None or turned finite input into nan
+        _ = running.pop(), out is None and empty.append(m), not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
     hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
                                         m.register_forward_hook(leave))]
     try:
@@ -190,10 +189,12 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
-        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
-                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
+                          f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
+                          'look at the shapes that piece makes and is given' if m else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
+    check(out is not None, f"{what} returned None: does its forward end with return ...?")
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
     check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
@@ -207,14 +208,10 @@ def dropped(module, fn, p=0.5):
     rates, was = [m.p for m in drops], module.training
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            for m in drops:
-                m.p = p
-            module.train()
+            _ = [setattr(m, "p", p) for m in drops], module.train()
             return fn()
     finally:
-        for m, rate in zip(drops, rates):
-            m.p = rate
-        module.train(was)
+        _ = [setattr(m, "p", rate) for m, rate in zip(drops, rates)], module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -251,8 +248,9 @@ def check_feedforward(ffwd, n_embd):
     alone[:, 3] = x[:, 3]  # position 3 kept, every other position zero
     check(torch.allclose(run_eval(ffwd, alone)[:, 3], out[:, 3], atol=1e-5), f"{name} mixes positions: one "
           "position's output changed with the others; it must act on each token alone (Linear over the last dimension)")
-    check(not torch.allclose(run_eval(ffwd, 2 * x) - zero, 2 * (out - zero), atol=1e-4), f"{name} is linear "
-          "(f(2x) - f(0) = 2 (f(x) - f(0))), so its Linear layers collapse into one: put nn.ReLU() between them")
+    y = torch.randn_like(x)  # additivity, not f(2x) = 2 f(x), which a bias-free ReLU net satisfies without being linear
+    check(not torch.allclose(run_eval(ffwd, x + y) + zero, out + run_eval(ffwd, y), atol=1e-4), f"{name} is linear "
+          "(f(x + y) + f(0) = f(x) + f(y)), so its Linear layers collapse into one: a non-linearity must act between them")
     check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
           "the non-linearity goes between the two Linear layers")
     check_dropout_last(ffwd, x, lambda: out, "its last Linear")
@@ -286,8 +284,9 @@ def check_multihead(mha, n_embd, n_head):
     check_registered(mha)
     x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
     weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
-    likely = ("one Head object reused for every head (build a new Head for each)" if weights < expected else
-              "heads of n_embd channels each (head_size = n_embd // n_head)")
+    likely = ("heads of n_embd channels each (head_size = n_embd // n_head)" if weights > expected else "one Head object "
+              "reused for every head (build a new Head for each)" if len({*map(id, heads)}) < len(heads) else
+              "heads narrower than n_embd // n_head channels (look at the head_size each Head is given)")
     check(weights == expected, f"{name} has {weights:,} weights in its matrices, not 4 * n_embd**2 = {expected:,} "
           f"(key, query, value of {n_head} heads of n_embd // n_head channels, and proj): likely {likely}")
     widths = [run_eval(h, x).shape[-1] for h in heads]
@@ -318,9 +317,10 @@ def check_multihead(mha, n_embd, n_head):
             layouts = [parts, z.view(*z.shape[:2], -1, n_head).permute(0, 3, 1, 2)]
             check(not all(torch.allclose(parts[:, 0], parts[:, h]) for h in range(1, n_head)), f"every head of {name} "
                   "hands proj the same numbers: each head must be called on x, and each one's own output joined")
-            with torch.no_grad():  # each head against PyTorch's attention, at three scales
+            with torch.no_grad():  # each head against PyTorch's attention, at three scales, joined in any order
                 qkv = [c for c in heads_qkv(mha, x, n_head) if c[0].shape == parts.shape]
-                same = [any(torch.allclose(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale), atol=1e-5)
+                alike = lambda z, ref: all(any(torch.allclose(z[:, i], ref[:, j], atol=1e-5) for j in range(n_head)) for i in range(n_head))
+                same = [any(alike(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale))
                             for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0)]
             check(same[0] or not qkv, f"{name}'s heads are not PyTorch's causal attention of their own queries, keys and "
                   "values: " + (f"scaled by C**-0.5 with C = n_embd = {n_embd}, not by head_size**-0.5" if same[1] else
@@ -336,15 +336,22 @@ def check_block(block, n_head=None):
     on its own path to the output. Probed by setting the sub-layers' output projections to zero, one at a time and
     together; n_head, when given, is the number of heads its attention must have."""
     torch.manual_seed(0)
-    C, name = block.sa.proj.out_features, type(block).__name__
+    name, linears = type(block).__name__, [m for m in block.modules() if isinstance(m, nn.Linear)]
+    check(all(isinstance(getattr(block, k, None), nn.Module) for k in ("sa", "ffwd")) and linears, f"{name} has no "
+          "self.sa and self.ffwd: does its __init__ build them (a subclass: does it call Block's __init__ through super())?")
     check_registered(block)
-    x = torch.randn(2, 5, C) * 2 + 0.5  # (B, T, C) far from normalised
-    ffwd_out = [m for m in block.ffwd.modules() if isinstance(m, nn.Linear)][-1]
+    x = torch.randn(2, 5, min(m.in_features for m in linears)) * 2 + 0.5  # (B, T, C) far from normalised
+    ran, C = [], x.shape[-1]  # ran: the Linear layers in the order forward applies them
+    hooks = [m.register_forward_hook(lambda m, args, out: ran.append(m)) for m in linears]
+    try: run_eval(block, x)
+    finally: _ = [h.remove() for h in hooks]
+    last = lambda part: next((m for m in ran[::-1] + linears[::-1] if any(m is n for n in part.modules())), None)
+    sa_out, ffwd_out = block.sa.proj if isinstance(getattr(block.sa, "proj", None), nn.Linear) else last(block.sa), last(block.ffwd)
     saved, outs = {k: v.detach().clone() for k, v in block.state_dict().items()}, []
     try:
-        for silenced in ((), (block.sa.proj,), (ffwd_out,), (block.sa.proj, ffwd_out)):
+        for silenced in ((), (sa_out,), (ffwd_out,), (sa_out, ffwd_out)):
             with torch.no_grad():
-                for linear in silenced:
+                for linear in filter(None, silenced):
                     linear.weight.zero_()
                     _ = linear.bias.zero_() if linear.bias is not None else None
             outs.append(run_eval(block, x))
@@ -371,6 +378,15 @@ def check_block(block, n_head=None):
     unused = [k for (k, _), g in zip(named, grads) if g is None]
     check(not unused, f"{name}'s {unused[0] if unused else ''} gets no gradient from the block's output, so "
           f"{unused[0].rsplit('.', 1)[0] if unused else ''} is built but never used in forward: use each layer where it belongs")
+    try:  # the gradient with respect to x against how the output moves when x moves (in float64, on a copy)
+        import copy
+        twin, xd, d = copy.deepcopy(block).double().eval(), x.double().requires_grad_(), torch.randn_like(x, dtype=torch.float64)
+        slope = (torch.autograd.grad((twin(xd) * d).sum(), xd)[0] * d).sum().item()  # d . J^T d, from autograd
+        moved = ((twin(xd + 1e-5 * d) - twin(xd - 1e-5 * d)) * d).sum().item() / 2e-5  # d . J d, from the outputs
+    except Exception:  # a block that cannot be copied or run in float64: nothing to say
+        slope = moved = 0.0
+    check(abs(slope - moved) <= 1e-3 * abs(moved) + 1e-6, f"{name}'s gradient with respect to its input ({slope:.4g} along "
+          f"a random direction) is not how its output moves ({moved:.4g}): a .detach() or .data cuts a path the output depends on")
     post_norm = not torch.allclose(neither, x, atol=1e-5)
     check(not post_norm or neither.abs().max() > 1e-6, f"{name} returns 0 when its two output projections are zero, "
           "so the input is lost: the residual connections are missing (x = x + self.sa(...))")
@@ -414,7 +430,8 @@ def check_model(model, attends=True):
         expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
         check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
               f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint=shapes)[0]
+        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
+                          "called with targets=None, forward must not compute the loss (loss is None then)")[0]
         check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
               f"not (B, T, vocab_size) = {(B, t, V)}")
     logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
@@ -435,6 +452,14 @@ def check_model(model, attends=True):
           "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
+    if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
+        saved = positions.weight.detach().clone()
+        try:
+            flat = (positions.weight.data.zero_(), torch.allclose(logits_of(idx), logits_of((idx + 1) % V), atol=1e-6))[1]
+        finally:
+            positions.weight.data.copy_(saved)
+        check(not flat, "with the position table set to zero the logits no longer depend on the characters: the token "
+              "and position embeddings must be added, not combined another way (multiplied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
           "characters changed the predictions at earlier positions: dropout belongs after the softmax, on the "
           "weights, never on the scores before it")
@@ -575,8 +600,8 @@ class BigramLanguageModel(nn.Module):
         super().__init__()
         self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
         self.position_embedding_table = nn.Embedding(block_size, n_embd)
-        self.body = body or nn.Identity()  # filled in by the steps below
-        self.ln_f = ln_f or nn.Identity()  # a final LayerNorm, from step 6 on
+        self.body = body or nn.Identity()  # filled in by step 2 and 03b's steps 3-6
+        self.ln_f = ln_f or nn.Identity()  # a final LayerNorm, from 03b's step 6 on
         self.lm_head = nn.Linear(n_embd, vocab_size)
 
     def forward(self, idx, targets=None):
@@ -629,15 +654,26 @@ class Head(nn.Module):
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title 03b's own checks: the model each rung claims and LayerNorm1d (folded: open it to see how)
 def build(cls, *args):
-    """cls(*args); a crash in its __init__ becomes one sentence."""
-    return attempt(f"{cls.__name__}{args}", cls, *args, hint="every size given to a layer in __init__ must be an int "
-                   "(a / b is a float even when it divides evenly)")
+    """cls(*args); a crash in its __init__ becomes one sentence naming the likely cause from PyTorch's complaint."""
+    try:
+        return cls(*args)
+    except Exception as e:  # what PyTorch says names the cause: a call forgotten, a class for an instance, a float
+        said = (str(e).strip().splitlines() or [""])[0][:200]
+        hint = ("call super().__init__() first in __init__, before any layer is assigned" if "before Module.__init__" in said
+                else "a layer is given as a class, not an instance: call it, nn.ReLU()" if "not a Module subclass" in said
+                else f"pass every argument {said.split('(')[0]} needs (a subclass passes them on to super().__init__(...))" if "missing" in said
+                else "every size given to a layer in __init__ must be an int (a / b is a float even when it divides evenly)"
+                if "float" in said else "look at the layers its __init__ builds and what each is given")
+        raise CheckFailed(f"{cls.__name__}{args} raised {type(e).__name__} ({said}): {hint}") from None
 
 def check_rung(model, rung):
     """The model a rung claims: the weights its configuration implies, n_layer distinct blocks of n_head heads, two
     LayerNorms per block and ln_f from step 6 on, dropout at the rung's rate; then check_model."""
     step, C, layers, ln = rung[0], n_embd, n_layer if rung[0] in "567" else 1, rung[0] in "67"
+    is_norm = lambda m: isinstance(m, (nn.LayerNorm, nn.RMSNorm)) or not list(m.children()) and bool(list(m.parameters())) and all(
+        p.dim() == 1 for p in m.parameters())  # LayerNorm (with or without a gain), LayerNorm1d, RMSNorm
     blocks = list(model.body) if layers > 1 and isinstance(model.body, (nn.Sequential, nn.ModuleList)) else [model.body]
+    blocks = [b for b in blocks if not is_norm(b)]  # a final LayerNorm at the end of the body is ln_f, not a block
     check(len(blocks) == layers, f"{rung}: the body holds {len(blocks)} blocks, not n_layer = {n_layer}")
     check(len({id(b) for b in blocks}) == layers, f"{rung}: the body holds one block object {layers} times, so its "
           "blocks share one set of weights ([Block(...)] * n_layer repeats one block): build a new block for each")
@@ -650,8 +686,7 @@ def check_rung(model, rung):
     many = [len(m.heads) for m in model.modules() if isinstance(getattr(m, "heads", None), nn.ModuleList)]
     check(set(many) <= {n_head}, f"{rung}: a multi-head layer has {max(many or [0])} heads, not n_head = {n_head} (the "
           f"same weights as {n_head} heads of n_embd // n_head): does it take (num_heads, head_size) in that order?")
-    is_norm = lambda m: not list(m.children()) and bool(list(m.parameters())) and all(p.dim() == 1 for p in m.parameters())
-    inner = sum(map(is_norm, model.body.modules()))  # LayerNorm, LayerNorm1d, RMSNorm: only 1-D parameters
+    inner = sum(is_norm(m) for b in blocks for m in b.modules())
     check(inner == 2 * n_layer * ln, f"{rung}: its blocks hold {inner} LayerNorms, not {2 * n_layer * ln}"
           + " (two per block, before attention and before the feed-forward)" * ln)
     check(sum(map(is_norm, model.modules())) - inner == ln, f"{rung}: the model holds "
@@ -686,8 +721,9 @@ def check_layernorm(layer_norm, dim=100):
     check(not torch.allclose(out, unbiased, atol=1e-5), "it uses the unbiased variance (dividing by C - 1): "
           "pass unbiased=False, as nn.LayerNorm does")
     mean, var = out.mean(-1), out.var(-1, unbiased=False)  # (B, T) each token's
-    check(mean.abs().max() < 1e-3, f"each token's outputs have a mean up to {mean.abs().max():.3g}, not 0: "
-          "normalise over the last dimension (dim=-1, each token's channels)")
+    kept = torch.allclose(out, x / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5), atol=1e-4)  # x - mean?
+    check(mean.abs().max() < 1e-3, f"each token's outputs have a mean up to {mean.abs().max():.3g}, not 0: " + (
+          "the mean is not subtracted before dividing" if kept else "normalise over the last dimension (dim=-1, each token's channels)"))
     check((var - 1).abs().max() < 1e-2, f"each token's outputs have mean 0 but variance up to {var.max():.3g}, not 1: "
           "divide x - mean by the square root of the variance plus eps")
     check(gap < 1e-3, f"on inputs of small variance (0.09) it differs from nn.LayerNorm by up to {gap:.3g}, more than on "
@@ -743,7 +779,7 @@ results['3 multi-head'] = train(model, '3 multi-head')
 #
 # Attention is communication; then each token *thinks* about what it gathered, on its own. `FeedForward` is a
 # per-position MLP: widen to 4 × `n_embd` (as in "Attention is all you need"), ReLU, back. Its check: each position
-# on its own, and non-linear, f(2x) − f(0) ≠ 2 (f(x) − f(0)): without the ReLU the two Linears collapse into one.
+# on its own, and non-linear, f(x + y) + f(0) ≠ f(x) + f(y): without the ReLU the two Linears collapse into one.
 
 # %%
 class FeedForward(nn.Module):

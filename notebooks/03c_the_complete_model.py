@@ -126,14 +126,13 @@ def probe_sizes(T):
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
-    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence naming the
+    sub-module it happened in (or one that returned None); with finite, nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    kept, names, running, bad, empty = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], [], []
     nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
-    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
-        running.pop()
-        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    def leave(m, args, out):  # a piece finished: note the first that returned None or turned finite input into nan
+        _ = running.pop(), out is None and empty.append(m), not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
     hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
                                         m.register_forward_hook(leave))]
     try:
@@ -142,10 +141,12 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
-        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
-                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
+                          f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
+                          'look at the shapes that piece makes and is given' if m else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
+    check(out is not None, f"{what} returned None: does its forward end with return ...?")
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
     check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
@@ -159,14 +160,10 @@ def dropped(module, fn, p=0.5):
     rates, was = [m.p for m in drops], module.training
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            for m in drops:
-                m.p = p
-            module.train()
+            _ = [setattr(m, "p", p) for m in drops], module.train()
             return fn()
     finally:
-        for m, rate in zip(drops, rates):
-            m.p = rate
-        module.train(was)
+        _ = [setattr(m, "p", rate) for m, rate in zip(drops, rates)], module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -203,8 +200,9 @@ def check_feedforward(ffwd, n_embd):
     alone[:, 3] = x[:, 3]  # position 3 kept, every other position zero
     check(torch.allclose(run_eval(ffwd, alone)[:, 3], out[:, 3], atol=1e-5), f"{name} mixes positions: one "
           "position's output changed with the others; it must act on each token alone (Linear over the last dimension)")
-    check(not torch.allclose(run_eval(ffwd, 2 * x) - zero, 2 * (out - zero), atol=1e-4), f"{name} is linear "
-          "(f(2x) - f(0) = 2 (f(x) - f(0))), so its Linear layers collapse into one: put nn.ReLU() between them")
+    y = torch.randn_like(x)  # additivity, not f(2x) = 2 f(x), which a bias-free ReLU net satisfies without being linear
+    check(not torch.allclose(run_eval(ffwd, x + y) + zero, out + run_eval(ffwd, y), atol=1e-4), f"{name} is linear "
+          "(f(x + y) + f(0) = f(x) + f(y)), so its Linear layers collapse into one: a non-linearity must act between them")
     check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
           "the non-linearity goes between the two Linear layers")
     check_dropout_last(ffwd, x, lambda: out, "its last Linear")
@@ -238,8 +236,9 @@ def check_multihead(mha, n_embd, n_head):
     check_registered(mha)
     x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
     weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
-    likely = ("one Head object reused for every head (build a new Head for each)" if weights < expected else
-              "heads of n_embd channels each (head_size = n_embd // n_head)")
+    likely = ("heads of n_embd channels each (head_size = n_embd // n_head)" if weights > expected else "one Head object "
+              "reused for every head (build a new Head for each)" if len({*map(id, heads)}) < len(heads) else
+              "heads narrower than n_embd // n_head channels (look at the head_size each Head is given)")
     check(weights == expected, f"{name} has {weights:,} weights in its matrices, not 4 * n_embd**2 = {expected:,} "
           f"(key, query, value of {n_head} heads of n_embd // n_head channels, and proj): likely {likely}")
     widths = [run_eval(h, x).shape[-1] for h in heads]
@@ -270,9 +269,10 @@ def check_multihead(mha, n_embd, n_head):
             layouts = [parts, z.view(*z.shape[:2], -1, n_head).permute(0, 3, 1, 2)]
             check(not all(torch.allclose(parts[:, 0], parts[:, h]) for h in range(1, n_head)), f"every head of {name} "
                   "hands proj the same numbers: each head must be called on x, and each one's own output joined")
-            with torch.no_grad():  # each head against PyTorch's attention, at three scales
+            with torch.no_grad():  # each head against PyTorch's attention, at three scales, joined in any order
                 qkv = [c for c in heads_qkv(mha, x, n_head) if c[0].shape == parts.shape]
-                same = [any(torch.allclose(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale), atol=1e-5)
+                alike = lambda z, ref: all(any(torch.allclose(z[:, i], ref[:, j], atol=1e-5) for j in range(n_head)) for i in range(n_head))
+                same = [any(alike(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale))
                             for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0)]
             check(same[0] or not qkv, f"{name}'s heads are not PyTorch's causal attention of their own queries, keys and "
                   "values: " + (f"scaled by C**-0.5 with C = n_embd = {n_embd}, not by head_size**-0.5" if same[1] else
@@ -288,15 +288,22 @@ def check_block(block, n_head=None):
     on its own path to the output. Probed by setting the sub-layers' output projections to zero, one at a time and
     together; n_head, when given, is the number of heads its attention must have."""
     torch.manual_seed(0)
-    C, name = block.sa.proj.out_features, type(block).__name__
+    name, linears = type(block).__name__, [m for m in block.modules() if isinstance(m, nn.Linear)]
+    check(all(isinstance(getattr(block, k, None), nn.Module) for k in ("sa", "ffwd")) and linears, f"{name} has no "
+          "self.sa and self.ffwd: does its __init__ build them (a subclass: does it call Block's __init__ through super())?")
     check_registered(block)
-    x = torch.randn(2, 5, C) * 2 + 0.5  # (B, T, C) far from normalised
-    ffwd_out = [m for m in block.ffwd.modules() if isinstance(m, nn.Linear)][-1]
+    x = torch.randn(2, 5, min(m.in_features for m in linears)) * 2 + 0.5  # (B, T, C) far from normalised
+    ran, C = [], x.shape[-1]  # ran: the Linear layers in the order forward applies them
+    hooks = [m.register_forward_hook(lambda m, args, out: ran.append(m)) for m in linears]
+    try: run_eval(block, x)
+    finally: _ = [h.remove() for h in hooks]
+    last = lambda part: next((m for m in ran[::-1] + linears[::-1] if any(m is n for n in part.modules())), None)
+    sa_out, ffwd_out = block.sa.proj if isinstance(getattr(block.sa, "proj", None), nn.Linear) else last(block.sa), last(block.ffwd)
     saved, outs = {k: v.detach().clone() for k, v in block.state_dict().items()}, []
     try:
-        for silenced in ((), (block.sa.proj,), (ffwd_out,), (block.sa.proj, ffwd_out)):
+        for silenced in ((), (sa_out,), (ffwd_out,), (sa_out, ffwd_out)):
             with torch.no_grad():
-                for linear in silenced:
+                for linear in filter(None, silenced):
                     linear.weight.zero_()
                     _ = linear.bias.zero_() if linear.bias is not None else None
             outs.append(run_eval(block, x))
@@ -323,6 +330,15 @@ def check_block(block, n_head=None):
     unused = [k for (k, _), g in zip(named, grads) if g is None]
     check(not unused, f"{name}'s {unused[0] if unused else ''} gets no gradient from the block's output, so "
           f"{unused[0].rsplit('.', 1)[0] if unused else ''} is built but never used in forward: use each layer where it belongs")
+    try:  # the gradient with respect to x against how the output moves when x moves (in float64, on a copy)
+        import copy
+        twin, xd, d = copy.deepcopy(block).double().eval(), x.double().requires_grad_(), torch.randn_like(x, dtype=torch.float64)
+        slope = (torch.autograd.grad((twin(xd) * d).sum(), xd)[0] * d).sum().item()  # d . J^T d, from autograd
+        moved = ((twin(xd + 1e-5 * d) - twin(xd - 1e-5 * d)) * d).sum().item() / 2e-5  # d . J d, from the outputs
+    except Exception:  # a block that cannot be copied or run in float64: nothing to say
+        slope = moved = 0.0
+    check(abs(slope - moved) <= 1e-3 * abs(moved) + 1e-6, f"{name}'s gradient with respect to its input ({slope:.4g} along "
+          f"a random direction) is not how its output moves ({moved:.4g}): a .detach() or .data cuts a path the output depends on")
     post_norm = not torch.allclose(neither, x, atol=1e-5)
     check(not post_norm or neither.abs().max() > 1e-6, f"{name} returns 0 when its two output projections are zero, "
           "so the input is lost: the residual connections are missing (x = x + self.sa(...))")
@@ -366,7 +382,8 @@ def check_model(model, attends=True):
         expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
         check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
               f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint=shapes)[0]
+        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
+                          "called with targets=None, forward must not compute the loss (loss is None then)")[0]
         check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
               f"not (B, T, vocab_size) = {(B, t, V)}")
     logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
@@ -387,6 +404,14 @@ def check_model(model, attends=True):
           "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
+    if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
+        saved = positions.weight.detach().clone()
+        try:
+            flat = (positions.weight.data.zero_(), torch.allclose(logits_of(idx), logits_of((idx + 1) % V), atol=1e-6))[1]
+        finally:
+            positions.weight.data.copy_(saved)
+        check(not flat, "with the position table set to zero the logits no longer depend on the characters: the token "
+              "and position embeddings must be added, not combined another way (multiplied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
           "characters changed the predictions at earlier positions: dropout belongs after the softmax, on the "
           "weights, never on the scores before it")
@@ -430,12 +455,20 @@ def device_slips(model, idx):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of one attention head (folded: open it to see how it works)
-def check_head(head, head_size=None):
-    """Check one attention head (key, query, value; with head_size, its output width) against PyTorch's attention."""
+def check_head(head, head_size=None, block_size=None):
+    """Check one attention head (key, query, value; with head_size, its output width; with block_size, inputs up to
+    that length and its mask's size) against PyTorch's attention."""
     torch.manual_seed(0)
     check_registered(head)
-    tril, name = getattr(head, "tril", None), type(head).__name__
-    C, T = head.key.in_features, tril.shape[-1] if isinstance(tril, torch.Tensor) else 8  # an SDPA head needs no tril
+    tril, name, kqv = getattr(head, "tril", None), type(head).__name__, [head.key, head.query, head.value]
+    check(len({p.data_ptr() for m in kqv for p in m.parameters()}) == sum(1 for m in kqv for _ in m.parameters()),
+          f"{name}'s key, query and value share a layer (or its weights), so two of k, q, v are always equal: "
+          "each is a projection of its own, learning its own weights")
+    size = tuple(tril.shape[-2:]) if isinstance(tril, torch.Tensor) else None  # an SDPA head needs no tril
+    check(not block_size or not size or size == (block_size,) * 2, f"{name}.tril is {size and ' x '.join(map(str, size))}"
+          f", not block_size x block_size = {block_size} x {block_size}: the mask has one row and one column per "
+          "position of the context, so its size comes from block_size (a smaller one fails on longer inputs)")
+    C, T = head.key.in_features, block_size or (size[-1] if size else 8)
     for B, t in probe_sizes(T):
         x = torch.randn(B, t, C)  # (B, T, C)
         out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, "
@@ -579,7 +612,7 @@ class Head(nn.Module):
 # `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own queries, keys and values.
 
 # %%
-check_head(Head(GPTConfig(n_embd=32, block_size=16, dropout=0.0), head_size=8), head_size=8)
+check_head(Head(GPTConfig(n_embd=32, block_size=16, dropout=0.0), head_size=8), head_size=8, block_size=16)
 
 
 # %%
@@ -718,13 +751,14 @@ def check_final_norm(model):
     """Scaling the output of model.blocks must not change the logits (ln_f normalises it away)."""
     torch.manual_seed(0)
     idx = torch.randint(0, model.config.vocab_size, (2, model.config.block_size))  # (B, T)
-    scaled = []
+    scaled, fed = [], []  # fed: what lm_head is given in each run
     for scale in (100.0, 200.0):  # large enough that LayerNorm's eps does not matter
         hook = model.blocks.register_forward_hook(lambda module, inputs, out: out * scale)
-        try:
-            scaled.append(run_eval(model, idx)[0])
-        finally:
-            hook.remove()
+        given = model.lm_head.register_forward_pre_hook(lambda module, args: fed.append(args[0]))
+        try: scaled.append(run_eval(model, idx)[0])
+        finally: _ = hook.remove(), given.remove()
+    check(torch.allclose(*fed, atol=1e-4) or not torch.allclose(*scaled, atol=1e-4), "lm_head is given the blocks' "
+          "output as it is, scaled with it: the final LayerNorm belongs between the blocks and lm_head, not after lm_head")
     check(torch.allclose(*scaled, atol=1e-4), "the logits change when the blocks' output is scaled, so lm_head "
           "does not read it through the final LayerNorm: logits = self.lm_head(self.ln_f(x))")
     return Passed("final LayerNorm: passed (the logits do not depend on the scale of the residual stream)")
@@ -800,23 +834,30 @@ check(theirs > ours, "PyTorch's default initialisation should start the loss hig
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the parameter count, piece by piece
 def check_parameter_count(model):
-    """Each piece of the model must hold the parameters its shapes imply (the lecture's layers; lm_head with or
-    without its bias, tied to the token embedding or not)."""
-    c, count = model.config, lambda m: sum(p.numel() for p in m.parameters())
-    C, V = c.n_embd, c.vocab_size
-    expected = {"token_embedding_table": [V * C], "position_embedding_table": [c.block_size * C],
-                "blocks[0].sa": [4 * C * C + C], "blocks[0].ffwd": [8 * C * C + 5 * C], "blocks[0].ln1": [2 * C],
-                "ln_f": [2 * C], "lm_head": [C * V + V, C * V]}
-    for name, want in expected.items():
-        got = count(eval(f"model.{name}", {"model": model}))
-        check(got in want, f"{name} has {got:,} parameters, not {want[0]:,} (n_embd = {C}, n_head = {c.n_head}): "
-              "compare its layers' shapes with the lecture's (head_size = n_embd // n_head, a new Head per head)")
-    tied = model.lm_head.weight is model.token_embedding_table.weight
-    outside = V * C + c.block_size * C + 2 * C + count(model.lm_head) - tied * V * C
-    total = count(model)
-    check(total == outside + c.n_layer * (12 * C * C + 10 * C), f"the model has {total:,} parameters in all; a block "
-          f"or a layer is missing or extra (there must be n_layer = {c.n_layer} blocks, each with ln1 and ln2)")
-    return Passed(f"parameters: passed ({total:,})")
+    """Each piece of the model must hold the weights its shapes imply (the lecture's layers; every bias may be left
+    out, lm_head may be tied to the token embedding), and the model n_layer blocks, each with ln1 and ln2."""
+    c, C, V = model.config, model.config.n_embd, model.config.vocab_size
+    count = lambda m, dim: sum(p.numel() for p in m.parameters() if (p.dim() > 1) == (dim > 1))
+    expected = {"token_embedding_table": (V * C, 0), "position_embedding_table": (c.block_size * C, 0),
+                "blocks[0].sa": (4 * C * C, C), "blocks[0].ffwd": (8 * C * C, 5 * C), "blocks[0].ln1": (0, 2 * C),
+                "ln_f": (0, 2 * C), "lm_head": (C * V, V)}  # (weights in matrices, at most this many in vectors)
+    for name, (matrices, vectors) in expected.items():
+        piece = eval(f"model.{name}", {"model": model})
+        got, extra = count(piece, 2), count(piece, 1) - vectors
+        heads = list(getattr(piece, "heads", []))
+        check(got == matrices, f"{name} has {got:,} weights in its matrices, {abs(got - matrices):,} "
+              f"{'fewer' if got < matrices else 'more'} than the {matrices:,} its layers' shapes imply (n_embd = {C}, n_head "
+              f"= {c.n_head}): " + ("one Head object repeated, not a new Head per head" if len({*map(id, heads)}) <
+                                   len(heads) else f"print(model.{name}) and compare each layer's shape with the lecture's"))
+        check(extra <= 0, f"{name} has {extra:,} more numbers in vectors (biases, LayerNorm gains) than the lecture's "
+              f"{vectors:,}: print(model.{name}) and look for a layer too many")
+    norms = sum("Norm" in type(m).__name__ for m in model.modules())  # distinct modules: a shared ln counts once
+    total = count(model, 2) == (V + c.block_size + V * (model.lm_head.weight is not model.token_embedding_table.weight)
+                                ) * C + c.n_layer * 12 * C * C
+    check(total and norms == 2 * c.n_layer + 1, f"the model has {count(model, 2):,} weights in matrices and {norms} "
+          f"LayerNorms; a block or a layer is missing or extra (there must be n_layer = {c.n_layer} blocks, each with ln1 "
+          "and ln2, and ln_f)")
+    return Passed(f"parameters: passed ({sum(p.numel() for p in model.parameters()):,})")
 
 
 # %%
@@ -894,8 +935,11 @@ def check_cross_attention(cross, n_embd):
         with torch.no_grad():
             out, wei = attempt(what, cross, x, source, hint="queries come from x, keys and values from the source")
             sdpa = lambda scale=None: F.scaled_dot_product_attention(cross.query(x), cross.key(source), cross.value(source), scale=scale)
+        swapped, raw = out.shape == (B, T, S) and wei.shape == sdpa().shape, out.shape[-1] == n_embd != sdpa().shape[-1]
         check(out.shape == sdpa().shape and wei.shape == (B, T, S), f"{what} gave {tuple(out.shape)} and weights "
-              f"{tuple(wei.shape)}, not {tuple(sdpa().shape)} and (B, T, S): queries from x, keys and values from the source")
+              f"{tuple(wei.shape)}, not {tuple(sdpa().shape)} and (B, T, S): " + ("it returns the weights first (the output "
+              "comes first, then the weights)" if swapped else "the weights multiply the source itself, not its values" if raw
+              else "queries from x, keys and values from the source"))
         check(torch.allclose(wei.sum(-1), torch.ones(B, T), atol=1e-5), f"{name}: a target position's weights over "
               "the source do not sum to 1: the softmax runs over the wrong dimension (it spreads over the S source positions)")
         check(bool((wei > 0).all()), f"{name} gives some source positions weight 0: cross-attention has no mask")

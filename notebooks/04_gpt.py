@@ -189,14 +189,13 @@ def check_split(text, encode, train_data, val_data, fraction=0.9):
 #@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
-    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence naming the
+    sub-module it happened in (or one that returned None); with finite, nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    kept, names, running, bad, empty = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], [], []
     nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
-    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
-        running.pop()
-        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    def leave(m, args, out):  # a piece finished: note the first that returned None or turned finite input into nan
+        _ = running.pop(), out is None and empty.append(m), not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
     hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
                                         m.register_forward_hook(leave))]
     try:
@@ -205,10 +204,12 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
-        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
-                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
+                          f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
+                          'look at the shapes that piece makes and is given' if m else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
+    check(out is not None, f"{what} returned None: does its forward end with return ...?")
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
     check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "

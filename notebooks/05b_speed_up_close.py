@@ -152,14 +152,13 @@ def probe_sizes(T):
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
-    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence that
-    names the sub-module it happened in; with finite, an output holding nan or inf names the piece that made it."""
+    """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence naming the
+    sub-module it happened in (or one that returned None); with finite, nan or inf names the piece that made it."""
     was, what = module.training, what or f"{type(module).__name__} on x of shape {tuple(inputs[0].shape)}"
-    kept, names, running, bad = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], []
+    kept, names, running, bad, empty = [t.clone() for t in inputs], {m: n for n, m in module.named_modules() if n}, [], [], []
     nan = lambda t: isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all()
-    def leave(m, args, out):  # a piece finished: note the first that turned finite input into nan or inf
-        running.pop()
-        _ = not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
+    def leave(m, args, out):  # a piece finished: note the first that returned None or turned finite input into nan
+        _ = running.pop(), out is None and empty.append(m), not bad and nan(out) and not any(map(nan, args)) and bad.append(m)
     hooks = [h for m in names for h in (m.register_forward_pre_hook(lambda m, args: running.append((m, args))),
                                         m.register_forward_hook(leave))]
     try:
@@ -168,10 +167,12 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
     except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
         said, (m, args) = (str(e).strip().splitlines() or [""])[0][:200], running[-1] if running else (None, ())
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
-        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: "
-                          f"{'look at the shapes that piece makes and is given' if m else hint}") from None
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
+                          f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
+                          'look at the shapes that piece makes and is given' if m else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
+    check(out is not None, f"{what} returned None: does its forward end with return ...?")
     check(all(torch.equal(a, b) for a, b in zip(kept, inputs)), f"{what} changed its input in place (x += ... or "
           "an in-place op on x): write x = x + ..., a new tensor, so the input stays as it was (autograd needs it)")
     check(not finite or not nan(out[0] if isinstance(out, tuple) else out), f"{what} gave nan or inf, first made by "
@@ -185,14 +186,10 @@ def dropped(module, fn, p=0.5):
     rates, was = [m.p for m in drops], module.training
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            for m in drops:
-                m.p = p
-            module.train()
+            _ = [setattr(m, "p", p) for m in drops], module.train()
             return fn()
     finally:
-        for m, rate in zip(drops, rates):
-            m.p = rate
-        module.train(was)
+        _ = [setattr(m, "p", rate) for m, rate in zip(drops, rates)], module.train(was)
 
 def check_registered(module):
     """Every sub-module is registered (no plain list of modules) and every mask (tril) is a buffer, not a parameter."""
@@ -240,7 +237,8 @@ def check_model(model, attends=True):
         expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
         check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
               f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint=shapes)[0]
+        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
+                          "called with targets=None, forward must not compute the loss (loss is None then)")[0]
         check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
               f"not (B, T, vocab_size) = {(B, t, V)}")
     logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
@@ -261,6 +259,14 @@ def check_model(model, attends=True):
           "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
+    if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
+        saved = positions.weight.detach().clone()
+        try:
+            flat = (positions.weight.data.zero_(), torch.allclose(logits_of(idx), logits_of((idx + 1) % V), atol=1e-6))[1]
+        finally:
+            positions.weight.data.copy_(saved)
+        check(not flat, "with the position table set to zero the logits no longer depend on the characters: the token "
+              "and position embeddings must be added, not combined another way (multiplied?)")
     check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
           "characters changed the predictions at earlier positions: dropout belongs after the softmax, on the "
           "weights, never on the scores before it")
@@ -905,7 +911,7 @@ for batch, label in ((32, "batches of 32 with .item()"), (256, "batches of 256, 
 # - `torch.compile` fuses chains of element-wise operations into one kernel; fused AdamW updates all
 #   tensors in one kernel.
 # - Going over the whole split gives the exact loss; whether large batches are also faster depends on
-#   the device: on this 2-core CPU they were slower (a median of 1.77 s against 1.29 s for the
+#   the device: on this 2-core CPU they were slower (a median of 1.98 s against 1.49 s for the
 #   lecture's batches of 32); measure it on yours.
 #
 # ## Exercises

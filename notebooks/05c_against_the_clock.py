@@ -633,12 +633,22 @@ def check_schedule(lr_at):
         check(jump <= peak * max(2 / max(warmup, 1), 0.05), f"{where} jumps by {jump:.3g} at the end of the warmup: "
               "the decay must start from the peak")
         check(all(a >= b for a, b in zip(lrs[warmup:total], lrs[warmup + 1:total])), f"{where} rises again after the warmup")
+        fall, at = max((lrs[it] - lrs[it + 1], it) for it in range(warmup, total))
+        check(fall <= 2 * peak / max(1, total - warmup), f"{where} falls by {fall:.3g} in one step, from step {at} to {at + 1}: "
+              "a cosine falls a little at every step; does its progress grow step by step from 0 at the warmup's end to 1 at total?")
         check(all(abs(lr - peak / 10) <= peak * 1e-3 for lr in lrs[total:]), f"{where} is {lrs[total]:.3g} at step total and "
               f"{max(lrs[total:]):.3g} at most after it, not the floor peak / 10 = {peak / 10:.3g}")
+        tol = max(2, (total - warmup) // 50)
+        floor_at = next((it for it in range(warmup, total + 1) if abs(lrs[it] - peak / 10) <= peak * 1e-9), total)
+        early = total - floor_at
+        check(early <= tol or abs(early - warmup) > tol, f"{where} reaches the floor at step {floor_at}, {early} steps before "
+              f"total = {total}: does the decay count its steps from 0, not from {warmup}, where it starts?")
+        check(early <= tol, f"{where} reaches the floor peak / 10 at step {floor_at} and stays flat there until total = {total}: "
+              "a cosine from the peak down to the floor touches it only at total; is the cosine aimed below the floor?")
         mid, half = (warmup + total) // 2, (lrs[warmup] + peak / 10) / 2  # a cosine (or a line) is halfway down midway
         crossed = next(it for it in range(warmup, total + 1) if lrs[it] <= half)
-        check(abs(crossed - mid) <= max(2, (total - warmup) // 50), f"{where} is halfway down at step {crossed}, not midway "
-              f"between the warmup's end and total (step {mid}): the decay must count its steps from {warmup}, where it starts")
+        check(abs(crossed - mid) <= tol, f"{where} is halfway down at step {crossed}, not midway between the warmup's end and "
+              f"total (step {mid}): from which step, and over how many, does the decay count?")
         quarter = lrs[warmup + (total - warmup) // 4]
         check(quarter > peak * 0.8, f"{where} is {quarter:.3g} a quarter of the way down: a cosine is still near the top there")
     return Passed("lr_at: passed (positive, warmup to the peak, cosine down to peak / 10, flat after)")
@@ -677,6 +687,8 @@ def check_optimizer_groups(configure_optimizer, model):
 def check_whole_split_loss(split_loss):
     """split_loss on a stand-in model whose loss differs from chunk to chunk, against the mean over all chunks by hand."""
     class StandIn(nn.Module):  # loss of a batch: the mean of 0.01 * token, plus 5 wherever a target is not its token + 1
+        config = GPTConfig(vocab_size=8 * block_size, block_size=block_size)  # as a model has it
+
         def forward(self, idx, targets):
             modes.append((self.training, torch.is_grad_enabled()))
             per = idx.float() * 0.01 + (targets != idx + 1).float() * 5  # (B, T)
@@ -696,35 +708,59 @@ def check_whole_split_loss(split_loss):
     off = (torch.arange(7 * T).float() * 0.01 + 5).mean().item()
     check(abs(got - off) > 1e-3, f"split_loss gave {got:.4f}: the stand-in's loss says each chunk's targets are not "
           "the characters one step after its inputs")
+    by_characters = abs(got * T - expected) <= 1e-4 * expected
     check(abs(got - expected) <= 1e-4 * expected, f"split_loss(batch=3) gave {got:.4f}, not {expected:.4f}, the mean "
-          "loss over all 7 chunks of a stand-in model: is each batch weighted by the number of chunks it holds?")
+          "loss over all 7 chunks of a stand-in model" + (", but 1 / block_size of it: is the sum of the chunks' losses divided "
+          "by the number of characters, not of chunks?" if by_characters else ": is each batch weighted by the number of chunks it holds?"))
+    try:  # 8 * T characters hold only 7 chunks whose targets are all inside the split
+        again = split_loss(probe, torch.arange(8 * T), batch=3)
+    except Exception as e:
+        raise CheckFailed(f"split_loss fails with {type(e).__name__} on a split of 8 * block_size characters: the last "
+                          "chunk's targets run one character past the end; how many whole chunks does such a split hold?") from None
+    check(abs(again - expected) <= 1e-4 * expected, f"split_loss gave {again:.4f} on a split of 8 * block_size characters, "
+          f"not {expected:.4f}, the mean over its 7 chunks whose targets are all inside the split")
     return Passed("split_loss: passed (eval mode and back, targets one step on, the mean over every chunk)")
 
 
 def check_train_fast(train_fast):
-    """Watch a short train_fast run: one step per iteration, at the schedule's rate, on the training split."""
-    g, seen = train_fast.__globals__, {"lrs": [], "data": [], "optimizers": set()}
-    saved = g["scaled_step"], g["get_batch_on_device"]
+    """Watch short train_fast runs: one step per iteration at the schedule's rate on the training split, the clip
+    and the seed obeyed, the early stop measured on the validation split."""
+    g, seen = train_fast.__globals__, {"lrs": [], "data": [], "optimizers": set(), "clips": set(), "blocks": set(), "evals": []}
+    saved = g["scaled_step"], g["get_batch_on_device"], g["split_loss"]
 
     def watched_step(model, optimizer, scaler, loss, lr, clip=None):
-        seen["lrs"].append(lr)
+        seen["lrs"].append(lr), seen["clips"].add(clip)
         seen["optimizers"].add(optimizer)
         return saved[0](model, optimizer, scaler, loss, lr, clip)
 
     def watched_batch(data, batch_size, block_size):
-        seen["data"].append(len(data))
+        seen["data"].append(len(data)), seen["blocks"].add(block_size)
         return saved[1](data, batch_size, block_size)
-    tiny = GPTConfig(vocab_size=int(max(train_data.max(), val_data.max())) + 1, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0)
+
+    def watched_loss(model, data, *args, **kwargs):  # stands in for split_loss: it records the split, and says 0.5
+        seen["evals"].append(len(data))
+        return 0.5
+    tiny = GPTConfig(vocab_size=int(max(train_data.max(), val_data.max())) + 1, block_size=6, n_embd=16, n_head=2, n_layer=1, dropout=0.0)
     peak, warmup, iters = 1e-3, 2, 6
-    g["scaled_step"], g["get_batch_on_device"] = watched_step, watched_batch
+
+    def run(where, **kwargs):
+        for kept in seen.values():
+            kept.clear()
+        try:
+            return train_fast(tiny, 4, iters, peak, warmup, **{"weight_decay": 0.05, "seed": 1337, **kwargs})
+        except Exception as e:
+            check(seen["blocks"] <= {tiny.block_size}, f"{where} draws batches of {sorted(seen['blocks'])} characters for a "
+                  f"model of block_size {tiny.block_size}: whose context length do its batches take?")
+            raise CheckFailed(f"{where} fails with {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    g["scaled_step"], g["get_batch_on_device"], g["split_loss"] = watched_step, watched_batch, watched_loss
     try:
-        for cosine in (True, False):
-            seen["lrs"].clear(), seen["optimizers"].clear()
-            where = f"train_fast(..., iters={iters}, peak_lr={peak}, warmup={warmup}, cosine={cosine})"
-            try:
-                model, log, _ = train_fast(tiny, 4, iters, peak, warmup, cosine=cosine, weight_decay=0.05)
-            except Exception as e:
-                raise CheckFailed(f"{where} fails with {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        for cosine, clip in ((True, 0.5), (False, None)):
+            where = f"train_fast(..., iters={iters}, peak_lr={peak}, warmup={warmup}, cosine={cosine}, clip={clip})"
+            model, log, _ = run(where, cosine=cosine, clip=clip)
+            check(seen["blocks"] == {tiny.block_size}, f"{where} draws batches of {sorted(seen['blocks'])} characters for a "
+                  f"model of block_size {tiny.block_size}: whose context length do its batches take?")
+            check(seen["clips"] == {clip}, f"{where} clips the gradients at {sorted(seen['clips'], key=str)}: pass "
+                  "train_fast's clip on to scaled_step")
             lrs = seen["lrs"]
             check(len(lrs) == iters, f"{where} took {len(lrs)} optimizer steps, not one per iteration")
             want = [lr_at(it, peak, warmup, iters) if cosine else peak for it in range(iters)]
@@ -741,9 +777,25 @@ def check_train_fast(train_fast):
             trained = {id(p) for grp in optimizer.param_groups for p in grp['params']}
             check(trained == {id(p) for p in model.parameters()}, f"{where} returns a model other than the one it trained")
             check(bool(log) and log[-1][0] == iters, f"{where} logs its last step as {log[-1][0] if log else None}, not {iters}")
+            if cosine:
+                first = [p.detach().clone() for p in model.parameters()]
+        apart = lambda seed: max((a - b).abs().max().item() for a, b in zip(first, run(f"train_fast(..., seed={seed})",
+                                                                                     clip=0.5, seed=seed)[0].parameters()))
+        check(apart(1337) <= 1e-4, "two train_fast runs with seed=1337 end with different weights: does seed set torch's "
+              "random numbers before the model's weights and the batches are drawn?")
+        check(apart(1) > 1e-4, "train_fast with seed=1 ends with the same weights as with seed=1337: the seed it is given "
+              "must be the one torch's random numbers start from")
+        where = f"train_fast(..., iters={iters}, eval_every=2, target=1.0)"
+        run(where, eval_every=2, target=1.0)
+        check(bool(seen["evals"]), f"{where} never measured the validation loss: check it every eval_every steps")
+        check(set(seen["evals"]) == {len(val_data)}, f"{where} measures its early stop on splits of "
+              f"{sorted(set(seen['evals']))} characters, not on the validation split's {len(val_data)}")
+        check(len(seen["lrs"]) < iters, f"{where} ran all {iters} steps, though split_loss gave 0.5 at its first check: "
+              "stop once the validation loss reaches the target")
     finally:
-        g["scaled_step"], g["get_batch_on_device"] = saved
-    return Passed("train_fast: passed (one step per iteration at the schedule's rate, on the training split)")
+        g["scaled_step"], g["get_batch_on_device"], g["split_loss"] = saved
+    return Passed("train_fast: passed (one step per iteration at the schedule's rate, on the training split; clip, seed and "
+                  "early stop obeyed)")
 
 
 # %%
@@ -755,7 +807,8 @@ check_optimizer_groups(configure_optimizer, FastGPT(toy))
 
 # %% [markdown]
 # **Check.** `split_loss` (section 1) on a stand-in model whose loss differs from chunk to chunk:
-# the mean over every chunk, in eval mode, without gradients, and back in training mode after.
+# the mean over every chunk, in eval mode, without gradients, and back in training mode after; on
+# splits of 7 `block_size` + 1 and of 8 `block_size` characters (7 whole chunks in each).
 
 # %%
 check_whole_split_loss(split_loss)
@@ -813,9 +866,10 @@ def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=Tru
 
 
 # %% [markdown]
-# **Check.** A six-step run of a tiny model, watched: one optimizer step per iteration, each at the
-# schedule's rate (or the constant peak with `cosine=False`), batches from the training split, the
-# weight decay passed on, and the trained model returned.
+# **Check.** Six-step runs of a tiny model, watched: one optimizer step per iteration, each at the
+# schedule's rate (or the constant peak with `cosine=False`), batches of the model's `block_size` from
+# the training split, the weight decay and the clip passed on, the trained model returned, the same
+# weights from the same seed and others from another, and the early stop measured on the validation split.
 
 # %%
 check_train_fast(train_fast)

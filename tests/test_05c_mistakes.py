@@ -40,6 +40,10 @@ ADAMW = "return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), fused=fused 
 TOTAL = "total += model(xb.to(device), yb.to(device))[1].float() * len(xb)"
 RATE = "lr_at(it, peak_lr, warmup, iters) if cosine else peak_lr"
 COSINE = "return peak / 10 + 0.5 * (peak - peak / 10) * (1 + math.cos(math.pi * min(1.0, progress)))"
+SEED = "    torch.manual_seed(seed)\n    model = FastGPT(config)"
+STOP = "split_loss(model, val_data, amp_dtype=amp_dtype) <= target"
+SPLIT = ("n = (len(data) - 1) // block_size * block_size",
+         "x, y = data[:n].view(-1, block_size), data[1:n + 1].view(-1, block_size)  # (N, T) each")
 DECAY = ("    decay = [p for p in model.parameters() if p.dim() >= 2]\n"
          "    no_decay = [p for p in model.parameters() if p.dim() < 2]\n")
 
@@ -62,7 +66,7 @@ MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what i
                                                    "configure_optimizer fails with ValueError"),
     # session 4's cold read (/tmp/brief/cold_04_05c_s4.md): L12, O5-O7, O11, O12, SL1-SL4, TF1-TF3
     "L9 decay counted from step 0": ([("progress = (it - warmup) / max(1, total - warmup)", "progress = it / max(1, total - warmup)")],
-                                     schedule, "the decay must count its steps from 10, where it starts"),
+                                     schedule, "not from 10, where it starts"),
     "L12 warmup spread over every step": ([("return peak * (it + 1) / warmup", "return peak * (it + 1) / total")], schedule,
                                           "the warmup must climb to the peak over its own"),
     "O6 Adam for AdamW": ([(ADAMW, ADAMW.replace("AdamW", "Adam"))], optimizer, "returns Adam with weight decay added to the gradient"),
@@ -92,6 +96,24 @@ MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what i
                                          "configure_optimizer(model, peak_lr, fused=fused)")], fast, "pass train_fast's weight_decay on"),
     "TF6 one step too few": ([("    for it in range(iters):\n        x, y = get_batch_on_device",
                                "    for it in range(iters - 1):\n        x, y = get_batch_on_device")], fast, "took 5 optimizer steps"),
+    # session 5's cold read (dev/results/mistake_hunt/cold_03c_05c_s5.md): TF-a..d, SL-a, SL-b, L-a, L-e
+    "TF-a seed ignored": ([(SEED, "    model = FastGPT(config)")], fast, "two train_fast runs with seed=1337 end with different weights"),
+    "TF-a2 seed hard-coded": ([(SEED, SEED.replace("(seed)", "(1337)"))], fast, "with seed=1 ends with the same weights"),
+    "TF-b clip not passed on": ([(RATE + ", clip)", RATE + ")")], fast, "pass train_fast's clip on to scaled_step"),
+    "TF-c early stop on the training split": ([(STOP, STOP.replace("val_data", "train_data"))], fast,
+                                              "not on the validation split's 200"),
+    "TF-c2 early stop never taken": ([(STOP, STOP.replace("<=", ">="))], fast, "stop once the validation loss reaches the target"),
+    "TF-d batches of the global block_size": ([("get_batch_on_device(train_on_device, batch_size, config.block_size)  # (B, T) each",
+                                                "get_batch_on_device(train_on_device, batch_size, block_size)  # (B, T) each")], fast,
+                                               "for a model of block_size 6: whose context length do its batches take?"),
+    "SL-a the -1 forgotten": ([("n = (len(data) - 1) // block_size * block_size", "n = len(data) // block_size * block_size")],
+                              whole_split, "on a split of 8 * block_size characters: the last chunk's targets run one character"),
+    "SL-b divided by the characters": ([("return (total / len(x)).item()", "return (total / n).item()")], whole_split,
+                                       "divided by the number of characters, not of chunks"),
+    "L-a cosine to zero clamped at the floor": ([(COSINE, "return max(peak / 10, 0.5 * peak * (1 + math.cos(math.pi * min(1.0, progress))))")],
+                                                schedule, "stays flat there until total = 100: a cosine from the peak down to the floor"),
+    "L-e progress by integer division": ([("progress = (it - warmup) / max(1, total - warmup)", "progress = (it - warmup) // max(1, total - warmup)")],
+                                         schedule, "in one step, from step 99 to 100: a cosine falls a little at every step"),
 }
 
 CORRECT = {  # name: (a variant a learner may write, the check)
@@ -108,6 +130,19 @@ CORRECT = {  # name: (a variant a learner may write, the check)
                                                              "progress = (it - warmup + 1) / max(1, total - warmup)")], schedule),
     "train_fast at the schedule's rate without the cosine flag's branch": ([(RATE, "(lr_at(it, peak_lr, warmup, iters) if cosine else "
                                                                                   "peak_lr)")], fast),
+    # session 5's cold read: SL-d, SL-e, SL-g, and others a learner may write
+    "SL-d split_loss reads model.config.block_size": ([(SPLIT[0], "T = model.config.block_size\n    n = (len(data) - 1) // T * T"),
+                                                       (SPLIT[1], SPLIT[1].replace("block_size", "T"))], whole_split),
+    "SL-e a Python float total": ([("total = torch.zeros((), device=device)", "total = 0.0"),
+                                   (TOTAL, TOTAL.replace("[1].float()", "[1].item()")),
+                                   ("return (total / len(x)).item()", "return total / len(x)")], whole_split),
+    "SL-g the mode it found restored": ([("    model.eval()\n    n = (len(data) - 1)", "    was = model.training\n    model.eval()\n    n = (len(data) - 1)"),
+                                         ("    model.train()\n    return (total", "    model.train(was)\n    return (total")], whole_split),
+    "the floor named min_lr": ([(COSINE, "min_lr = peak / 10\n    return min_lr + 0.5 * (peak - min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))")],
+                               schedule),
+    "seeded with torch.random.manual_seed": ([(SEED, SEED.replace("torch.manual_seed", "torch.random.manual_seed"))], fast),
+    "clip passed by keyword": ([(RATE + ", clip)", RATE + ", clip=clip)")], fast),
+    "early stop below the target, not at it": ([(STOP, STOP.replace("<=", "<"))], fast),
 }
 
 

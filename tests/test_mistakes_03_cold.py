@@ -3,7 +3,9 @@ each mistake that ran silently, crashed or met the wrong cause now stops at the 
 CheckFailed and one sentence naming the real cause, and the correct variants of the same table still pass.
 
 Each case is one edit of notebooks/03_building_gpt.py (through notebook_code.load); the visible cell that
-follows the piece is replayed as written (its classes and functions come from the edited source)."""
+follows the piece is replayed as written (its classes and functions come from the edited source). Session 5's
+cases (cold_03_03b_s5.md, cold_03c_05c_s5.md: aliased projections, masks not sized by block_size, the whole-split
+loss, sampling, the model's inputs) follow, with the correct variants of those tables."""
 import ast
 
 import pytest
@@ -42,7 +44,7 @@ def cell(marker):
 batch_cell = cell("check_batch(*attempt(")
 step0 = cell("model = Bigram()")
 step1 = cell("print(f\"{params(model):,} parameters\")\nprint(check_model(model, attends=False))")
-step2 = cell("print(check_head(Head(8)")
+step2 = cell("print(check_head(Head(4)")
 
 IX = "ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)"
 CHUNKS = "x, y = data[:n].view(-1, block_size), data[1:n + 1].view(-1, block_size)"
@@ -71,10 +73,20 @@ MISTAKES = {  # id: (edits, the cell or check that follows, what its sentence mu
                                             step0, "is not the mean cross-entropy of its logits"),
     "M4 lm_head fed tok_emb (step 1)": ([("logits = self.lm_head(x)  # (B, T, vocab_size)", "logits = self.lm_head(tok_emb)  # (B, T, vocab_size)")],
                                        step1, "reach lm_head"),
-    "M1 no pos_emb added (step 1, still named)": ([(X, "x = tok_emb  # (B, T, C)")], step1, "the model ignores positions"),
+    "M1 no pos_emb added (step 1, still named)": ([(X, "x = tok_emb  # (B, T, C)")], step1, "position embeddings"),
     "H12 q @ k.T on 3-D tensors": ([(SCORES, "wei = q @ k.T * k.shape[-1]**-0.5")], step2, "transpose the last two dimensions of k"),
     "H21 key/query/value ignore head_size": ([(KQV, KQV.replace("n_embd, head_size", "n_embd, n_embd"))], step2,
-                                             "gives 32 channels per position, not head_size = 8"),
+                                             "gives 32 channels per position, not head_size = 4"),
+    # session 5 (dev/results/mistake_hunt/cold_03_03b_s5.md, cold_03c_05c_s5.md)
+    "HD-h value is the key layer": ([("        self.value = nn.Linear(n_embd, head_size, bias=False)\n", "        self.value = self.key\n")],
+                                    step2, "key, query and value share a layer"),
+    "HD-i query is the key layer": ([("        self.query = nn.Linear(n_embd, head_size, bias=False)\n", "        self.query = self.key\n")],
+                                    step2, "key, query and value share a layer"),
+    "HD tied weights": ([("        self.dropout = nn.Dropout(dropout)\n\n    def forward(self, x):\n        B, T, C",
+                          "        self.dropout = nn.Dropout(dropout)\n        self.value.weight = self.key.weight\n\n"
+                          "    def forward(self, x):\n        B, T, C")], step2, "key, query and value share a layer"),
+    "C1 (03) tril sized by head_size": ([(TRIL, TRIL.replace("block_size, block_size", "head_size, head_size"))], step2,
+                                        "Head.tril is 4 x 4, not block_size x block_size = 8 x 8"),
 }
 
 CORRECT = {
@@ -82,6 +94,12 @@ CORRECT = {
                                             (TRIL, "pass")],
     "H24 einsum scores": [(SCORES, "wei = torch.einsum('btd,bsd->bts', q, k) * k.shape[-1]**-0.5")],
     "H13 k.mT": [(SCORES, "wei = q @ k.mT * k.shape[-1]**-0.5")],
+    "HD-a the mask's last T rows and columns": [("self.tril[:T, :T] == 0", "self.tril[-T:, -T:] == 0")],
+    "HD-l a boolean tril": [(TRIL, TRIL.replace("block_size))", "block_size, dtype=torch.bool))")),
+                            ("self.tril[:T, :T] == 0", "~self.tril[:T, :T]")],
+    "HD-d softmax by hand": [("wei = self.dropout(F.softmax(wei, dim=-1))", "wei = (wei - wei.amax(-1, keepdim=True)).exp()\n"
+                              "        wei = self.dropout(wei / wei.sum(-1, keepdim=True))")],
+    "HD the key, query, value with biases": [(KQV, KQV.replace("bias=False", "bias=True"))],
     "G8 randperm offsets": [(IX, "ix = torch.randperm(len(data) - block_size, generator=generator)[:batch_size]")],
     "S10 overlapping chunks through unfold": [(CHUNKS, "x, y = data[:-1].unfold(0, block_size, 1), data[1:].unfold(0, block_size, 1)")],
     "M12 pos_emb.unsqueeze(0)": [(X, "x = tok_emb + pos_emb.unsqueeze(0)  # (B, T, C)")],
@@ -134,3 +152,136 @@ def test_the_checks_with_batches_run_the_model_on_the_batches_device(run):
         run(ns(device="meta"))
     said = str(caught.value)
     assert "not on the expected device" not in said and "meta tensors" in said, said
+
+
+HEAD_CALL = next(line for line in (NOTEBOOKS / "03c_the_complete_model.py").read_text(encoding="utf-8").splitlines()
+                 if line.startswith("check_head(Head(GPTConfig("))
+TRIL_03C = "torch.tril(torch.ones(config.block_size, config.block_size))"
+
+
+VALUE_03C = "        self.value = nn.Linear(config.n_embd, head_size, bias=False)\n"
+HEAD_03C = {"C1 tril sized by head_size": ([(TRIL_03C, "torch.tril(torch.ones(head_size, head_size))")], "Head.tril is 8 x 8, not block_size"),
+            "C10 tril sized by n_embd": ([(TRIL_03C, "torch.tril(torch.ones(config.n_embd, config.n_embd))")], "Head.tril is 32 x 32, not"),
+            "HD-h (03c) value is the key": ([(VALUE_03C, "        self.value = self.key\n")], "key, query and value share a layer")}
+
+
+@pytest.mark.parametrize("case", list(HEAD_03C))
+def test_03cs_head_check_sees_a_mask_not_sized_by_block_size(case):
+    """03c's C1 / C10: the mask sized by head_size (8) or n_embd (32) passed while check_head took T from the mask
+    itself; now it probes up to the block_size it is given (16) and compares the mask with it. HD-h: one layer twice."""
+    found = load("03c_the_complete_model", device="cpu")
+    assert "passed" in eval(HEAD_CALL, found)
+    edits, said = HEAD_03C[case]
+    found = load("03c_the_complete_model", device="cpu", replace=edits)
+    with pytest.raises(AssertionError) as caught:
+        eval(HEAD_CALL, found)
+    assert type(caught.value).__name__ == "CheckFailed" and said in str(caught.value), str(caught.value)
+
+
+def test_a_head_without_a_tril_is_probed_up_to_block_size():
+    """An SDPA head (no tril) is still run on block_size tokens: T comes from block_size, not from a mask."""
+    edits = CORRECT["H18 SDPA with is_causal and no tril"]
+    found = ns(replace=edits)
+    seen = []
+    head = found["Head"](4)
+    head.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[1]))
+    assert "passed" in found["check_head"](head, head_size=4, block_size=12)
+    assert max(seen) == 12
+
+
+def long_val(replace=()):
+    """The namespace with a validation split of several eval batches (64 chunks each): 2,000 tokens."""
+    found = ns(replace=replace)
+    found["val_data"] = (torch.arange(2000) * 7) % 61
+    return found
+
+
+SUM = ("    total = sum(model(xb.to(device), yb.to(device))[1].item() * len(xb)\n"
+       "                for xb, yb in zip(x.split(eval_batch), y.split(eval_batch)))\n")
+SPLIT_MISTAKES = {  # session 5: the whole-split check sees data of 2.5 eval batches
+    "SL-i divided by the last batch's size": ([("    model.train()\n    return total / len(x)",
+                                                "    model.train()\n    return total / len(x.split(eval_batch)[-1])")],
+                                              "not their mean loss"),
+    "SL-l the lecture's one random batch": ([("    n = (len(data) - 1) // block_size * block_size\n    " + CHUNKS + "  # (N, T) each\n"
+                                              + SUM + "    model.train()\n    return total / len(x)",
+                                              "    xb, yb = get_batch('val' if data is val_data else 'train')\n"
+                                              "    loss = model(xb, yb)[1].item()\n    model.train()\n    return loss")],
+                                            "tokens of data: the loss of a whole split scores every block_size chunk"),
+    "SL-b no targets given": ([("total = sum(model(xb.to(device), yb.to(device))[1]", "total = sum(model(xb.to(device))[1]")],
+                              "the model gives a loss only when it is given the targets too"),
+    "only the first batch scored": ([("zip(x.split(eval_batch), y.split(eval_batch)))\n    model.train()\n    return total / len(x)",
+                                      "zip(x.split(eval_batch)[:1], y.split(eval_batch)[:1]))\n    model.train()\n"
+                                      "    return total / len(x.split(eval_batch)[0])")], "tokens of data"),
+}
+SPLIT_CORRECT = {
+    "SL-j unweighted mean of the batch means": [(SUM + "    model.train()\n    return total / len(x)",
+                                                 "    losses = [model(xb.to(device), yb.to(device))[1].item()\n"
+                                                 "              for xb, yb in zip(x.split(eval_batch), y.split(eval_batch))]\n"
+                                                 "    model.train()\n    return sum(losses) / len(losses)")],
+    "SL-e a tensor returned": [("[1].item() * len(xb)", "[1] * len(xb)")],
+    "one forward pass over every chunk": [(SUM, "    total = model(x.to(device), y.to(device))[1].item() * len(x)\n")],
+    "S10 overlapping chunks through unfold": [(CHUNKS, "x, y = data[:-1].unfold(0, block_size, 1), data[1:].unfold(0, block_size, 1)")],
+}
+
+
+@pytest.mark.parametrize("case", list(SPLIT_MISTAKES))
+def test_the_whole_split_check_names_the_real_cause(case):
+    edits, sentence = SPLIT_MISTAKES[case]
+    with pytest.raises(AssertionError) as caught:
+        step0(long_val(edits))
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("variant", ["as written"] + list(SPLIT_CORRECT))
+def test_a_correct_split_loss_passes_on_several_batches(variant):
+    assert "passed" in step0(long_val(SPLIT_CORRECT.get(variant, ())))
+
+
+gen_cell = cell("\ncheck_sampling(generate)\ncheck_generate(")
+BLM_LOSS = ("loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())\n"
+            "        return logits, loss\n\n\n# %%\n@torch.no_grad()")
+BIGRAM_CE = ("loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())\n"
+             "        return logits, loss\n\n\n# %%\nresults = {}")
+SAMPLE = "idx_next = torch.multinomial(probs, num_samples=1)  # (B, 1)"
+STEP_MISTAKES = {  # session 5, case 4: id: (edits, cell, sentence)
+    "GN-h new token prepended": ([("idx = torch.cat((idx, idx_next), dim=1)", "idx = torch.cat((idx_next, idx), dim=1)")],
+                                 gen_cell, "the prompt must stay first"),
+    "GN-f temperature 0.8 baked in": ([("probs = F.softmax(logits[:, -1, :], dim=-1)", "probs = F.softmax(logits[:, -1, :] / 0.8, dim=-1)")],
+                                      gen_cell, "not the model's probabilities [0.5, 0.3, 0.2]"),
+    "TS-d inputs and targets swapped": ([("    logits, loss = model(xb, yb)\n    optimizer.zero_grad", "    logits, loss = model(yb, xb)\n    optimizer.zero_grad")],
+                                        step1, "train_step fed the model (yb, xb)"),
+    "BLM-b a loss without targets": ([(BLM_LOSS, BLM_LOSS.replace("loss = None if targets is None else F", "loss = F"))],
+                                     step1, "forward must not compute the loss (loss is None then)"),
+    "BLM-a tok_emb * pos_emb": ([(X, "x = tok_emb * pos_emb  # (B, T, C)")], step1, "must be added, not combined another way"),
+    "BG-c newlines left out of the loss": ([(BIGRAM_CE, BIGRAM_CE.replace("targets.flatten())", "targets.flatten(), ignore_index=0)"))],
+                                           step0, "left out of the loss"),
+    "BLM with ignore_index=0": ([(BLM_LOSS, BLM_LOSS.replace("targets.flatten())", "targets.flatten(), ignore_index=0)"))],
+                                step1, "left out of the loss"),
+}
+STEP_CORRECT = {
+    "GN-a Gumbel-max": (gen_cell, [(SAMPLE, "idx_next = (probs.log() - torch.empty_like(probs).exponential_().log()).argmax(-1, keepdim=True)")]),
+    "GN-b Categorical": (gen_cell, [(SAMPLE, "idx_next = torch.distributions.Categorical(probs=probs).sample()[:, None]")]),
+    "GN-i crop by max": (gen_cell, [("idx_cond = idx[:, -block_size:]", "idx_cond = idx[:, max(0, idx.size(1) - block_size):]")]),
+    "BLM-e lm_head tied to the token table": (step1, [("        self.lm_head = nn.Linear(n_embd, vocab_size)\n",
+                                                       "        self.lm_head = nn.Linear(n_embd, vocab_size)\n"
+                                                       "        self.lm_head.weight = self.token_embedding_table.weight\n")]),
+    "BLM-f position rows by slicing": (step1, [("self.position_embedding_table(torch.arange(T, device=idx.device))",
+                                                "self.position_embedding_table.weight[:T]")]),
+    "BG-a cross-entropy on (B, C, T)": (step0, [(BIGRAM_CE, BIGRAM_CE.replace("logits.flatten(0, 1), targets.flatten()", "logits.transpose(1, 2), targets"))]),
+    "TS-f loss detached": (step1, [("    optimizer.step()\n    return loss\n", "    optimizer.step()\n    return loss.detach()\n")]),
+    "TS targets by keyword": (step1, [("    logits, loss = model(xb, yb)\n    optimizer.zero_grad", "    logits, loss = model(xb, targets=yb)\n    optimizer.zero_grad")]),
+}
+
+
+@pytest.mark.parametrize("case", list(STEP_MISTAKES))
+def test_the_checks_of_03s_own_pieces_name_the_real_cause(case):
+    edits, run, sentence = STEP_MISTAKES[case]
+    with pytest.raises(AssertionError) as caught:
+        run(ns(replace=edits))
+    assert type(caught.value).__name__ == "CheckFailed" and sentence in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("variant", list(STEP_CORRECT))
+def test_a_correct_variant_passes_03s_own_checks(variant):
+    run, edits = STEP_CORRECT[variant]
+    assert "passed" in run(ns(replace=edits))

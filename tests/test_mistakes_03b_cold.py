@@ -54,6 +54,13 @@ def block_built(nb):  # the step-5 cell: print(check_block(build(Block, n_embd, 
     return nb["check_block"](nb["build"](nb["Block"], nb["n_embd"], nb["n_head"]), n_head=nb["n_head"])
 
 
+def built(cls, *sizes):  # a cell's check of build(cls, ...): the piece's own check on what build returns
+    checks = {"MultiHeadAttention": lambda nb, m: nb["check_multihead"](m, nb["n_embd"], nb["n_head"]),
+              "FeedForward": lambda nb, m: nb["check_feedforward"](m, nb["n_embd"])}
+    return lambda nb: checks.get(cls, lambda nb, m: nb["check_block"](m, n_head=nb["n_head"]))(
+        nb, nb["build"](nb[cls], *[nb[s] if s in nb else s for s in sizes]))
+
+
 def layernorm(nb):
     return nb["check_layernorm"](nb["LayerNorm1d"](100))
 
@@ -90,12 +97,30 @@ MISTAKES = {  # id: (edits, the check the notebook runs there, words its sentenc
                       rung("6 + LayerNorm"), "(num_heads, head_size)"),
     "K9 float head_size": ([("        head_size = n_embd // n_head\n        self.sa", "        head_size = n_embd / n_head\n        self.sa")],
                            block_built, "raised TypeError"),
+    "MA-b super().__init__() forgotten": ([("    def __init__(self, num_heads, head_size):\n        super().__init__()\n",
+                                            "    def __init__(self, num_heads, head_size):\n")],
+                                          built("MultiHeadAttention", "n_head", 8), "call super().__init__() first"),
+    "BK-b super().__init__() forgotten": ([("    def __init__(self, n_embd, n_head):\n        super().__init__()\n        head_size",
+                                            "    def __init__(self, n_embd, n_head):\n        head_size")],
+                                          built("Block", "n_embd", "n_head"), "call super().__init__() first"),
+    "FF-a nn.ReLU without ()": ([("            nn.ReLU(),\n            nn.Linear(4 * n_embd, n_embd)",
+                                  "            nn.ReLU,\n            nn.Linear(4 * n_embd, n_embd)")],
+                                built("FeedForward", "n_embd"), "a class, not an instance"),
+    "PN-f super().__init__() without sizes": ([("        super().__init__(n_embd, n_head)\n        self.ln1", "        super().__init__()\n        self.ln1")],
+                                              built("PreNormBlock", "n_embd", "n_head"), "pass every argument Block.__init__ needs"),
+    "PN-c nn.Module.__init__": ([("        super().__init__(n_embd, n_head)\n        self.ln1", "        nn.Module.__init__(self)\n        self.ln1")],
+                                built("PreNormBlock", "n_embd", "n_head"), "has no self.sa and self.ffwd"),
+    "BK-g the feed-forward fed x.detach()": ([(SA_FF, SA_FF.replace("self.ffwd(x)", "self.ffwd(x.detach())"))],
+                                             built("Block", "n_embd", "n_head"), "a .detach() or .data cuts a path"),
+    "a Block's return forgotten": ([(SA_FF + "\n        return x", SA_FF)], built("Block", "n_embd", "n_head"), "returned None"),
     "D1 dropout set after the model is built": ([], step7_dropout_set_too_late, "set it before building the model"),
     "L9 gamma starts at zeros": ([("self.gamma = nn.Parameter(torch.ones(dim))", "self.gamma = nn.Parameter(torch.zeros(dim))")],
                                  layernorm, "gamma all zeros"),
     "L12 beta starts at ones": ([("self.beta = nn.Parameter(torch.zeros(dim))", "self.beta = nn.Parameter(torch.ones(dim))")],
                                 layernorm, "beta all ones"),
     "L14 eps 1e-2": ([("def __init__(self, dim, eps=1e-5):", "def __init__(self, dim, eps=1e-2):")], layernorm, "eps, added to the variance"),
+    "LN-a the mean not subtracted": ([("xhat = (x - xmean) / torch.sqrt(xvar + self.eps)", "xhat = x / torch.sqrt(xvar + self.eps)")],
+                                     layernorm, "the mean is not subtracted"),
     "L15 beta * xhat + gamma": ([("return self.gamma * xhat + self.beta", "return self.beta * xhat + self.gamma")], layernorm,
                                 "scales by the bias and shifts by the gain"),
     "C1 keys from x": ([(QKV, "q, k, v = self.query(x), self.key(x), self.value(source)")], cross, "raised RuntimeError"),
@@ -105,6 +130,8 @@ MISTAKES = {  # id: (edits, the check the notebook runs there, words its sentenc
     "C4 no scale": ([(WEI, "wei = F.softmax(q @ k.transpose(1, 2), dim=-1)")], cross, "not scaled"),
     "C5 queries from the source": ([(QKV, "q, k, v = self.query(source), self.key(x), self.value(x)")], cross, "queries from x"),
     "C6 values from x": ([(QKV, "q, k, v = self.query(x), self.key(source), self.value(x)")], cross, "raised RuntimeError"),
+    "C43 the source itself for the values": ([("return wei @ v, wei", "return wei @ source, wei")], cross, "multiply the source itself"),
+    "C44 weights and output swapped": ([("return wei @ v, wei", "return wei, wei @ v")], cross, "returns the weights first"),
     "C7 scaled by n_embd": ([(WEI, WEI.replace("q.shape[-1]**-0.5", "x.shape[-1]**-0.5"))], cross, "scaled by n_embd**-0.5"),
 }
 
@@ -135,6 +162,12 @@ VARIANTS = {  # correct code a learner may write: every rung's check passes
                                              ("self.ln2 = nn.LayerNorm(n_embd)", "self.ln2 = LayerNorm1d(n_embd)"),
                                              ("ln_f=nn.LayerNorm(n_embd))", "ln_f=LayerNorm1d(n_embd))")],
     "RMSNorm as ln_f": [("ln_f=nn.LayerNorm(n_embd))", "ln_f=nn.RMSNorm(n_embd))")],
+    "TR-a ln_f as the body's last entry": [(BLOCKS + "\n    return BigramLanguageModel(body=blocks, ln_f=nn.LayerNorm(n_embd))",
+                                            BLOCKS.replace("range(n_layer)])", "range(n_layer)], nn.LayerNorm(n_embd))")
+                                            + "\n    return BigramLanguageModel(body=blocks)")],
+    "PN-a LayerNorms without a gain and bias": [("        self.ln1 = nn.LayerNorm(n_embd)\n        self.ln2 = nn.LayerNorm(n_embd)\n",
+                                                 "        self.ln1 = nn.LayerNorm(n_embd, elementwise_affine=False)\n"
+                                                 "        self.ln2 = nn.LayerNorm(n_embd, elementwise_affine=False)\n")],
     "blocks in a list comprehension passed to Sequential": [(BLOCKS, "    blocks = nn.Sequential(*(PreNormBlock(n_embd, n_head) for _ in range(n_layer)))")],
 }
 
@@ -192,3 +225,28 @@ def test_the_block_checks_accept_the_same_variants(variant):
     found = ns(VARIANTS[variant])
     for block in ("Block", "PreNormBlock"):
         assert "passed" in found["check_block"](found["build"](found[block], found["n_embd"], found["n_head"]))
+
+
+FF_NANOGPT = ("    def __init__(self, n_embd):\n        super().__init__()\n        self.net = nn.Sequential(\n            nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4C)\n"
+              "            nn.ReLU(),\n            nn.Linear(4 * n_embd, n_embd),  # (B, T, C) the projection back\n            nn.Dropout(dropout),\n"
+              "        )\n\n    def forward(self, x):\n        return self.net(x)  # (B, T, C) -> (B, T, C)")
+C_FC, C_PROJ = "        self.c_fc = nn.Linear(n_embd, 4 * n_embd)\n", "        self.c_proj = nn.Linear(4 * n_embd, n_embd)\n"
+NANOGPT_FORWARD = ("        self.dropout = nn.Dropout(dropout)\n\n    def forward(self, x):\n"
+                   "        return self.dropout(self.c_proj(F.relu(self.c_fc(x))))")
+FF_VARIANTS = {  # the cold reader's correct feed-forwards of session 5 (cold_03_03b_s5.md): bias-free, nanoGPT's names
+    "FF-c both Linears bias-free": [(FFN_IN, FFN_IN.replace("4 * n_embd)", "4 * n_embd, bias=False)")),
+                                    (FFN_OUT, FFN_OUT.replace("n_embd),", "n_embd, bias=False),"))],
+    "FF-i bias-free with GELU": [(FFN_IN, FFN_IN.replace("4 * n_embd)", "4 * n_embd, bias=False)")),
+                                 (FFN_OUT, FFN_OUT.replace("n_embd),", "n_embd, bias=False),")), ("            nn.ReLU(),\n", "            nn.GELU(),\n")],
+    "FF-e nanoGPT's c_fc, c_proj": [(FF_NANOGPT, "    def __init__(self, n_embd):\n        super().__init__()\n" + C_FC + C_PROJ + NANOGPT_FORWARD)],
+    "FF-f c_proj defined before c_fc": [(FF_NANOGPT, "    def __init__(self, n_embd):\n        super().__init__()\n" + C_PROJ + C_FC + NANOGPT_FORWARD)],
+    "MA-a heads joined in reverse order": [("torch.cat([h(x) for h in self.heads], dim=-1)", "torch.cat([h(x) for h in reversed(self.heads)], dim=-1)")],
+}
+
+
+@pytest.mark.parametrize("variant", list(FF_VARIANTS))
+def test_correct_feed_forwards_and_head_orders_pass_the_pieces_and_step_5(variant):
+    found = ns(FF_VARIANTS[variant])
+    for run in (built("MultiHeadAttention", "n_head", 8), built("FeedForward", "n_embd"), built("Block", "n_embd", "n_head"),
+                built("PreNormBlock", "n_embd", "n_head"), rung("5 blocks + residual")):
+        assert "passed" in run(found)

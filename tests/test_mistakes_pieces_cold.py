@@ -83,6 +83,20 @@ MISTAKES_03C = {  # id: ([(old, new)] in 03c, the first check of 03c's order tha
     "B12": ([(SA, "x = self.ln1(x) + self.sa(self.ln1(x))"), (FF, "x = self.ln2(x) + self.ffwd(self.ln2(x))")], "block",
             "normalises the residual stream itself"),
     "F1": ([(DROP, ""), (RELU, RELU + DROP)], "feedforward", "its dropout must come last, on what its last Linear returns"),
+    # session 5's cold reader (cold_03c_05c_s5.md): a forgotten return meets one sentence, not a raw AttributeError
+    "C20": ([(FF + "  # (B, T, C)\n        return x", FF + "  # (B, T, C)")], "block", "Block on x of shape (2, 5, 32) returned None"),
+    "C89": ([("        return logits, loss\n", "")], "model", "returned None: does its forward end with return"),
+    "C90": ([("return self.net(x)  # (B, T, C)", "self.net(x)  # (B, T, C)")], "feedforward", "FeedForward on x of shape (2, 6, 32) returned None"),
+    "C91": ([(OUT + "  # (B, T, C)", "self.dropout(self.proj(out))  # (B, T, C)")], "multihead", "returned None"),
+    "C92": ([("return wei @ self.value(x)", "wei @ self.value(x)")], "head", "returned None"),
+    "C92 seen by the heads' caller": ([("return wei @ self.value(x)", "wei @ self.value(x)")], "model (04)",
+                                      "blocks.0.sa.heads.0 (Head) returned None"),
+    "C53 tok * pos": ([("self.token_embedding_table(idx) + self.position_embedding_table(pos)",
+                        "self.token_embedding_table(idx) * self.position_embedding_table(pos)")], "model", "must be added, not combined"),
+    "C72 the loss computed without targets": ([("loss = None if targets is None else F.cross_entropy", "loss = F.cross_entropy")], "model",
+                                              "called with targets=None, forward must not compute the loss"),
+    "C11 heads of n_head channels": ([("head_size = config.n_embd // config.n_head", "head_size = config.n_head")], "multihead",
+                                     "heads narrower than n_embd // n_head"),
 }
 
 FUSED = '''class MultiHeadAttention(nn.Module):
@@ -162,6 +176,8 @@ MISTAKES_03B = {  # id: (edits of 03b, the check of 03b's cells, words of its se
            "in body (ModuleList, given input of shape (2, 8, 32))"),
 }
 
+FF_IN, FF_OUT = "nn.Linear(config.n_embd, 4 * config.n_embd),  # (B, T, 4C)", "nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)"
+PROJ = "self.proj = nn.Linear(head_size * config.n_head, config.n_embd)"
 VARIANTS_03C = {  # correct code of the 04 table: every check of 03c passes
     "H16 dropout on the head's output": [("wei = self.dropout(self.attention(x))  # (B, T, T)\n        return wei @ self.value(x)",
                                           "wei = self.attention(x)  # (B, T, T)\n        return self.dropout(wei @ self.value(x))")],
@@ -178,6 +194,11 @@ VARIANTS_03C = {  # correct code of the 04 table: every check of 03c passes
     "B9 the norm on the branch's output": [(SA, "x = x + self.ln1(self.sa(x))"), (FF, "x = x + self.ln2(self.ffwd(x))")],
     "B13 norms swapped": [(SA, "x = x + self.sa(self.ln2(x))"), (FF, "x = x + self.ffwd(self.ln1(x))")],
     "F2 GELU": [(RELU, "            nn.GELU(),\n")],
+    "C16 a bias-free feed-forward": [(FF_IN, FF_IN.replace("4 * config.n_embd)", "4 * config.n_embd, bias=False)")),
+                                     (FF_OUT, FF_OUT.replace("config.n_embd)", "config.n_embd, bias=False)"))],
+    "C16b only the first Linear bias-free": [(FF_IN, FF_IN.replace("4 * config.n_embd)", "4 * config.n_embd, bias=False)"))],
+    "C15 a bias-free proj": [(PROJ, PROJ.replace("config.n_embd)", "config.n_embd, bias=False)"))],
+    "C18 ReLU in place": [(RELU, "            nn.ReLU(inplace=True),\n")],
 }
 
 VARIANTS_03B = {  # correct code of the 03 table, in 03b: the check of the piece passes
@@ -241,3 +262,27 @@ def test_the_checks_put_back_the_dropout_rates_and_the_mode():
     ns["check_model"](model)
     ns["check_multihead"](model.blocks[0].sa, 32, 4)
     assert model.training and {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.2}
+
+
+@pytest.mark.parametrize("case", ["C16 a bias-free feed-forward", "C16b only the first Linear bias-free", "C15 a bias-free proj"])
+def test_the_parameter_count_accepts_bias_free_layers(case):
+    assert "passed" in ns_03c(VARIANTS_03C[case])["check_parameter_count"](gpt(ns_03c(VARIANTS_03C[case])))
+
+
+@pytest.mark.parametrize("edits, words", [  # C17: a piece one layer too many; C21: one LayerNorm for both places
+    ([(FF_OUT, FF_OUT + "\n            nn.LayerNorm(config.n_embd),")], "blocks[0].ffwd has 64 more numbers in vectors"),
+    ([("self.ln2 = nn.LayerNorm(config.n_embd)", "self.ln2 = self.ln1")], "each with ln1 and ln2"),
+    ([("head_size = config.n_embd // config.n_head", "head_size = config.n_head")], "blocks[0].sa has 2,048 weights in its matrices, 2,048 fewer")])
+def test_the_parameter_count_names_the_piece_and_the_difference(edits, words):
+    ns = ns_03c(edits)
+    with pytest.raises(AssertionError) as caught:
+        ns["check_parameter_count"](gpt(ns))
+    assert type(caught.value).__name__ == "CheckFailed" and words in str(caught.value), str(caught.value)
+
+
+def test_a_final_layernorm_after_lm_head_is_named():  # C28: scale-free logits, but lm_head reads the raw stream
+    ns = ns_03c([("self.ln_f = nn.LayerNorm(config.n_embd)", "self.ln_f = nn.LayerNorm(config.vocab_size)"),
+                 ("logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)", "logits = self.ln_f(self.lm_head(x))  # (B, T, vocab_size)")])
+    assert "passed" in ns["check_model"](gpt(ns))
+    with pytest.raises(AssertionError, match="belongs between the blocks and lm_head, not after lm_head"):
+        ns["check_final_norm"](gpt(ns))
