@@ -24,9 +24,9 @@ HOMES = {  # the start of the cell's title -> the notebook that owns it
     "Plumbing: the device": "01_bigram",
     "Plumbing: the data": "01_bigram",
     "Plumbing: the attention oracle": "02_self_attention",
-    "Plumbing: checks of the model's pieces": "03b_blocks_and_the_ladder",
+    "Plumbing: checks of the model's pieces": "03c_the_complete_model",
     "Plumbing: the batch check": "03_building_gpt",
-    "Plumbing: checks of sampling and training steps": "03_building_gpt",
+    "Plumbing: checks of sampling and training steps": "01_bigram",
     "Plumbing: command-line checks": "04_gpt",
 }
 CELL = re.compile(r"^# %%.*$", re.M)

@@ -541,26 +541,29 @@ class StandIn(nn.Module):
 def check_generate(generate, block_size=None, sampling=False):
     """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
     def run(model, idx, n, **kw):
-        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat "
-                "joins on dim=1") if "top_k" not in kw else (f"the top_k = {kw['top_k']} largest logits must survive the "
-                "mask (only those below the k-th largest become -inf), else every logit is -inf and the softmax gives nan")
+        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C); the model gets "
+                "every row of idx (a crop cuts only the time axis, dim 1), and torch.cat joins on dim=1") if "top_k" not in kw else (f"top_k = {kw['top_k']} is more than the 3 characters here: "
+                "torch.topk takes at most logits.size(-1)") if kw["top_k"] > 3 else (f"the top_k = {kw['top_k']} largest "
+                "logits must survive the mask (only those below the k-th largest, kept (B, 1) to compare with each row, "
+                "become -inf), else every logit is -inf and the softmax gives nan")
         said = "".join(f", {k}={v}" for k, v in kw.items())
         return attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n}{said})", generate, model, idx, n, **kw, hint=hint)
     probs = torch.tensor([0.5, 0.3, 0.2])
     settings = [({}, probs)] + ([({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
                                  ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
                                  ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))] if sampling else [])
+                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0])), ({"top_k": 5}, probs)] if sampling else [])
     for kwargs, expected in settings:
         torch.manual_seed(0)
-        out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
-        check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
+        out = run(StandIn(3, probs, block_size), torch.zeros((100_000, 1), dtype=torch.long), 1, **kwargs)
+        check(out.shape == (100_000, 2), f"generate(idx of shape (100000, 1), 1) gave {tuple(out.shape)}, not (100000, 2): "
               "append one token per step")
-        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 4000 samples
-        check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: " + (
-                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax over "
-                  "the last dimension" if not kwargs else
+        check(not out[:, 0].any(), "generate(idx, 1) did not keep the prompt first: each new token goes after it")
+        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 100,000 samples
+        check((freq - expected).abs().max() < 0.008, f"with {kwargs or 'the defaults'} the samples come out with "
+              f"frequencies {[round(f, 3) for f in freq.tolist()]}, not {[round(e, 3) for e in expected.tolist()]}: " + (
+                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, no temperature, and "
+                  "the softmax over the last dimension" if not kwargs else
                   "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
     chain = StandIn(10, block_size=block_size)
     out = run(chain, torch.tensor([[3], [7]]), 5)
@@ -670,21 +673,29 @@ def check_train_step(train_step, model, batches, lr=0.1):
                     "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
                 with torch.no_grad():
                     before = model(xb, yb)[1].item()
-                run, pre = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params]
+                run, pre, fed = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params], []
                 run.__name__ = "train_step"
-                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params]
+                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params] + [
+                    model.register_forward_pre_hook(lambda m, a, kw: fed.append((*a, *kw.values())), with_kwargs=True)]
                 try:
                     seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
                                       hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
                 finally:
                     _ = [h.remove() for h in landed]
+                same = lambda a, b: isinstance(a, torch.Tensor) and a.shape == b.shape and bool((a == b).all())
+                check(not (fed and len(fed[0]) > 1 and same(fed[0][0], yb) and same(fed[0][1], xb)), "train_step fed the "
+                      "model (yb, xb): it takes the inputs first and their targets second, else it learns the character before")
                 events = "".join(order)
                 stepped = events.count("0") + events.count("g")  # calls of optimizer.step()
                 check(stepped == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), "train_step "
                       f"called step() of the optimizer it was given {stepped} times, not once: " + (
                           "use the optimizer passed in, not one of its own" if not stepped else "call optimizer.step() once per step"))
-                check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
-                      f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
+                got = returned[0]
+                one = isinstance(got, (float, torch.Tensor)) and torch.as_tensor(got).numel() == 1
+                said = (f"{torch.as_tensor(got).item():.4f}" if one else f"a tensor of shape {tuple(got.shape)}" if
+                        isinstance(got, torch.Tensor) else "None" if got is None else f"a {type(got).__name__}")
+                check(one and abs(torch.as_tensor(got).detach().item() - before) < 1e-4,
+                      f"train_step returned {said}, not the loss before its step ({before:.4f}): return "
                       "loss (a tensor or a float), which the training loop records")
                 check(model.training and all(t for t, _ in seen), "train_step ran or left the model in eval mode, so "
                       "dropout is off while training: leave model.eval() to the loss estimate")

@@ -5,7 +5,7 @@
 # token at position `t` to learn about its past is to average the tokens at positions `0..t`. This
 # notebook computes that average four ways, each one a step closer to self-attention, and checks
 # that they agree. By the end, attention is a weighted average whose weights come from the data.
-# It follows **0:42:13 to 1:19:11 of the video**.
+# It follows **0:42:13 to 1:19:11 of the video**, and 1:42:39 to 1:46:22 for cross-attention at its end.
 #
 # Everything here is a small toy tensor on the CPU, so every printed number is the same on every
 # machine, and the tests' quick *smoke mode* (`COURSE_SMOKE=1`, fewer training steps elsewhere)
@@ -500,7 +500,7 @@ assert not torch.allclose(encoder[:, :5], unmasked_out[:, :5])
 # Here keys, queries and values all come from the same `x`: that is *self*-attention. In *cross*-
 # attention the queries come from `x` while the keys and values come from another source, for
 # example the encoder's output in a translation model. A GPT is a decoder only, so it uses
-# self-attention throughout (notebook 03c builds a cross-attention head at the end).
+# self-attention throughout (a cross-attention head is built and checked at the end of this notebook).
 
 # %% [markdown]
 # ## Why scale by √head_size [▶ 1:16:56](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4616s)
@@ -570,6 +570,70 @@ print(f"scaled by C**-0.5:         var {by_c:.3f} (ratio {by_c / by_head:.3f}, 1
 assert 0.9 < by_head < 1.1 and abs(by_c / by_head - 1 / 6) < 1e-6
 
 # %% [markdown]
+# ## Decoder, encoder, or both [▶ 1:42:39](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6159s)
+#
+# Version 4 is a *decoder* head: masked, so a GPT built of such heads writes one character at a time. The original
+# Transformer ("Attention is all you need") translates: an *encoder* reads the whole source unmasked; the *decoder*
+# writes the target with masked self-attention plus **cross-attention** (queries from its tokens, keys and values
+# from the encoder's output). A GPT has no source: a decoder alone. Cross-attention's weights are `(T, S)`, with no
+# mask (the source is known before decoding). Its check compares it with `F.scaled_dot_product_attention`. The
+# lecture tells this after its complete model (notebook 03c); here it sits beside the head it extends.
+
+# %%
+class CrossAttention(nn.Module):
+    """One head of cross-attention: queries from x (B, T, C), keys and values from a source (B, S, C), no mask."""
+
+    def __init__(self, n_embd, head_size):
+        super().__init__()
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+
+    def forward(self, x, source):
+        q, k, v = self.query(x), self.key(source), self.value(source)  # (B, T, hs), (B, S, hs), (B, S, hs)
+        wei = F.softmax(q @ k.transpose(1, 2) * q.shape[-1]**-0.5, dim=-1)  # (B, T, hs) @ (B, hs, S): no mask
+        return wei @ v, wei  # (B, T, hs), (B, T, S)
+
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title The check of cross-attention (folded: open it to see how it works)
+def check_cross_attention(cross, n_embd):
+    """Cross-attention against F.scaled_dot_product_attention (queries from x, keys and values from the source, no
+    mask) on a source longer and one shorter than the target."""
+    torch.manual_seed(0)
+    name, layers = type(cross).__name__, [getattr(cross, a, None) for a in ("query", "key", "value")]
+    check(len({id(m) for m in layers}) == 3, f"{name}'s query, key and value are not three layers of their own: each "
+          "is a projection learning its own weights")
+    for B, T, S in ((2, 5, 7), (1, 6, 3)):
+        x, source = torch.randn(B, T, n_embd), torch.randn(B, S, n_embd)  # (B, T, C), (B, S, C)
+        what = f"{name}(x of shape {(B, T, n_embd)}, source of shape {(B, S, n_embd)})"
+        with torch.no_grad():
+            out, wei = attempt(what, cross, x, source, hint="queries come from x, keys and values from the source")
+            sdpa = lambda scale=None: F.scaled_dot_product_attention(cross.query(x), cross.key(source), cross.value(source), scale=scale)
+        swapped, raw = out.shape == (B, T, S) and wei.shape == sdpa().shape, out.shape[-1] == n_embd != sdpa().shape[-1]
+        check(out.shape == sdpa().shape and wei.shape == (B, T, S), f"{what} gave {tuple(out.shape)} and weights "
+              f"{tuple(wei.shape)}, not {tuple(sdpa().shape)} and (B, T, S): " + ("it returns the weights first (the output "
+              "comes first, then the weights)" if swapped else "the weights multiply the source itself, not its values" if raw
+              else "the weights come back transposed, (B, S, T)" if wei.shape == (B, S, T) and out.shape == sdpa().shape else
+              "queries from x, keys and "
+              "values from the source"))
+        check(torch.allclose(wei.sum(-1), torch.ones(B, T), atol=1e-5), f"{name}: a target position's weights over "
+              "the source do not sum to 1 (in eval mode): the softmax runs over the wrong dimension, or something after it "
+              "changes the weights (a scale, a dropout that ignores the mode)")
+        check(bool((wei > 0).all()), f"{name} gives some source positions weight 0: cross-attention has no mask")
+        for scale, said in ((1.0, "not scaled"), (n_embd**-0.5, "scaled by n_embd**-0.5")):
+            check(not torch.allclose(out, sdpa(scale), atol=1e-5), f"{name}'s scores are {said}: scale them by "
+                  "head_size**-0.5, as a head does")
+        gap = (out - sdpa()).abs().max().item()
+        check(gap < 1e-5, f"{what} differs from F.scaled_dot_product_attention (queries from x, keys and values from "
+              f"the source, no mask) by up to {gap:.3g}: look at how the weights are made and applied")
+    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention; weights {tuple(wei.shape)} = (B, T, S), rows "
+                  "summing to 1, every source position weighed)")
+
+# %%
+torch.manual_seed(1337)
+print(check_cross_attention(CrossAttention(32, 8), 32))  # n_embd 32, head_size 8
+
+# %% [markdown]
 # ## Summary
 #
 # - Averaging the past can be done with loops, with a matrix multiplication by a normalised lower
@@ -580,6 +644,7 @@ assert 0.9 < by_head < 1.1 and abs(by_c / by_head - 1 / 6) < 1e-6
 #   PyTorch's own attention and names the usual mistakes.
 # - A head knows nothing of position or of other batch elements, and with the causal mask nothing
 #   of the future; each of these was checked above.
+# - Cross-attention takes its keys and values from another source, with `(T, S)` weights and no mask.
 #
 # Notebook 03 puts this head into the bigram model, and 03b builds the whole Transformer around it.
 #
@@ -587,7 +652,7 @@ assert 0.9 < by_head < 1.1 and abs(by_c / by_head - 1 / 6) < 1e-6
 #
 # 1. Make `T` 16 and `head_size` 64. Does the unscaled variance follow `head_size`? How one-hot are
 #    the rows of an unscaled `wei`?
-# 2. Write cross-attention: queries from `x`, keys and values from another tensor `y` of shape
-#    `(B, T2, C)`. What shape is `wei`, and why is there no mask? (Notebook 03b ends with one.)
+# 2. Run `CrossAttention(32, 8)` on a target of 5 tokens and a source of 12. What shape are its weights, and what
+#    would a causal mask over them even mean?
 # 3. The lecture's exercise: run several heads at once by giving the head dimension its own axis,
 #    `(B, n_head, T, head_size)`, instead of a Python loop over heads. (Notebook 06's exercise 1 checks yours.)

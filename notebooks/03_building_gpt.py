@@ -1,13 +1,12 @@
 # %% [markdown]
 # # 03 · From the bigram to one head of attention, step by step
 #
-# The lecture builds its GPT one idea at a time; its numbers live only in commit messages (one head ≈
-# 2.4, multi-head 2.28, feed-forward 2.24, blocks ≈ 2.06). Here every step trains on one model size,
-# seed, batch stream and budget and is scored on the whole validation split: a *ladder* of nine rungs.
-# This notebook (after 02, self-attention) sets up data, budget and training loop and climbs rungs 0–2
-# (the bigram, embeddings with positions, one head); 03b climbs the rest. Video: **0:58:26 to 1:02:00**
-# (clean-up, positions) and **1:19:11 to 1:21:59** (one head). Standalone; runs as `python
-# notebooks/03_building_gpt.py`; the folded cells are the plumbing it carries (folders, device, data, checks).
+# The lecture builds its GPT one idea at a time; its numbers live only in commit messages (one head ≈ 2.4,
+# multi-head 2.28, feed-forward 2.24, blocks ≈ 2.06). Here every step trains on one model size, seed, batch
+# stream and budget and is scored on the whole validation split: a *ladder* of nine rungs. This notebook (after
+# 02) sets up data, budget and training and climbs rungs 0–2 (the bigram, embeddings with positions, one head);
+# 03b climbs the rest. Video: **0:58:26 to 1:02:00** and **1:19:11 to 1:21:59**. Standalone (`python
+# notebooks/03_building_gpt.py`); the folded cells are the plumbing it carries (folders, device, data, checks).
 
 # %%
 import hashlib, math, os, pathlib, platform, sys, tempfile, time, urllib.request
@@ -242,7 +241,7 @@ def attention_diagnosis(out, q, k, v, n_embd):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
+#@title Plumbing: checks of the model's pieces (from 03c_the_complete_model: the parts this notebook uses)
 def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
@@ -265,7 +264,9 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
                           f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
-                          'look at the shapes that piece makes and is given' if m else hint)) from None
+                          'look at the shapes that piece makes and is given' if m else "a layer is None, not a module (an "
+                          "argument not given, with no default such as nn.Identity())" if "'NoneType' object is not callable"
+                          in said else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
     check(out is not None, f"{what} returned None: does its forward end with return ...?")
@@ -308,8 +309,11 @@ def sees_future(module, x, training=False, first=1):
     changed, name = x.clone(), type(module).__name__
     changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
     seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
-    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
-    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed, x)]
+    outs = [(out[0] if isinstance(out, tuple) else out) for out in outs]
+    check(torch.allclose(outs[0], outs[2], rtol=0, atol=0, equal_nan=True), f"{name} gives two outputs for one input{'' if training else ' in eval mode'}: a "
+          "dropout ignores the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
+    return not torch.allclose(outs[0][:, :first], outs[1][:, :first], atol=1e-5)
 
 def check_model(model, attends=True):
     """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
@@ -331,6 +335,8 @@ def check_model(model, attends=True):
               f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
               f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
         expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
+        check(not ((logits >= 0).all() and torch.allclose(logits.sum(-1), torch.ones(()), atol=1e-4)), f"{name} returns "
+              "probabilities (each row of its logits sums to 1): return the raw scores; F.cross_entropy applies the softmax")
         check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
               f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
         logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
@@ -338,7 +344,16 @@ def check_model(model, attends=True):
         check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
               f"not (B, T, vocab_size) = {(B, t, V)}")
     logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
-    idx = torch.randint(0, V, (2, T))
+    idx = torch.randint(0, V, (-(-V // T), T))  # (B, T) with every character among the targets below
+    every = (torch.arange(idx.numel()) % V).view_as(idx)
+    logits, loss = run_eval(model, idx, every)
+    check(abs(loss.item() - F.cross_entropy(logits.reshape(-1, V), every.flatten()).item()) < 1e-4, f"on targets holding "
+          f"each of the {V} characters the loss is not their mean cross-entropy: is some character (an ignore_index, a "
+          "mask) left out of the loss?")
+    twice = [dropped(model, lambda: model.eval()(idx)[0]) for _ in range(2)]  # eval mode, every nn.Dropout at 0.5
+    check(torch.equal(*twice), "in eval mode (dropout rates at 0.5) two passes give different logits: a dropout ignores "
+          "the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
+    idx = idx[:2]
     changed, earlier = idx.clone(), idx.clone()
     changed[:, T // 2:] = (changed[:, T // 2:] + 1) % V  # a different second half
     earlier[:, 0] = (earlier[:, 0] + 1) % V  # a different first character
@@ -355,6 +370,8 @@ def check_model(model, attends=True):
           "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
+    check(torch.allclose(logits_of(idx[:, :T // 2]), logits_of(idx)[:, :T // 2], atol=1e-5), "the logits of a prefix "
+          "differ from the same positions of the whole input's: a prediction must not depend on how much comes after")
     if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
         saved = positions.weight.detach().clone()
         try:
@@ -369,7 +386,8 @@ def check_model(model, attends=True):
     slips = device_slips(model, idx)
     check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
           "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
+    zeros = dropped(model, lambda: ((z := model(idx)[0] == 0) & ~z.all(-1, keepdim=True)).float().mean().item())  # 0s
+    # in rows that are not all 0 (a whole row of 0 logits is a zero input vector, not a dropout on the logits)
     check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
@@ -412,8 +430,8 @@ def check_whole_split(split_loss, model, data, block_size, batch):
     data, fed = data[:int(2.5 * batch) * block_size + 1], []
     hook = model.register_forward_pre_hook(lambda m, a: fed.append(a[0].numel() if a else 0))
     try:
-        got = float(attempt("split_loss(model, data)", split_loss, model, data, hint="the model gives a loss only when "
-                            "it is given the targets too, model(xb, yb), and returns (logits, loss)"))
+        got = float(attempt("split_loss(model, data)", split_loss, model, data, hint="x and y must be the same chunks of "
+                            "the split one step apart, batched alike, and the model given both, model(xb, yb)"))
     finally:
         hook.remove()
     n = (len(data) - 1) // block_size * block_size
@@ -425,69 +443,45 @@ def check_whole_split(split_loss, model, data, block_size, batch):
     check(abs(got - mean) < 0.01, f"split_loss gave {got:.4f} on {len(x):,} chunks in batches of at most {batch}, not "
           f"their mean loss {mean:.4f}: is each batch weighted by its chunks, the sum divided by all the chunks?")
 
-def check_every_target(model):
-    """The loss on targets holding every character is the mean cross-entropy over all of them."""
-    V, T = model.token_embedding_table.num_embeddings, 8  # 8 <= block_size in this notebook
-    idx, targets = torch.randint(0, V, (-(-V // T), T)), (torch.arange(-(-V // T) * T) % V).view(-1, T)  # (B, T)
-    logits, loss = run_eval(model, idx, targets)
-    expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten()).item()
-    check(loss is not None and abs(loss.item() - expected) < 1e-4, f"on targets holding each of the {V} characters the "
-          f"loss is {loss and round(loss.item(), 4)}, not their mean cross-entropy ({expected:.4f}): is some character "
-          "(an ignore_index, a mask) left out of the loss?")
-
-def check_sampling(generate):
-    """generate keeps the prompt first; one step on 20,000 rows draws tokens with the model's probabilities."""
-    out = attempt("generate(model, [[3], [7]], 2)", generate, StandIn(10), torch.tensor([[3], [7]]), 2)
-    check(not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[1] > 1) or out[:, 0].tolist() == [3, 7],
-          f"generate(model, [[3], [7]], 2) returned {out.tolist()}: the prompt must stay first, each new token after it")
-    torch.manual_seed(0)
-    out = attempt("generate(model, idx of shape (20000, 1), 1)", generate, StandIn(3, torch.tensor([0.5, 0.3, 0.2])),
-                  torch.zeros((20000, 1), dtype=torch.long), 1)
-    freq = [round(f, 3) for f in (torch.bincount(out[:, -1], minlength=3)[:3] / len(out)).tolist()]
-    check(max(abs(f - p) for f, p in zip(freq, (0.5, 0.3, 0.2))) < 0.015, f"over 20,000 draws the samples come out "
-          f"with frequencies {freq}, not the model's probabilities [0.5, 0.3, 0.2]: sample from F.softmax of the last "
-          "position's logits as they are (no temperature, no argmax)")
-
-def check_fed(train_step, model, xb, yb):
-    """train_step(model, optimizer, xb, yb) gives the model the inputs xb first and their targets yb second."""
-    fed, hook = [], model.register_forward_pre_hook(lambda m, a, kw: fed.append((*a, *kw.values())), with_kwargs=True)
-    try:
-        attempt("train_step", train_step, model, torch.optim.SGD(model.parameters(), lr=0.0), xb, yb)
-    finally:
-        hook.remove()
-    same = lambda a, b: isinstance(a, torch.Tensor) and a.shape == b.shape and bool((a == b).all())
-    check(not (fed and len(fed[0]) > 1 and same(fed[0][0], yb) and same(fed[0][1], xb)), "train_step fed the model "
-          "(yb, xb): it takes the inputs first and their targets second, else it learns to predict the character before")
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of one attention head (folded: open it to see how it works)
 def check_head(head, head_size=None, block_size=None):
-    """Check one attention head (key, query, value; with head_size, its output width; with block_size, inputs up to
-    that length and its mask's size) against PyTorch's attention."""
+    """Check one attention head (key, query, value, or one Linear making all three; with head_size, its output width;
+    with block_size, inputs up to that length and its mask's size) against PyTorch's attention."""
     torch.manual_seed(0)
     check_registered(head)
-    tril, name, kqv = getattr(head, "tril", None), type(head).__name__, [head.key, head.query, head.value]
-    check(len({p.data_ptr() for m in kqv for p in m.parameters()}) == sum(1 for m in kqv for _ in m.parameters()),
+    tril, name, kqv = getattr(head, "tril", None), type(head).__name__, [getattr(head, a, None) for a in ("key", "query", "value")]
+    linears, fused = [m for m in head.modules() if isinstance(m, nn.Linear)], None in kqv  # fused: one Linear, cut in 3
+    check(linears and (not fused or len(linears) == 1 and linears[0].out_features % 3 == 0), f"{name} has no key, "
+          "query and value layers (nor one Linear making all three): build the projections in __init__")
+    check(fused or len({p.data_ptr() for m in kqv for p in m.parameters()}) == sum(1 for m in kqv for _ in m.parameters()),
           f"{name}'s key, query and value share a layer (or its weights), so two of k, q, v are always equal: "
           "each is a projection of its own, learning its own weights")
     size = tuple(tril.shape[-2:]) if isinstance(tril, torch.Tensor) else None  # an SDPA head needs no tril
     check(not block_size or not size or size == (block_size,) * 2, f"{name}.tril is {size and ' x '.join(map(str, size))}"
           f", not block_size x block_size = {block_size} x {block_size}: the mask has one row and one column per "
           "position of the context, so its size comes from block_size (a smaller one fails on longer inputs)")
-    C, T = head.key.in_features, block_size or (size[-1] if size else 8)
+    C, T = linears[0].in_features, block_size or (size[-1] if size else 8)
     for B, t in probe_sizes(T):
         x = torch.randn(B, t, C)  # (B, T, C)
         out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, "
                        ":T])?" if t < T else "the scores are (B, T, hs) @ (B, hs, T) -> (B, T, T): transpose the last two "
                        "dimensions of k (on a 3-D tensor .T reverses all three), and the output is (B, T, T) @ (B, T, hs)")
+        with torch.no_grad():  # (B, T, hs) each: q, k, v, or the fused Linear's three parts in any order
+            parts = linears[0](x).chunk(3, -1) if fused else [m(x) for m in (head.query, head.key, head.value)]
         check(head_size is None or out.shape[-1] == head_size, f"{name} gives {out.shape[-1]} channels per position, "
-              f"not head_size = {head_size}: key, query and value must each map n_embd channels to head_size")
-        q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
-        mistake = attention_diagnosis(out, q, k, v, C)
+              f"not head_size = {head_size}: " + ("the weights multiply x itself, not its values v = self.value(x)" if
+              out.shape[-1] == C and parts[2].shape[-1] == head_size else "key, query and value must each map n_embd "
+              "channels to head_size"))
+        orders = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)) if fused else ((0, 1, 2),)
+        found = [attention_diagnosis(out, *(parts[i] for i in order), C) for order in orders]
+        mistake = None if None in found else found[0]
         check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
     check(not sees_future(head, x, training=True), f"{name} lets a position see the future in training mode (dropout "
           "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = {q.shape[-1]}**-0.5)")
+    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = "
+                  f"{parts[0].shape[-1]}**-0.5)")
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
@@ -559,7 +553,7 @@ def at_extremes(draw):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of sampling and training steps (the same in every notebook that carries it)
+#@title Plumbing: checks of sampling and training steps (from 01_bigram: the parts this notebook uses)
 class StandIn(nn.Module):
     """A stand-in model with a known next token: fixed probs, else a function of the whole context it is fed."""
 
@@ -581,26 +575,29 @@ class StandIn(nn.Module):
 def check_generate(generate, block_size=None, sampling=False):
     """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
     def run(model, idx, n, **kw):
-        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat "
-                "joins on dim=1") if "top_k" not in kw else (f"the top_k = {kw['top_k']} largest logits must survive the "
-                "mask (only those below the k-th largest become -inf), else every logit is -inf and the softmax gives nan")
+        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C); the model gets "
+                "every row of idx (a crop cuts only the time axis, dim 1), and torch.cat joins on dim=1") if "top_k" not in kw else (f"top_k = {kw['top_k']} is more than the 3 characters here: "
+                "torch.topk takes at most logits.size(-1)") if kw["top_k"] > 3 else (f"the top_k = {kw['top_k']} largest "
+                "logits must survive the mask (only those below the k-th largest, kept (B, 1) to compare with each row, "
+                "become -inf), else every logit is -inf and the softmax gives nan")
         said = "".join(f", {k}={v}" for k, v in kw.items())
         return attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n}{said})", generate, model, idx, n, **kw, hint=hint)
     probs = torch.tensor([0.5, 0.3, 0.2])
     settings = [({}, probs)] + ([({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
                                  ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
                                  ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))] if sampling else [])
+                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0])), ({"top_k": 5}, probs)] if sampling else [])
     for kwargs, expected in settings:
         torch.manual_seed(0)
-        out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
-        check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
+        out = run(StandIn(3, probs, block_size), torch.zeros((100_000, 1), dtype=torch.long), 1, **kwargs)
+        check(out.shape == (100_000, 2), f"generate(idx of shape (100000, 1), 1) gave {tuple(out.shape)}, not (100000, 2): "
               "append one token per step")
-        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 4000 samples
-        check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: " + (
-                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax over "
-                  "the last dimension" if not kwargs else
+        check(not out[:, 0].any(), "generate(idx, 1) did not keep the prompt first: each new token goes after it")
+        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 100,000 samples
+        check((freq - expected).abs().max() < 0.008, f"with {kwargs or 'the defaults'} the samples come out with "
+              f"frequencies {[round(f, 3) for f in freq.tolist()]}, not {[round(e, 3) for e in expected.tolist()]}: " + (
+                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, no temperature, and "
+                  "the softmax over the last dimension" if not kwargs else
                   "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
     chain = StandIn(10, block_size=block_size)
     out = run(chain, torch.tensor([[3], [7]]), 5)
@@ -690,79 +687,13 @@ def found_in(row, data):
     for j, c in enumerate(row.tolist()):
         found = found[data[found + j] == c]
     return len(found) > 0
-
-def check_train_step(train_step, model, batches, lr=0.1):
-    """train_step(model, optimizer, x, y) with SGD at two learning rates, over several steps, must equal gradient
-    descent by hand from a fresh gradient at every step, and keep the model in training mode."""
-    start, params = {k: v.detach().clone() for k, v in model.state_dict().items()}, list(model.parameters())
-    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
-    rates, steps = [m.p for m in drops], list(batches) * 2
-    try:
-        for m in drops:
-            m.p = 0.0  # the same forward pass in the learner's step and in ours
-        for rate in (lr, lr / 4):
-            model.load_state_dict(start)
-            first = [p.detach().clone() for p in params]
-            fresh, piled, total = list(first), list(first), [0] * len(params)  # by hand; with gradients piling up
-            for xb, yb in steps:
-                optimizer, returned, order = torch.optim.SGD(params, lr=rate), [], []
-                optimizer.register_step_pre_hook(lambda *a: order.append(  # "0": step() found every gradient empty
-                    "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
-                with torch.no_grad():
-                    before = model(xb, yb)[1].item()
-                run, pre = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params]
-                run.__name__ = "train_step"
-                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params]
-                try:
-                    seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
-                                      hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
-                finally:
-                    _ = [h.remove() for h in landed]
-                events = "".join(order)
-                stepped = events.count("0") + events.count("g")  # calls of optimizer.step()
-                check(stepped == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), "train_step "
-                      f"called step() of the optimizer it was given {stepped} times, not once: " + (
-                          "use the optimizer passed in, not one of its own" if not stepped else "call optimizer.step() once per step"))
-                check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
-                      f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
-                      "loss (a tensor or a float), which the training loop records")
-                check(model.training and all(t for t, _ in seen), "train_step ran or left the model in eval mode, so "
-                      "dropout is off while training: leave model.eval() to the loss estimate")
-                check("0" not in events or "b" not in events[:events.index("0")], "the weights did not change because "
-                      "optimizer.step() found the gradients of loss.backward() already zeroed: call optimizer.zero_grad() "
-                      "before loss.backward(), not between loss.backward() and optimizer.step()")
-                saved = [p.detach().clone() for p in params]
-                for weights in (fresh, piled):
-                    with torch.no_grad():
-                        _ = [p.copy_(w) for p, w in zip(params, weights)]
-                    grads = torch.autograd.grad(model(xb, yb)[1], params)
-                    total = [t + g for t, g in zip(total, grads)] if weights is piled else total
-                    weights[:] = [w - rate * g for w, g in zip(weights, total if weights is piled else grads)]
-                with torch.no_grad():
-                    _ = [p.copy_(s) for p, s in zip(params, saved)]
-            check(any(not torch.equal(p, f) for p, f in zip(params, first)),
-                  "the weights did not change: call loss.backward() and then optimizer.step()")
-            worst = max((p - w).abs().max().item() for p, w in zip(params, fresh))
-            accumulating = max((p - w).abs().max().item() for p, w in zip(params, piled)) < 1e-5
-            check(worst < 1e-5, f"after {len(steps)} steps at lr = {rate:g} the weights are off by {worst:.2g} from "
-                  "gradient descent with a fresh gradient at every step: " + (
-                      "the gradients are accumulating; call optimizer.zero_grad() before loss.backward()" if accumulating
-                      else "call optimizer.zero_grad(), loss.backward() and optimizer.step() once each, in that order"))
-    finally:
-        for m, p in zip(drops, rates):
-            m.p = p
-        model.load_state_dict(start)
-    return Passed("train_step: passed")
-
-
 # %% [markdown]
 # ## The data as in notebook 01, one model size, one budget
 #
-# Tiny Shakespeare (or your own UTF-8 text through `COURSE_DATA`), 01's tokenizer and 90/10 split. Every
-# rung uses the lecture's small model (32 channels, a context of 8 characters; 03b adds 4 heads and 3
-# blocks) and one budget, 4,000 steps of 32 sequences, on every device (the models are tiny): the
-# numbers and claims hold wherever you run it. Smoke mode (`COURSE_SMOKE=1`) takes a few steps and
-# scores a slice of each split.
+# Tiny Shakespeare (or your own UTF-8 text through `COURSE_DATA`), 01's tokenizer and 90/10 split. Every rung
+# uses the lecture's small model (32 channels, a context of 8 characters; 03b adds 4 heads and 3 blocks) and one
+# budget, 4,000 steps of 32 sequences, on every device (the models are tiny): the numbers and claims hold
+# wherever you run it. Smoke mode (`COURSE_SMOKE=1`) takes a few steps and scores a slice of each split.
 
 # %%
 text = load_text()
@@ -795,9 +726,9 @@ print(f"budget: max_iters={max_iters} batch_size={batch_size} learning_rate={lea
 # Batches as in notebook 01, from their own random-number generator, so every rung sees the same
 # batches even when it draws random numbers for dropout (03b). Each rung is scored on the **whole** of
 # each split in non-overlapping `block_size` chunks: every character predicted once, from context
-# lengths 1 to 8, as in training. `train_step` is notebook 01's; `train` gives every rung seed 1337 for
-# the model and the batches, AdamW, `max_iters` steps, the mean training loss of every 100 steps for a
-# plot, and both whole splits scored at the end beside the range correct runs landed in over three seeds.
+# lengths 1 to 8, as in training. `train_step` is notebook 01's (folded); `train` gives every rung seed 1337
+# for the model and the batches, AdamW, `max_iters` steps, the mean loss of every 100 steps for a plot, and
+# both whole splits scored at the end beside the range correct runs landed in over three seeds.
 
 # %%
 def get_batch(split, generator=None):
@@ -828,6 +759,8 @@ def split_loss(model, data):
     return total / len(x)
 
 
+# %% jupyter={"source_hidden": true} cellView="form"
+#@title Notebook 01's train_step (folded: the same code, checked there by check_train_step)
 def train_step(model, optimizer, xb, yb):
     """One optimisation step on the batch (xb, yb); returns the loss before the step."""
     logits, loss = model(xb, yb)
@@ -852,7 +785,7 @@ def train(model, name, lr=None, seed=1337):
     """Train model on the shared budget; returns its whole-split losses and its training curve."""
     torch.manual_seed(seed)
     batches = torch.Generator().manual_seed(seed)
-    model.to(device)
+    model.to(device).train()  # in training mode (dropout on), whatever mode the model came in
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr or learning_rate)
     curve, running, t0 = [], [], time.time()
     for it in range(max_iters):
@@ -873,10 +806,9 @@ def train(model, name, lr=None, seed=1337):
 # %% [markdown]
 # ## Step 0: the bigram model, for reference
 #
-# Notebook 01's model on the same batches, at 01's rate 1e-2 (at 1e-3 it is still learning after
-# 4,000 steps). Every later rung has to beat it. Its checks: the loss is the cross-entropy of its own
-# logits over every target, and `split_loss` scores every `block_size` row of a split longer than two
-# eval batches, as a model with positions needs.
+# Notebook 01's model on the same batches, at 01's rate 1e-2 (at 1e-3 it is still learning after 4,000 steps):
+# every later rung has to beat it. Checked: its loss is the cross-entropy of its logits over every target, and
+# `split_loss` scores every `block_size` row of a split longer than two eval batches.
 
 # %%
 class Bigram(nn.Module):
@@ -899,7 +831,6 @@ model = Bigram()
 print(f"{params(model):,} parameters")
 check(params(model) == vocab_size * vocab_size, "the bigram is one vocab_size x vocab_size table: nn.Embedding(vocab_size, vocab_size)")
 check_model(model, attends=False)
-check_every_target(model)
 check_whole_split(split_loss, model.to(device), val_data, block_size, eval_batch)
 check_evaluation(split_loss, model.to(device), val_data[:1000], block_size=block_size)
 
@@ -910,14 +841,12 @@ results['0 bigram'] = train(model, '0 bigram', lr=1e-2)
 # %% [markdown]
 # ## Step 1: embeddings, a language-model head, and positions [▶ 0:58:26](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3506s)
 #
-# Tokens are embedded in `n_embd = 32` channels and a linear `lm_head` turns a vector into logits (the
-# lecture's "minor code clean-up"). A second table, `position_embedding_table`, adds a vector for each
-# position `0..block_size-1`: attention has no notion of space (notebook 02), so position is put into
-# the data ([▶ 1:00:18](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3618s)). The `body` will hold
-# attention (step 2) and blocks, and `ln_f` a final LayerNorm (03b's steps 3-6); in step 1 both are
-# empty (`nn.Identity`). `generate` is notebook 01's plus a crop to
-# the last `block_size` tokens, as many as there are positions; its check feeds it stand-ins whose next
-# character is known.
+# Tokens are embedded in `n_embd = 32` channels and a linear `lm_head` turns a vector into logits (the lecture's
+# "minor code clean-up"). A second table, `position_embedding_table`, adds a vector for each position
+# `0..block_size-1`: attention has no notion of space (notebook 02), so position is put into the data
+# ([▶ 1:00:18](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=3618s)). The `body` will hold attention (step 2) and
+# blocks, `ln_f` a final LayerNorm (03b's steps 3-6); in step 1 both are empty (`nn.Identity`). `generate` is
+# 01's plus a crop to the last `block_size` tokens; its check feeds it stand-ins whose next character is known.
 
 # %%
 class BigramLanguageModel(nn.Module):
@@ -959,24 +888,17 @@ def generate(model, idx, max_new_tokens):
 
 
 BigramLanguageModel.generate = generate  # m.generate(idx, n), as in the lecture
-check_sampling(generate)
 check_generate(generate, block_size=block_size)
 
 # %% [markdown]
-# **Check.** `lm_head` must see the positions; `check_model` probes shapes and loss at three lengths,
-# no future seen, positions that matter, no dropout on the logits (and, from step 2, earlier characters
-# moving later predictions); `check_train_step` compares steps with gradient descent by hand.
+# **Check.** `check_model` probes shapes and loss at three lengths, no future seen, positions that reach
+# `lm_head`, no dropout on the logits (from step 2, earlier characters moving later predictions too).
 
 # %%
 torch.manual_seed(1337)
 model = BigramLanguageModel()
 print(f"{params(model):,} parameters")
 print(check_model(model, attends=False))
-check_every_target(model)
-torch.manual_seed(0)
-batches = [get_batch('train') for _ in range(2)]
-check_fed(train_step, BigramLanguageModel().to(device), *batches[0])
-check_train_step(train_step, BigramLanguageModel().to(device), batches)
 
 # %% tags=["nbval-ignore-output"]
 results['1 embeddings + positions'] = train(model, '1 embeddings + positions')
@@ -985,13 +907,12 @@ results['1 embeddings + positions'] = train(model, '1 embeddings + positions')
 # %% [markdown]
 # ## Step 2: one head of self-attention [▶ 1:19:11](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4751s)
 #
-# Notebook 02's version 4 as a module. The causal mask is a buffer (`tril`): it moves with the model
-# but is never trained. Scores are scaled by `head_size**-0.5`, not by the channel count `C` as in the
-# lecture's code (the video's own corrections, [▶ 1:20:05](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4805s)).
-# The `dropout` does nothing yet (rate 0.0 until 03b's step 7).
+# Notebook 02's version 4 as a module. The causal mask is a buffer (`tril`): it moves with the model but is never
+# trained. Scores are scaled by `head_size**-0.5`, not by the channel count `C` as in the lecture's code (the
+# video's own corrections, [▶ 1:20:05](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4805s)); `dropout` is 0.0 until 03b.
 #
-# **Check.** A head of size 4 (neither `C` nor `block_size`, so that a scale or mask sized by either
-# would show) must give 4 channels, three projections of its own, a `block_size` mask, and equal
+# **Check.** A head of size 4 (neither `C` nor `block_size`, so a scale or mask sized by either shows) must
+# give 4 channels from projections of its own (or one fused `Linear`), a `block_size` mask, and equal
 # `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own q, k, v for 1, 5 and 8 tokens;
 # if not, the check names the likely mistake (no mask, a shifted mask, the wrong scale or axis).
 
@@ -1032,8 +953,8 @@ results['2 one head'] = train(model, '2 one head')
 # %% [markdown]
 # ## The first rungs of the ladder
 #
-# Whole-split losses of rungs 0–2 and the lecture's claims, with margins measured over three seeds
-# (asserted on tiny Shakespeare; for your own text or in smoke mode only printed), then the curves.
+# Whole-split losses of rungs 0–2 and the lecture's claims, with margins measured over three seeds (asserted on
+# tiny Shakespeare; else only printed), then the curves.
 
 # %% tags=["nbval-ignore-output"]
 def first_rungs_claims(val):
@@ -1069,9 +990,8 @@ show(fig, 'first_rungs')
 #   do not help yet (2.5006), as the lecture says: they make room. One head of causal self-attention
 #   (mask as a buffer, scaled by `head_size**-0.5`) does (2.4171): each character sees up to
 #   `block_size` back. Notebook 03b climbs on from there, with this one head retrained as its first rung.
-# - Each piece has a check of properties any correct version has: the split, batches, the whole-split
-#   loss, `generate` past `block_size`, the head against PyTorch's attention, causality and positions,
-#   a training step against gradient descent by hand.
+# - Each piece has a check of properties any correct version has: the split, batches, the whole-split loss,
+#   `generate` past `block_size`, the head against PyTorch's attention, causality, positions, every character.
 #
 # ## Exercises
 #

@@ -168,10 +168,7 @@ def check_split_sizes(train_data, val_data, block_size, flag="block_size"):
             raise SystemExit(f"error: the {split} split has {len(d)} characters, fewer than block_size + 1 = "
                              f"{block_size + 1}; use a text of at least {need:,} characters or a smaller {flag}")
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of the model's pieces (the same in every notebook that carries it)
-def probe_sizes(T):
-    """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
-    return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
+#@title Plumbing: checks of the model's pieces (from 03c_the_complete_model: the parts this notebook uses)
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
     """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence naming the
@@ -191,7 +188,9 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
                           f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
-                          'look at the shapes that piece makes and is given' if m else hint)) from None
+                          'look at the shapes that piece makes and is given' if m else "a layer is None, not a module (an "
+                          "argument not given, with no default such as nn.Identity())" if "'NoneType' object is not callable"
+                          in said else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
     check(out is not None, f"{what} returned None: does its forward end with return ...?")
@@ -234,14 +233,19 @@ def sees_future(module, x, training=False, first=1):
     changed, name = x.clone(), type(module).__name__
     changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
     seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
-    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
-    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed, x)]
+    outs = [(out[0] if isinstance(out, tuple) else out) for out in outs]
+    check(torch.allclose(outs[0], outs[2], rtol=0, atol=0, equal_nan=True), f"{name} gives two outputs for one input{'' if training else ' in eval mode'}: a "
+          "dropout ignores the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
+    return not torch.allclose(outs[0][:, :first], outs[1][:, :first], atol=1e-5)
 
 def check_feedforward(ffwd, n_embd):
     """A feed-forward layer: (B, T, C) in and out, every position on its own, not linear, not only positive."""
     torch.manual_seed(0)
     name, x = type(ffwd).__name__, torch.randn(2, 6, n_embd)  # (B, T, C)
     out = run_eval(ffwd, x)
+    check(torch.equal(out, run_eval(ffwd, x)), f"{name} gives two outputs for one input in eval mode: a dropout ignores "
+          "the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
     check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: it must end "
           "where it started, n_embd channels (4 * n_embd inside, then back)")
     alone, zero = torch.zeros_like(x), run_eval(ffwd, torch.zeros_like(x))
@@ -253,8 +257,36 @@ def check_feedforward(ffwd, n_embd):
           "(f(x + y) + f(0) = f(x) + f(y)), so its Linear layers collapse into one: a non-linearity must act between them")
     check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
           "the non-linearity goes between the two Linear layers")
+    check(not torch.allclose(run_eval(ffwd, x.clamp(max=0)), zero, atol=1e-6), f"{name} gives the same output for every "
+          "input that is negative or 0, as for 0: a ReLU before its first Linear? the non-linearity goes between them")
+    ran, fed = linears_applied(ffwd, x), []  # nudge the first Linear's channel 0: only channel 0 may move at the last's input
+    if len(ran) > 1 and ran[0] is not ran[-1]:
+        hooks = [ran[-1].register_forward_pre_hook(lambda m, a: fed.append(a[0]))]
+        try:
+            run_eval(ffwd, x)
+            hooks.append(ran[0].register_forward_hook(lambda m, a, o: o + 3 * torch.eye(o.shape[-1])[0]))
+            run_eval(ffwd, x)
+        finally:
+            _ = [h.remove() for h in hooks]
+        moved = int(((fed[-1] - fed[0]).abs() > 1e-6).flatten(0, -2).any(0)[1:].sum())  # other hidden channels that moved
+        check(not moved, f"{name}'s non-linearity mixes the hidden channels (nudging one moved {moved} others): it must act "
+              "on each number alone, as nn.ReLU() or nn.GELU() do (a softmax across the channels does not)")
+    if ran:  # in eval mode the output is what the last Linear returns: only dropout may follow it
+        got, hook = [], ran[-1].register_forward_hook(lambda m, a, o: got.append(o))
+        try: run_eval(ffwd, x)
+        finally: hook.remove()
+        check(torch.allclose(got[-1], out, atol=1e-6), f"{name}'s output is not what its last Linear returns: nothing "
+              "but dropout comes after the projection back (no activation there)")
     check_dropout_last(ffwd, x, lambda: out, "its last Linear")
     return Passed(f"{name}: passed (per position, non-linear)")
+
+def linears_applied(module, x):
+    """The nn.Linear layers of module in the order module(x) applies them."""
+    ran, linears = [], [m for m in module.modules() if isinstance(m, nn.Linear)]
+    hooks = [m.register_forward_hook(lambda m, args, out: ran.append(m)) for m in linears]
+    try: run_eval(module, x)
+    finally: _ = [h.remove() for h in hooks]
+    return ran
 
 def check_dropout_last(module, x, clean, last):
     """In training mode (dropout 0.5) module(x) must be clean() (what comes before its last dropout), half zeroed."""
@@ -276,13 +308,13 @@ def heads_qkv(mha, x, n_head):
     return [[cut[i + j].transpose(1, 2) for i in order] for cut in cuts for j in (0, 3)
             for order in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))]
 
-def check_multihead(mha, n_embd, n_head):
+def check_multihead(mha, n_embd, n_head, T=None):
     """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels, each
-    PyTorch's attention of its own queries, keys and values, joined, projected, then dropout."""
+    PyTorch's attention of its own queries, keys and values, joined, projected, then dropout; at two lengths."""
     torch.manual_seed(0)
     name, heads = type(mha).__name__, getattr(mha, "heads", [])
     check_registered(mha)
-    x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
+    x = torch.randn(2, T or next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
     weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
     likely = ("heads of n_embd channels each (head_size = n_embd // n_head)" if weights > expected else "one Head object "
               "reused for every head (build a new Head for each)" if len({*map(id, heads)}) < len(heads) else
@@ -300,7 +332,8 @@ def check_multihead(mha, n_embd, n_head):
                        "on its own axis), joined on the last dimension, (B, T, n_head * head_size)")
         check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
               "the heads on the last dimension (n_head * head_size = n_embd), then proj")
-        check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
+        check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask, and that a "
+              "fused (B, n_head, T, hs) output is transposed to (B, T, n_head, hs) before it is viewed as (B, T, C)")
         check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
               "on): dropout belongs after the softmax, on the weights, never on the scores before it")
         if hook:
@@ -321,14 +354,17 @@ def check_multihead(mha, n_embd, n_head):
                 qkv = [c for c in heads_qkv(mha, x, n_head) if c[0].shape == parts.shape]
                 alike = lambda z, ref: all(any(torch.allclose(z[:, i], ref[:, j], atol=1e-5) for j in range(n_head)) for i in range(n_head))
                 same = [any(alike(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale))
-                            for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0)]
+                            for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0, x.shape[1]**-0.5)]
             check(same[0] or not qkv, f"{name}'s heads are not PyTorch's causal attention of their own queries, keys and "
                   "values: " + (f"scaled by C**-0.5 with C = n_embd = {n_embd}, not by head_size**-0.5" if same[1] else
-                  "not scaled by head_size**-0.5" if same[2] else "compare the scores, scale, mask, softmax over dim=-1 "
+                  "not scaled by head_size**-0.5" if same[2] else f"scaled by T**-0.5, the input's length (T = {x.shape[1]} "
+                  "here), not by head_size**-0.5" if same[3] else "compare the scores, scale, mask, softmax over dim=-1 "
                   "and weights @ v with notebook 03's Head (fused: each of q, k, v viewed (B, T, n_head, head_size), "
                   "then transposed)"))
     finally:
         _ = hook.remove() if hook else None
+    if T is None and x.shape[1] > 2:  # again on a shorter input: a scale or mask sized by the length shows there
+        check_multihead(mha, n_embd, n_head, T=x.shape[1] // 2 + 1)
     return Passed(f"{name}: passed ({n_head} heads of {n_embd // n_head}, causal, {weights:,} weights)")
 
 def check_block(block, n_head=None):
@@ -340,11 +376,9 @@ def check_block(block, n_head=None):
     check(all(isinstance(getattr(block, k, None), nn.Module) for k in ("sa", "ffwd")) and linears, f"{name} has no "
           "self.sa and self.ffwd: does its __init__ build them (a subclass: does it call Block's __init__ through super())?")
     check_registered(block)
-    x = torch.randn(2, 5, min(m.in_features for m in linears)) * 2 + 0.5  # (B, T, C) far from normalised
-    ran, C = [], x.shape[-1]  # ran: the Linear layers in the order forward applies them
-    hooks = [m.register_forward_hook(lambda m, args, out: ran.append(m)) for m in linears]
-    try: run_eval(block, x)
-    finally: _ = [h.remove() for h in hooks]
+    widths = [m.in_features for m in linears]  # n_embd: the most common input width of the block's Linears
+    x = torch.randn(2, 5, max(set(widths), key=widths.count)) * 2 + 0.5  # (B, T, C) far from normalised
+    ran, C = linears_applied(block, x), x.shape[-1]
     last = lambda part: next((m for m in ran[::-1] + linears[::-1] if any(m is n for n in part.modules())), None)
     sa_out, ffwd_out = block.sa.proj if isinstance(getattr(block.sa, "proj", None), nn.Linear) else last(block.sa), last(block.ffwd)
     saved, outs = {k: v.detach().clone() for k, v in block.state_dict().items()}, []
@@ -407,100 +441,6 @@ def check_block(block, n_head=None):
     if hasattr(block.sa, "heads") or n_head:
         check_multihead(block.sa, C, n_head or len(block.sa.heads))
     return Passed(f"{name}: passed (the residual path carries {'the normalised x (post-norm)' if post_norm else 'x'} through)")
-
-def check_model(model, attends=True):
-    """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
-    of positions, communicating (if attends), no dropout on the logits, mode kept."""
-    torch.manual_seed(0)
-    positions = getattr(model, "position_embedding_table", None)  # notebook 01's bigram has none
-    V, T = model.token_embedding_table.num_embeddings, positions.num_embeddings if positions else 8
-    name = type(model).__name__
-    check_registered(model)
-    masks = [b.shape[-1] for k, b in model.named_buffers() if k.endswith("tril")]
-    check(not positions or not masks or T <= min(masks), f"{name}'s position table has {T} rows but its attention "
-          f"masks are {min(masks or [0])} x {min(masks or [0])}: one row per position, nn.Embedding(block_size, n_embd)")
-    shapes = ("positions are arange(T) with T = idx.shape[1]; logits stay (B, T, vocab_size) and only the loss "
-              "flattens them, F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-    for B, t in probe_sizes(T):
-        idx, targets = torch.randint(0, V, (B, t)), torch.randint(0, V, (B, t))
-        logits, loss = run_eval(model, idx, targets, what=f"{name}(idx of shape {(B, t)}, targets)", hint=shapes, finite=True)
-        check(logits.numel() == B * t * V and loss is not None and loss.dim() == 0, f"{name}(idx of shape {(B, t)}, "
-              f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
-              f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
-        expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
-        check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
-              f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
-        logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
-                          "called with targets=None, forward must not compute the loss (loss is None then)")[0]
-        check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
-              f"not (B, T, vocab_size) = {(B, t, V)}")
-    logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
-    idx = torch.randint(0, V, (2, T))
-    changed, earlier = idx.clone(), idx.clone()
-    changed[:, T // 2:] = (changed[:, T // 2:] + 1) % V  # a different second half
-    earlier[:, 0] = (earlier[:, 0] + 1) % V  # a different first character
-    before, after, same_token = logits_of(idx), logits_of(changed), logits_of(torch.full((1, 2), 1))
-    check(torch.allclose(before[:, :T // 2], after[:, :T // 2], atol=1e-5), "changing later characters changed "
-          "the predictions at earlier positions: the model sees the future (check the attention mask)")
-    deaf = attends and torch.allclose(logits_of(earlier)[:, 1:], before[:, 1:])
-    blind = positions and torch.allclose(same_token[0, 0], same_token[0, 1], atol=1e-6)
-    check(not (deaf and blind), "the logits depend on the current character alone, not on its position nor on the "
-          "characters before it: lm_head is fed the token embeddings (or the body's output is dropped), not the x "
-          "that came through the body")
-    check(not blind, "the same character at positions 0 "
-          "and 1 gives the same logits: the model ignores positions (are position embeddings added, and does the x "
-          "that holds them reach lm_head?)")
-    check(not deaf, "changing the first character "
-          "changed nothing after it: the positions do not communicate (is the attention applied?)")
-    if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
-        saved = positions.weight.detach().clone()
-        try:
-            flat = (positions.weight.data.zero_(), torch.allclose(logits_of(idx), logits_of((idx + 1) % V), atol=1e-6))[1]
-        finally:
-            positions.weight.data.copy_(saved)
-        check(not flat, "with the position table set to zero the logits no longer depend on the characters: the token "
-              "and position embeddings must be added, not combined another way (multiplied?)")
-    check(not sees_future(model, idx, training=True, first=T // 2), "in training mode (dropout on) changing later "
-          "characters changed the predictions at earlier positions: dropout belongs after the softmax, on the "
-          "weights, never on the scores before it")
-    slips = device_slips(model, idx)
-    check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
-          "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
-    check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
-          "the logits; dropout belongs inside the blocks, never after lm_head")
-    return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
-
-class MixedDevices(torch.overrides.TorchFunctionMode):
-    """Records every torch function called with tensors (not scalars) on two devices."""
-
-    def __init__(self):
-        super().__init__()
-        self.mixed = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        flat = [a for v in (*args, *kwargs.values()) for a in (v if isinstance(v, (list, tuple)) else [v])]
-        if len({a.device.type for a in flat if isinstance(a, torch.Tensor) and a.dim() > 0}) > 1:
-            self.mixed.append(getattr(func, "__name__", str(func)))
-        return func(*args, **kwargs)
-
-def device_slips(model, idx):
-    """The functions in model(idx) that mix devices when a copy of the model sits on the 'meta' device."""
-    import copy
-    try:
-        twin = copy.deepcopy(model).to("meta").eval()
-    except Exception:  # a model that cannot be copied: nothing to say
-        return []
-    mode = MixedDevices()
-    try:
-        with torch.no_grad(), mode:
-            twin(idx.to("meta"))
-    except Exception:  # an operation without a meta version, or the mix itself: what was recorded counts
-        pass
-    return mode.mixed
-
-
 # %% [markdown]
 # ## What notebook 03 built
 #
@@ -576,7 +516,7 @@ def train(model, name, lr=None, seed=1337):
     """Train model on the shared budget; returns its whole-split losses and its training curve."""
     torch.manual_seed(seed)
     batches = torch.Generator().manual_seed(seed)
-    model.to(device)
+    model.to(device).train()  # in training mode (dropout on), whatever mode the model came in
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr or learning_rate)
     curve, running, t0 = [], [], time.time()
     for it in range(max_iters):
@@ -663,13 +603,18 @@ def build(cls, *args):
                 else "a layer is given as a class, not an instance: call it, nn.ReLU()" if "not a Module subclass" in said
                 else f"pass every argument {said.split('(')[0]} needs (a subclass passes them on to super().__init__(...))" if "missing" in said
                 else "every size given to a layer in __init__ must be an int (a / b is a float even when it divides evenly)"
-                if "float" in said else "look at the layers its __init__ builds and what each is given")
+                if "float" in said else "dropout is a probability: a float between 0 and 1, such as 0.2" if "probab" in said
+                or "'str'" in said else "look at the layers its __init__ builds and what each is given")
         raise CheckFailed(f"{cls.__name__}{args} raised {type(e).__name__} ({said}): {hint}") from None
 
 def check_rung(model, rung):
     """The model a rung claims: the weights its configuration implies, n_layer distinct blocks of n_head heads, two
-    LayerNorms per block and ln_f from step 6 on, dropout at the rung's rate; then check_model."""
+    LayerNorms per block and ln_f from step 6 on, dropout at the rung's rate; then a forward pass with finite logits."""
     step, C, layers, ln = rung[0], n_embd, n_layer if rung[0] in "567" else 1, rung[0] in "67"
+    check(isinstance(model, nn.Module), f"{rung}: the model is {type(model).__name__}, not a module: does the function "
+          "that builds it return it?")
+    check(isinstance(model.body, nn.Module), f"{rung}: the model's body is a plain {type(model.body).__name__}, not a "
+          "module, so its blocks are not registered (nor callable): nn.Sequential(*blocks)")
     is_norm = lambda m: isinstance(m, (nn.LayerNorm, nn.RMSNorm)) or not list(m.children()) and bool(list(m.parameters())) and all(
         p.dim() == 1 for p in m.parameters())  # LayerNorm (with or without a gain), LayerNorm1d, RMSNorm
     blocks = list(model.body) if layers > 1 and isinstance(model.body, (nn.Sequential, nn.ModuleList)) else [model.body]
@@ -694,15 +639,20 @@ def check_rung(model, rung):
     rate, rates = float(rung.split()[-1]) if "dropout" in rung else 0.0, {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     check(rates <= {rate} and (rates or not rate), f"{rung}: its Dropout layers have rates {sorted(rates)}, not "
           f"{rate}: modules read dropout when they are built, so set it before building the model")
-    return Passed(f"{rung}: {params(model):,} parameters, as its configuration implies; {check_model(model)}")
+    idx = torch.randint(0, vocab_size, (2, block_size))  # (B, T); its pieces' causality is checked in their own cells
+    run_eval(model, idx, idx, what=f"{rung}: the model(idx of shape (2, {block_size}), targets)", finite=True)
+    return Passed(f"{rung}: passed ({params(model):,} parameters, as its configuration implies)")
 
 def check_layernorm(layer_norm, dim=100):
     """A hand-written LayerNorm(dim) against F.layer_norm: at the start (gain 1, bias 0), on inputs of large and small
     variance, with a random gain and bias, on a constant row."""
     torch.manual_seed(1337)
     x, name = torch.randn(32, 8, dim) * 3 + 1, type(layer_norm).__name__  # (B, T, C)
-    run = lambda x: attempt(f"{name} on x of shape {tuple(x.shape)}", layer_norm, x, hint="keep each token's mean "
-                            "and variance as (B, T, 1), keepdim=True, so that they broadcast over its channels")
+    def run(x):
+        kept, out = x.clone(), attempt(f"{name} on x of shape {tuple(x.shape)}", layer_norm, x, hint="keep each token's "
+                                       "mean and variance as (B, T, 1), keepdim=True, so that they broadcast over its channels")
+        check(torch.equal(x, kept), f"{name} changed its input in place (x -= ...): make new tensors, x - xmean")
+        return out
     named = [(k, p) for k, p in layer_norm.named_parameters() if p.shape == (dim,)]  # gain and bias, in any order
     check(len(named) == 2, f"{name} has {len(named)} parameters of shape ({dim},), not two: a gain (ones) and a bias (zeros)")
     start = [f"{k} all {'ones' if (p == 1).all() else 'zeros' if (p == 0).all() else 'neither'}" for k, p in named]
@@ -733,6 +683,10 @@ def check_layernorm(layer_norm, dim=100):
           "matches at the start (gain 1, bias 0): scale the normalised x by the gain, then add the bias")
     check(torch.isfinite(run(torch.full((1, 1, dim), 2.0))).all(), "a constant row gives inf or nan: add eps to the "
           "variance before the sqrt")
+    out = run(x)  # with gradients now: the gain and the bias must get theirs
+    grads = torch.autograd.grad((out * torch.randn_like(x)).sum(), [gain, bias], allow_unused=True) if out.requires_grad else [None]
+    check(all(g is not None and g.any() for g in grads), f"{name}'s gain or bias gets no gradient, so it never learns: "
+          "use the parameters themselves in forward (no .detach() or .data)")
     return Passed(f"{name}: passed (equals nn.LayerNorm)")
 
 # %%
@@ -855,6 +809,7 @@ class PlainBlock(Block):
 
 try:
     check_block(PlainBlock(n_embd, n_head))
+    print("not caught: this PlainBlock keeps a residual connection (its forward must be x = self.sa(x), x = self.ffwd(x))")
 except CheckFailed as e:
     print(f"caught: {e}")
 torch.manual_seed(1337)
@@ -957,7 +912,7 @@ step6 = model  # kept for sampling at the end
 # %%
 dropout = 0.2
 torch.manual_seed(1337)
-model = transformer()
+model = build(transformer)
 dropout = 0.0
 print(check_rung(model, '7 + dropout 0.2'))  # dropout has no parameters
 

@@ -1,24 +1,16 @@
 # %% [markdown]
 # # 03c · The complete model, as gpt.py writes it
 #
-# One `GPTConfig`, the lecture's size (10,788,929 parameters), its initialisation, and `generate` with
-# temperature and top-k. Notebook 03b climbed from one head to a Transformer with sizes held in global
-# variables; this notebook writes the finished model the way the lecture's `gpt.py` does
-# (**1:37:49 to 1:42:39 of the video**, where it scales the model up), made correct: attention scaled by
-# `head_size**-0.5`, sampling in `eval()` mode without gradients, the lecture repository's weight
-# initialisation. Each piece is followed by a check: a head against PyTorch's attention, the
-# multi-head layer, the feed-forward layer and the block by their properties, then the whole model:
-# causality, positions, the final LayerNorm, every parameter learning, the initial loss, the parameter
-# count piece by piece, `generate`. Last, what an encoder adds: cross-attention
-# (to 1:46:22).
-#
-# Reading order: after `03b_blocks_and_the_ladder`, before `04_gpt`, which trains this model (it carries
-# the same code, folded). It needs no data and trains nothing: it runs in seconds, also as
-# `python notebooks/03c_the_complete_model.py`.
+# The finished model as the lecture's `gpt.py` writes it (**1:37:49 to 1:42:39 of the video**): one
+# `GPTConfig` of the lecture's size (10,788,929 parameters), its initialisation, `generate` with temperature
+# and top-k, made correct (attention scaled by `head_size**-0.5`, sampling in `eval()` mode without
+# gradients). Each piece is followed by a check, then the whole model (what an encoder adds, cross-attention, is
+# at the end of notebook 02). After 03b, before 04 (which trains it and carries the same code, folded).
+# No data, no training: it runs in seconds, also as `python notebooks/03c_the_complete_model.py`.
 
 # %%
 import math, os, sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -30,8 +22,7 @@ IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 print(f"device: cpu (every model here is small, and nothing trains), torch {torch.__version__}, smoke mode: {SMOKE}")
 
 # %% [markdown]
-# The next cells are plumbing every notebook carries so that it stands alone (the checks, and the checks
-# of notebooks 03 and 03b); they are folded in Jupyter and Colab.
+# Folded below: the plumbing this notebook carries to stand alone (the checks of its pieces and of 03's).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
@@ -143,7 +134,9 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
                           f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
-                          'look at the shapes that piece makes and is given' if m else hint)) from None
+                          'look at the shapes that piece makes and is given' if m else "a layer is None, not a module (an "
+                          "argument not given, with no default such as nn.Identity())" if "'NoneType' object is not callable"
+                          in said else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
     check(out is not None, f"{what} returned None: does its forward end with return ...?")
@@ -186,14 +179,19 @@ def sees_future(module, x, training=False, first=1):
     changed, name = x.clone(), type(module).__name__
     changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
     seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
-    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
-    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed, x)]
+    outs = [(out[0] if isinstance(out, tuple) else out) for out in outs]
+    check(torch.allclose(outs[0], outs[2], rtol=0, atol=0, equal_nan=True), f"{name} gives two outputs for one input{'' if training else ' in eval mode'}: a "
+          "dropout ignores the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
+    return not torch.allclose(outs[0][:, :first], outs[1][:, :first], atol=1e-5)
 
 def check_feedforward(ffwd, n_embd):
     """A feed-forward layer: (B, T, C) in and out, every position on its own, not linear, not only positive."""
     torch.manual_seed(0)
     name, x = type(ffwd).__name__, torch.randn(2, 6, n_embd)  # (B, T, C)
     out = run_eval(ffwd, x)
+    check(torch.equal(out, run_eval(ffwd, x)), f"{name} gives two outputs for one input in eval mode: a dropout ignores "
+          "the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
     check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: it must end "
           "where it started, n_embd channels (4 * n_embd inside, then back)")
     alone, zero = torch.zeros_like(x), run_eval(ffwd, torch.zeros_like(x))
@@ -205,8 +203,36 @@ def check_feedforward(ffwd, n_embd):
           "(f(x + y) + f(0) = f(x) + f(y)), so its Linear layers collapse into one: a non-linearity must act between them")
     check(bool((out < 0).any()), f"{name} never outputs a negative number: a ReLU after its last Linear? "
           "the non-linearity goes between the two Linear layers")
+    check(not torch.allclose(run_eval(ffwd, x.clamp(max=0)), zero, atol=1e-6), f"{name} gives the same output for every "
+          "input that is negative or 0, as for 0: a ReLU before its first Linear? the non-linearity goes between them")
+    ran, fed = linears_applied(ffwd, x), []  # nudge the first Linear's channel 0: only channel 0 may move at the last's input
+    if len(ran) > 1 and ran[0] is not ran[-1]:
+        hooks = [ran[-1].register_forward_pre_hook(lambda m, a: fed.append(a[0]))]
+        try:
+            run_eval(ffwd, x)
+            hooks.append(ran[0].register_forward_hook(lambda m, a, o: o + 3 * torch.eye(o.shape[-1])[0]))
+            run_eval(ffwd, x)
+        finally:
+            _ = [h.remove() for h in hooks]
+        moved = int(((fed[-1] - fed[0]).abs() > 1e-6).flatten(0, -2).any(0)[1:].sum())  # other hidden channels that moved
+        check(not moved, f"{name}'s non-linearity mixes the hidden channels (nudging one moved {moved} others): it must act "
+              "on each number alone, as nn.ReLU() or nn.GELU() do (a softmax across the channels does not)")
+    if ran:  # in eval mode the output is what the last Linear returns: only dropout may follow it
+        got, hook = [], ran[-1].register_forward_hook(lambda m, a, o: got.append(o))
+        try: run_eval(ffwd, x)
+        finally: hook.remove()
+        check(torch.allclose(got[-1], out, atol=1e-6), f"{name}'s output is not what its last Linear returns: nothing "
+              "but dropout comes after the projection back (no activation there)")
     check_dropout_last(ffwd, x, lambda: out, "its last Linear")
     return Passed(f"{name}: passed (per position, non-linear)")
+
+def linears_applied(module, x):
+    """The nn.Linear layers of module in the order module(x) applies them."""
+    ran, linears = [], [m for m in module.modules() if isinstance(m, nn.Linear)]
+    hooks = [m.register_forward_hook(lambda m, args, out: ran.append(m)) for m in linears]
+    try: run_eval(module, x)
+    finally: _ = [h.remove() for h in hooks]
+    return ran
 
 def check_dropout_last(module, x, clean, last):
     """In training mode (dropout 0.5) module(x) must be clean() (what comes before its last dropout), half zeroed."""
@@ -228,13 +254,13 @@ def heads_qkv(mha, x, n_head):
     return [[cut[i + j].transpose(1, 2) for i in order] for cut in cuts for j in (0, 3)
             for order in ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))]
 
-def check_multihead(mha, n_embd, n_head):
+def check_multihead(mha, n_embd, n_head, T=None):
     """Multi-head attention: (B, T, C) in and out, causal, n_head distinct heads of n_embd // n_head channels, each
-    PyTorch's attention of its own queries, keys and values, joined, projected, then dropout."""
+    PyTorch's attention of its own queries, keys and values, joined, projected, then dropout; at two lengths."""
     torch.manual_seed(0)
     name, heads = type(mha).__name__, getattr(mha, "heads", [])
     check_registered(mha)
-    x = torch.randn(2, next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
+    x = torch.randn(2, T or next((b.shape[0] for k, b in mha.named_buffers() if k.endswith("tril")), 8), n_embd)  # (B, T, C)
     weights, expected = sum(p.numel() for p in mha.parameters() if p.dim() == 2), 4 * n_embd * n_embd
     likely = ("heads of n_embd channels each (head_size = n_embd // n_head)" if weights > expected else "one Head object "
               "reused for every head (build a new Head for each)" if len({*map(id, heads)}) < len(heads) else
@@ -252,7 +278,8 @@ def check_multihead(mha, n_embd, n_head):
                        "on its own axis), joined on the last dimension, (B, T, n_head * head_size)")
         check(out.shape == x.shape, f"{name} turned x of shape {tuple(x.shape)} into {tuple(out.shape)}: concatenate "
               "the heads on the last dimension (n_head * head_size = n_embd), then proj")
-        check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask")
+        check(not sees_future(mha, x), f"{name} lets a position see the future: check each head's mask, and that a "
+              "fused (B, n_head, T, hs) output is transposed to (B, T, n_head, hs) before it is viewed as (B, T, C)")
         check(not sees_future(mha, x, training=True), f"{name} lets a position see the future in training mode (dropout "
               "on): dropout belongs after the softmax, on the weights, never on the scores before it")
         if hook:
@@ -273,14 +300,17 @@ def check_multihead(mha, n_embd, n_head):
                 qkv = [c for c in heads_qkv(mha, x, n_head) if c[0].shape == parts.shape]
                 alike = lambda z, ref: all(any(torch.allclose(z[:, i], ref[:, j], atol=1e-5) for j in range(n_head)) for i in range(n_head))
                 same = [any(alike(z, F.scaled_dot_product_attention(*c, is_causal=True, scale=scale))
-                            for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0)]
+                            for c in qkv for z in layouts) for scale in (None, n_embd**-0.5, 1.0, x.shape[1]**-0.5)]
             check(same[0] or not qkv, f"{name}'s heads are not PyTorch's causal attention of their own queries, keys and "
                   "values: " + (f"scaled by C**-0.5 with C = n_embd = {n_embd}, not by head_size**-0.5" if same[1] else
-                  "not scaled by head_size**-0.5" if same[2] else "compare the scores, scale, mask, softmax over dim=-1 "
+                  "not scaled by head_size**-0.5" if same[2] else f"scaled by T**-0.5, the input's length (T = {x.shape[1]} "
+                  "here), not by head_size**-0.5" if same[3] else "compare the scores, scale, mask, softmax over dim=-1 "
                   "and weights @ v with notebook 03's Head (fused: each of q, k, v viewed (B, T, n_head, head_size), "
                   "then transposed)"))
     finally:
         _ = hook.remove() if hook else None
+    if T is None and x.shape[1] > 2:  # again on a shorter input: a scale or mask sized by the length shows there
+        check_multihead(mha, n_embd, n_head, T=x.shape[1] // 2 + 1)
     return Passed(f"{name}: passed ({n_head} heads of {n_embd // n_head}, causal, {weights:,} weights)")
 
 def check_block(block, n_head=None):
@@ -292,11 +322,9 @@ def check_block(block, n_head=None):
     check(all(isinstance(getattr(block, k, None), nn.Module) for k in ("sa", "ffwd")) and linears, f"{name} has no "
           "self.sa and self.ffwd: does its __init__ build them (a subclass: does it call Block's __init__ through super())?")
     check_registered(block)
-    x = torch.randn(2, 5, min(m.in_features for m in linears)) * 2 + 0.5  # (B, T, C) far from normalised
-    ran, C = [], x.shape[-1]  # ran: the Linear layers in the order forward applies them
-    hooks = [m.register_forward_hook(lambda m, args, out: ran.append(m)) for m in linears]
-    try: run_eval(block, x)
-    finally: _ = [h.remove() for h in hooks]
+    widths = [m.in_features for m in linears]  # n_embd: the most common input width of the block's Linears
+    x = torch.randn(2, 5, max(set(widths), key=widths.count)) * 2 + 0.5  # (B, T, C) far from normalised
+    ran, C = linears_applied(block, x), x.shape[-1]
     last = lambda part: next((m for m in ran[::-1] + linears[::-1] if any(m is n for n in part.modules())), None)
     sa_out, ffwd_out = block.sa.proj if isinstance(getattr(block.sa, "proj", None), nn.Linear) else last(block.sa), last(block.ffwd)
     saved, outs = {k: v.detach().clone() for k, v in block.state_dict().items()}, []
@@ -380,6 +408,8 @@ def check_model(model, attends=True):
               f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
               f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
         expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
+        check(not ((logits >= 0).all() and torch.allclose(logits.sum(-1), torch.ones(()), atol=1e-4)), f"{name} returns "
+              "probabilities (each row of its logits sums to 1): return the raw scores; F.cross_entropy applies the softmax")
         check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
               f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
         logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
@@ -387,7 +417,16 @@ def check_model(model, attends=True):
         check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
               f"not (B, T, vocab_size) = {(B, t, V)}")
     logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
-    idx = torch.randint(0, V, (2, T))
+    idx = torch.randint(0, V, (-(-V // T), T))  # (B, T) with every character among the targets below
+    every = (torch.arange(idx.numel()) % V).view_as(idx)
+    logits, loss = run_eval(model, idx, every)
+    check(abs(loss.item() - F.cross_entropy(logits.reshape(-1, V), every.flatten()).item()) < 1e-4, f"on targets holding "
+          f"each of the {V} characters the loss is not their mean cross-entropy: is some character (an ignore_index, a "
+          "mask) left out of the loss?")
+    twice = [dropped(model, lambda: model.eval()(idx)[0]) for _ in range(2)]  # eval mode, every nn.Dropout at 0.5
+    check(torch.equal(*twice), "in eval mode (dropout rates at 0.5) two passes give different logits: a dropout ignores "
+          "the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
+    idx = idx[:2]
     changed, earlier = idx.clone(), idx.clone()
     changed[:, T // 2:] = (changed[:, T // 2:] + 1) % V  # a different second half
     earlier[:, 0] = (earlier[:, 0] + 1) % V  # a different first character
@@ -404,6 +443,8 @@ def check_model(model, attends=True):
           "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
+    check(torch.allclose(logits_of(idx[:, :T // 2]), logits_of(idx)[:, :T // 2], atol=1e-5), "the logits of a prefix "
+          "differ from the same positions of the whole input's: a prediction must not depend on how much comes after")
     if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
         saved = positions.weight.detach().clone()
         try:
@@ -418,7 +459,8 @@ def check_model(model, attends=True):
     slips = device_slips(model, idx)
     check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
           "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
+    zeros = dropped(model, lambda: ((z := model(idx)[0] == 0) & ~z.all(-1, keepdim=True)).float().mean().item())  # 0s
+    # in rows that are not all 0 (a whole row of 0 logits is a zero input vector, not a dropout on the logits)
     check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
@@ -456,36 +498,45 @@ def device_slips(model, idx):
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of one attention head (folded: open it to see how it works)
 def check_head(head, head_size=None, block_size=None):
-    """Check one attention head (key, query, value; with head_size, its output width; with block_size, inputs up to
-    that length and its mask's size) against PyTorch's attention."""
+    """Check one attention head (key, query, value, or one Linear making all three; with head_size, its output width;
+    with block_size, inputs up to that length and its mask's size) against PyTorch's attention."""
     torch.manual_seed(0)
     check_registered(head)
-    tril, name, kqv = getattr(head, "tril", None), type(head).__name__, [head.key, head.query, head.value]
-    check(len({p.data_ptr() for m in kqv for p in m.parameters()}) == sum(1 for m in kqv for _ in m.parameters()),
+    tril, name, kqv = getattr(head, "tril", None), type(head).__name__, [getattr(head, a, None) for a in ("key", "query", "value")]
+    linears, fused = [m for m in head.modules() if isinstance(m, nn.Linear)], None in kqv  # fused: one Linear, cut in 3
+    check(linears and (not fused or len(linears) == 1 and linears[0].out_features % 3 == 0), f"{name} has no key, "
+          "query and value layers (nor one Linear making all three): build the projections in __init__")
+    check(fused or len({p.data_ptr() for m in kqv for p in m.parameters()}) == sum(1 for m in kqv for _ in m.parameters()),
           f"{name}'s key, query and value share a layer (or its weights), so two of k, q, v are always equal: "
           "each is a projection of its own, learning its own weights")
     size = tuple(tril.shape[-2:]) if isinstance(tril, torch.Tensor) else None  # an SDPA head needs no tril
     check(not block_size or not size or size == (block_size,) * 2, f"{name}.tril is {size and ' x '.join(map(str, size))}"
           f", not block_size x block_size = {block_size} x {block_size}: the mask has one row and one column per "
           "position of the context, so its size comes from block_size (a smaller one fails on longer inputs)")
-    C, T = head.key.in_features, block_size or (size[-1] if size else 8)
+    C, T = linears[0].in_features, block_size or (size[-1] if size else 8)
     for B, t in probe_sizes(T):
         x = torch.randn(B, t, C)  # (B, T, C)
         out = run_eval(head, x, hint="is something sized by block_size where it should use T = x.shape[1] (self.tril[:T, "
                        ":T])?" if t < T else "the scores are (B, T, hs) @ (B, hs, T) -> (B, T, T): transpose the last two "
                        "dimensions of k (on a 3-D tensor .T reverses all three), and the output is (B, T, T) @ (B, T, hs)")
+        with torch.no_grad():  # (B, T, hs) each: q, k, v, or the fused Linear's three parts in any order
+            parts = linears[0](x).chunk(3, -1) if fused else [m(x) for m in (head.query, head.key, head.value)]
         check(head_size is None or out.shape[-1] == head_size, f"{name} gives {out.shape[-1]} channels per position, "
-              f"not head_size = {head_size}: key, query and value must each map n_embd channels to head_size")
-        q, k, v = head.query(x).detach(), head.key(x).detach(), head.value(x).detach()  # (B, T, hs) each
-        mistake = attention_diagnosis(out, q, k, v, C)
+              f"not head_size = {head_size}: " + ("the weights multiply x itself, not its values v = self.value(x)" if
+              out.shape[-1] == C and parts[2].shape[-1] == head_size else "key, query and value must each map n_embd "
+              "channels to head_size"))
+        orders = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)) if fused else ((0, 1, 2),)
+        found = [attention_diagnosis(out, *(parts[i] for i in order), C) for order in orders]
+        mistake = None if None in found else found[0]
         check(mistake is None, f"{name} is not causal self-attention (on x of shape {(B, t, C)}): {mistake}")
     check(not sees_future(head, x, training=True), f"{name} lets a position see the future in training mode (dropout "
           "on): dropout belongs after the softmax, on the weights, never on the scores before it")
-    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = {q.shape[-1]}**-0.5)")
+    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention, scaled by head_size**-0.5 = "
+                  f"{parts[0].shape[-1]}**-0.5)")
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of sampling and training steps (from 03_building_gpt: the parts this notebook uses)
+#@title Plumbing: checks of sampling and training steps (from 01_bigram: the parts this notebook uses)
 class StandIn(nn.Module):
     """A stand-in model with a known next token: fixed probs, else a function of the whole context it is fed."""
 
@@ -507,26 +558,29 @@ class StandIn(nn.Module):
 def check_generate(generate, block_size=None, sampling=False):
     """Check generate(model, idx, max_new_tokens[, temperature, top_k]) on stand-ins with known distributions."""
     def run(model, idx, n, **kw):
-        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C), and torch.cat "
-                "joins on dim=1") if "top_k" not in kw else (f"the top_k = {kw['top_k']} largest logits must survive the "
-                "mask (only those below the k-th largest become -inf), else every logit is -inf and the softmax gives nan")
+        hint = ("torch.multinomial needs probabilities, F.softmax(logits[:, -1, :], dim=-1) of shape (B, C); the model gets "
+                "every row of idx (a crop cuts only the time axis, dim 1), and torch.cat joins on dim=1") if "top_k" not in kw else (f"top_k = {kw['top_k']} is more than the 3 characters here: "
+                "torch.topk takes at most logits.size(-1)") if kw["top_k"] > 3 else (f"the top_k = {kw['top_k']} largest "
+                "logits must survive the mask (only those below the k-th largest, kept (B, 1) to compare with each row, "
+                "become -inf), else every logit is -inf and the softmax gives nan")
         said = "".join(f", {k}={v}" for k, v in kw.items())
         return attempt(f"generate(model, idx of shape {tuple(idx.shape)}, {n}{said})", generate, model, idx, n, **kw, hint=hint)
     probs = torch.tensor([0.5, 0.3, 0.2])
     settings = [({}, probs)] + ([({"temperature": 0.5}, F.softmax(probs.log() / 0.5, -1)),
                                  ({"temperature": 2.0}, F.softmax(probs.log() / 2.0, -1)),
                                  ({"top_k": 1}, torch.tensor([1.0, 0.0, 0.0])),
-                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0]))] if sampling else [])
+                                 ({"top_k": 2}, torch.tensor([0.625, 0.375, 0.0])), ({"top_k": 5}, probs)] if sampling else [])
     for kwargs, expected in settings:
         torch.manual_seed(0)
-        out = run(StandIn(3, probs, block_size), torch.zeros((4000, 1), dtype=torch.long), 1, **kwargs)
-        check(out.shape == (4000, 2), f"generate(idx of shape (4000, 1), 1) gave {tuple(out.shape)}, not (4000, 2): "
+        out = run(StandIn(3, probs, block_size), torch.zeros((100_000, 1), dtype=torch.long), 1, **kwargs)
+        check(out.shape == (100_000, 2), f"generate(idx of shape (100000, 1), 1) gave {tuple(out.shape)}, not (100000, 2): "
               "append one token per step")
-        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 4000 samples
-        check((freq - expected).abs().max() < 0.04, f"with {kwargs or 'the defaults'} the samples come out with "
-              f"frequencies {[round(f, 2) for f in freq.tolist()]}, not {[round(e, 2) for e in expected.tolist()]}: " + (
-                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, and the softmax over "
-                  "the last dimension" if not kwargs else
+        check(not out[:, 0].any(), "generate(idx, 1) did not keep the prompt first: each new token goes after it")
+        freq = torch.bincount(out[:, 1], minlength=3) / len(out)  # (3,) of the 100,000 samples
+        check((freq - expected).abs().max() < 0.008, f"with {kwargs or 'the defaults'} the samples come out with "
+              f"frequencies {[round(f, 3) for f in freq.tolist()]}, not {[round(e, 3) for e in expected.tolist()]}: " + (
+                  "draw with torch.multinomial(F.softmax(logits[:, -1, :], dim=-1), 1): not argmax, no temperature, and "
+                  "the softmax over the last dimension" if not kwargs else
                   "divide the logits by the temperature, and keep only the top_k largest before the softmax"))
     chain = StandIn(10, block_size=block_size)
     out = run(chain, torch.tensor([[3], [7]]), 5)
@@ -562,11 +616,9 @@ def check_generate(generate, block_size=None, sampling=False):
 # %% [markdown]
 # ## The model
 #
-# The modules of notebook 03b, configured by one `GPTConfig` instead of global variables (so that a
-# checkpoint can carry its configuration). `Head.attention` returns the attention weights on their
-# own, so that we can draw them at the end. Notebooks 03 and 03b checked each piece as it was built;
-# here each piece is checked again as it is written (04 carries them folded, unchecked), then the whole
-# model (unfold the cells above to see how).
+# Notebook 03b's modules, configured by one `GPTConfig` instead of global variables (so that a checkpoint can
+# carry it). `Head.attention` returns the weights on their own, for 04's maps. Each piece is checked again as
+# it is written here (04 carries them folded, unchecked), then the whole model.
 
 # %%
 @dataclass
@@ -578,6 +630,11 @@ class GPTConfig:
     n_head: int = 6        # heads per attention layer
     n_layer: int = 6       # blocks
     dropout: float = 0.2
+
+
+gpt_py = dict(vocab_size=65, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2)  # the lecture's values
+check(asdict(GPTConfig()) == gpt_py, f"GPTConfig() is {asdict(GPTConfig())}, not gpt.py's {gpt_py}: each field needs a "
+      "type and the lecture's value (n_embd: int = 384)")
 
 
 # %%
@@ -607,12 +664,14 @@ class Head(nn.Module):
 
 
 # %% [markdown]
-# **Check.** With `head_size = 8` different from `n_embd = 32` and `block_size = 16` (so that scaling
-# by either would show), the head must give `head_size` channels and equal PyTorch's
-# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own queries, keys and values.
+# **Check.** With `head_size = 8`, `n_embd = 32` and `block_size = 16` (a scale by the wrong one would show), the
+# head gives `head_size` channels and equals `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own q, k, v.
 
 # %%
 check_head(Head(GPTConfig(n_embd=32, block_size=16, dropout=0.0), head_size=8), head_size=8, block_size=16)
+wei = Head(GPTConfig(n_embd=32, block_size=16, dropout=0.0), head_size=8).attention(torch.randn(2, 5, 32))  # (B, T, T)
+check(torch.allclose(wei.sum(-1), torch.ones(2, 5)) and not wei.triu(1).any(), "Head.attention must return the weights "
+      "after the mask and the softmax (rows summing to 1, nothing above the diagonal): notebook 04 draws them")
 
 
 # %%
@@ -632,9 +691,8 @@ class MultiHeadAttention(nn.Module):
 
 
 # %% [markdown]
-# **Check.** Each head against PyTorch's attention of its own queries, keys and values (also for heads
-# fused in one `Linear`), `proj` last, and dropout where the lecture puts it: at a rate of 0.5 in
-# training mode the attention weights are dropped, and the output is `proj`'s, half of it zeroed.
+# **Check.** Each head against PyTorch's attention of its own q, k, v (heads fused in one `Linear` too), `proj`
+# last, and dropout where the lecture puts it: on the attention weights, and on `proj`'s output (probed at 0.5).
 
 # %%
 check_multihead(MultiHeadAttention(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_embd=32, n_head=4)
@@ -682,21 +740,18 @@ class Block(nn.Module):
 
 
 # %% [markdown]
-# **Check.** A block is its input plus two corrections: with both output projections (attention's
-# `proj`, the feed-forward's last linear layer) set to zero, it must return its input unchanged, and
-# zeroing either alone must leave the other's correction on its own path to the output. Post-norm
-# `ln(x + f(x))`, a parallel block or the feed-forward first pass too (the last is a reordering studied
-# by [Press et al. 2020](https://arxiv.org/abs/1911.03864), not the lecture's order).
+# **Check.** A block is its input plus two corrections: with both output projections set to zero it returns its
+# input, and zeroing either alone leaves the other's correction on its own path. Post-norm, a parallel block or the
+# feed-forward first pass too (a reordering studied by [Press et al. 2020](https://arxiv.org/abs/1911.03864)).
 
 # %%
 check_block(Block(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_head=4)
 
 
 # %% [markdown]
-# The language model around the blocks. Weights start as normal(0, 0.02) with zero biases, the
-# initialisation the lecture's repository added after the video. `generate` (below) crops the
-# context to `block_size`, divides the logits by a `temperature`, and can keep only the `top_k`
-# likeliest characters.
+# The language model around the blocks. Weights start as normal(0, 0.02) with zero biases, the initialisation the
+# lecture's repository added after the video. `generate` (below) crops the context to `block_size`, divides the
+# logits by a `temperature`, and can keep only the `top_k` likeliest characters.
 
 # %%
 class GPTLanguageModel(nn.Module):
@@ -731,15 +786,15 @@ class GPTLanguageModel(nn.Module):
 
 
 # %% [markdown]
-# **Check.** Probes of the whole model on random input of several lengths: the loss is the
-# cross-entropy of its logits; changing later characters leaves earlier predictions unchanged
-# (causal); the same character at two positions gives different predictions (positions matter);
-# changing the first character changes what comes after (the tokens communicate).
+# **Check.** The whole model on random input of several lengths: the loss is the cross-entropy of its logits;
+# later characters leave earlier predictions unchanged (causal); the same character at two positions predicts
+# differently (positions matter); changing the first character changes what comes after (communication).
 
 # %%
 toy = GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 torch.manual_seed(1337)
 check_model(GPTLanguageModel(toy))
+check_model(GPTLanguageModel(replace(toy, dropout=0.2)))  # with dropout on: each one follows the model's mode
 
 
 # %% [markdown]
@@ -790,8 +845,8 @@ check_every_parameter_learns(GPTLanguageModel(toy))
 
 
 # %% [markdown]
-# **Check.** With the small initialisation the loss must start within 0.1 of `ln(vocab_size)`, the
-# loss of a uniform guess. The video used PyTorch's own initialisation; the same toy model with its
+# **Check.** The model as built: zero biases, every dropout at `config.dropout`, and a loss within 0.1 of
+# `ln(vocab_size)` (a uniform guess). The video used PyTorch's own initialisation; the same toy model with its
 # weights re-drawn by PyTorch's defaults (`reset_parameters`) starts further from it:
 
 # %%
@@ -802,9 +857,20 @@ def initial_loss(model):
     return model(torch.randint(0, V, (4, T)), torch.randint(0, V, (4, T)))[1].item()
 
 
+# %%
 def check_initial_loss(model):
-    """With the small initialisation, an untrained model's loss must be within 0.1 of ln(vocab_size)."""
-    loss, V = initial_loss(model), model.config.vocab_size
+    """An untrained model as configured: weights normal(0, 0.02), biases zero, dropout at config.dropout, the loss
+    within 0.1 of ln(vocab_size)."""
+    loss, V, c = initial_loss(model), model.config.vocab_size, model.config
+    stds = {round(m.weight.std().item(), 3) for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))}
+    check(all(abs(s - 0.02) < 0.004 for s in stds), f"the weights of the Linear and Embedding layers have standard "
+          f"deviations {sorted(stds)}, not 0.02: _init_weights must reach every module (self.apply calls it on each one) and "
+          "draw each weight from normal(0, 0.02)")
+    check(all(not m.bias.any() for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None),
+          "some Linear biases do not start at zero: _init_weights must zero every bias it finds")
+    rates = sorted({m.p for m in model.modules() if isinstance(m, nn.Dropout)})
+    check(set(rates) <= {c.dropout}, f"the Dropout layers have rates {rates}, though config.dropout = {c.dropout}: "
+          "every nn.Dropout takes its rate from the configuration")
     check(abs(loss - math.log(V)) < 0.1, f"the loss at initialisation is {loss:.2f}, not about ln {V} = "
           f"{math.log(V):.2f}: the model starts confidently wrong (check _init_weights: normal with std 0.02)")
     return Passed(f"initial loss: passed ({loss:.4f}, within 0.1 of ln {V} = {math.log(V):.4f})")
@@ -814,16 +880,19 @@ torch.manual_seed(1337)
 check_initial_loss(GPTLanguageModel(toy))
 
 # %%
-torch.manual_seed(1337)
-ours = initial_loss(GPTLanguageModel(toy))
-torch.manual_seed(1337)
-pytorch_default = GPTLanguageModel(toy)
-for m in pytorch_default.modules():
-    if isinstance(m, (nn.Linear, nn.Embedding)):
-        m.reset_parameters()  # PyTorch's defaults, as in the video
-theirs = initial_loss(pytorch_default)
-print(f"initial loss: normal(0, 0.02) {ours:.4f}, PyTorch's defaults {theirs:.4f}, ln 65 = {math.log(65):.4f}")
-check(theirs > ours, "PyTorch's default initialisation should start the loss higher than normal(0, 0.02): check _init_weights")
+distance = {"normal(0, 0.02)": [], "PyTorch's defaults": []}  # |initial loss - ln 65| for seeds 0 to 4
+for seed in range(5):
+    for name, distances in distance.items():
+        torch.manual_seed(seed)
+        model = GPTLanguageModel(toy)
+        for m in model.modules() if name == "PyTorch's defaults" else []:
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                m.reset_parameters()  # PyTorch's defaults, as in the video
+        distances.append(abs(initial_loss(model) - math.log(65)))
+ours, theirs = (sum(d) / len(d) for d in distance.values())
+print(f"initial loss, mean distance from ln 65 = {math.log(65):.4f} over 5 seeds: normal(0, 0.02) {ours:.4f}, "
+      f"PyTorch's defaults {theirs:.4f}")
+check(theirs > 3 * ours, "PyTorch's defaults should start much further from ln(vocab_size) than normal(0, 0.02): check _init_weights")
 
 
 # %% [markdown]
@@ -834,12 +903,12 @@ check(theirs > ours, "PyTorch's default initialisation should start the loss hig
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: the parameter count, piece by piece
 def check_parameter_count(model):
-    """Each piece of the model must hold the weights its shapes imply (the lecture's layers; every bias may be left
-    out, lm_head may be tied to the token embedding), and the model n_layer blocks, each with ln1 and ln2."""
+    """Each piece of the model must hold the weights its shapes imply (the lecture's layers; any bias may be left out,
+    key, query and value may have one as in GPT-2, lm_head may be tied), and n_layer blocks, each with ln1 and ln2."""
     c, C, V = model.config, model.config.n_embd, model.config.vocab_size
     count = lambda m, dim: sum(p.numel() for p in m.parameters() if (p.dim() > 1) == (dim > 1))
     expected = {"token_embedding_table": (V * C, 0), "position_embedding_table": (c.block_size * C, 0),
-                "blocks[0].sa": (4 * C * C, C), "blocks[0].ffwd": (8 * C * C, 5 * C), "blocks[0].ln1": (0, 2 * C),
+                "blocks[0].sa": (4 * C * C, 4 * C), "blocks[0].ffwd": (8 * C * C, 5 * C), "blocks[0].ln1": (0, 2 * C),
                 "ln_f": (0, 2 * C), "lm_head": (C * V, V)}  # (weights in matrices, at most this many in vectors)
     for name, (matrices, vectors) in expected.items():
         piece = eval(f"model.{name}", {"model": model})
@@ -849,8 +918,8 @@ def check_parameter_count(model):
               f"{'fewer' if got < matrices else 'more'} than the {matrices:,} its layers' shapes imply (n_embd = {C}, n_head "
               f"= {c.n_head}): " + ("one Head object repeated, not a new Head per head" if len({*map(id, heads)}) <
                                    len(heads) else f"print(model.{name}) and compare each layer's shape with the lecture's"))
-        check(extra <= 0, f"{name} has {extra:,} more numbers in vectors (biases, LayerNorm gains) than the lecture's "
-              f"{vectors:,}: print(model.{name}) and look for a layer too many")
+        check(extra <= 0, f"{name} has {extra:,} more numbers in vectors (biases, LayerNorm gains) than its layers can "
+              f"hold ({vectors:,}): print(model.{name}) and look for a layer too many")
     norms = sum("Norm" in type(m).__name__ for m in model.modules())  # distinct modules: a shared ln counts once
     total = count(model, 2) == (V + c.block_size + V * (model.lm_head.weight is not model.token_embedding_table.weight)
                                 ) * C + c.n_layer * 12 * C * C
@@ -889,92 +958,23 @@ def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
 GPTLanguageModel.generate = generate
 
 # %% [markdown]
-# **Check.** `generate` on stand-in models whose next-character distribution is known: a chain
-# `3 → 4 → 5 …` fed past `block_size` (samples follow the last position, against a slow reference),
-# and the probabilities 0.5 / 0.3 / 0.2, whose sample frequencies must match, also after a
-# temperature of 0.5 or 2 and with `top_k` of 1 or 2.
+# **Check.** `generate` on stand-ins with known next characters: a chain `3 → 4 → 5 …` fed past `block_size`
+# (against a slow reference), and probabilities 0.5 / 0.3 / 0.2 whose sample frequencies must match, also at
+# temperatures 0.5 and 2 and with `top_k` of 1, 2 and 5 (more than the 3 characters: all kept).
 
 # %%
 check_generate(generate, block_size=8, sampling=True)
 
 # %% [markdown]
-# ## Decoder, encoder, or both [▶ 1:42:39](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=6159s)
-#
-# The model above is a *decoder*: every block is masked, so text is generated one character at a time. The original
-# Transformer ("Attention is all you need") translates: an *encoder* reads the whole source with unmasked
-# self-attention; the *decoder* writes the target with masked self-attention plus **cross-attention**, queries
-# from its tokens, keys and values from the encoder's output. A GPT has no source: a decoder alone. A
-# cross-attention head's weights are `(T, S)`, not square, with no mask (the source is known before decoding), so
-# every target position depends on every source position. Its check compares it with `F.scaled_dot_product_attention`.
-
-# %%
-class CrossAttention(nn.Module):
-    """One head of cross-attention: queries from x (B, T, C), keys and values from a source (B, S, C), no mask."""
-
-    def __init__(self, n_embd, head_size):
-        super().__init__()
-        self.query = nn.Linear(n_embd, head_size, bias=False)
-        self.key = nn.Linear(n_embd, head_size, bias=False)
-        self.value = nn.Linear(n_embd, head_size, bias=False)
-
-    def forward(self, x, source):
-        q, k, v = self.query(x), self.key(source), self.value(source)  # (B, T, hs), (B, S, hs), (B, S, hs)
-        wei = F.softmax(q @ k.transpose(1, 2) * q.shape[-1]**-0.5, dim=-1)  # (B, T, hs) @ (B, hs, S): no mask
-        return wei @ v, wei  # (B, T, hs), (B, T, S)
-
-# %% jupyter={"source_hidden": true} cellView="form"
-#@title The check of cross-attention (folded: open it to see how it works)
-def check_cross_attention(cross, n_embd):
-    """Cross-attention against F.scaled_dot_product_attention (queries from x, keys and values from the source, no
-    mask) on a source longer and one shorter than the target."""
-    torch.manual_seed(0)
-    name = type(cross).__name__
-    for B, T, S in ((2, 5, 7), (1, 6, 3)):
-        x, source = torch.randn(B, T, n_embd), torch.randn(B, S, n_embd)  # (B, T, C), (B, S, C)
-        what = f"{name}(x of shape {(B, T, n_embd)}, source of shape {(B, S, n_embd)})"
-        with torch.no_grad():
-            out, wei = attempt(what, cross, x, source, hint="queries come from x, keys and values from the source")
-            sdpa = lambda scale=None: F.scaled_dot_product_attention(cross.query(x), cross.key(source), cross.value(source), scale=scale)
-        swapped, raw = out.shape == (B, T, S) and wei.shape == sdpa().shape, out.shape[-1] == n_embd != sdpa().shape[-1]
-        check(out.shape == sdpa().shape and wei.shape == (B, T, S), f"{what} gave {tuple(out.shape)} and weights "
-              f"{tuple(wei.shape)}, not {tuple(sdpa().shape)} and (B, T, S): " + ("it returns the weights first (the output "
-              "comes first, then the weights)" if swapped else "the weights multiply the source itself, not its values" if raw
-              else "queries from x, keys and values from the source"))
-        check(torch.allclose(wei.sum(-1), torch.ones(B, T), atol=1e-5), f"{name}: a target position's weights over "
-              "the source do not sum to 1: the softmax runs over the wrong dimension (it spreads over the S source positions)")
-        check(bool((wei > 0).all()), f"{name} gives some source positions weight 0: cross-attention has no mask")
-        for scale, said in ((1.0, "not scaled"), (n_embd**-0.5, "scaled by n_embd**-0.5")):
-            check(not torch.allclose(out, sdpa(scale), atol=1e-5), f"{name}'s scores are {said}: scale them by "
-                  "head_size**-0.5, as a head does")
-        gap = (out - sdpa()).abs().max().item()
-        check(gap < 1e-5, f"{what} differs from F.scaled_dot_product_attention (queries from x, keys and values from "
-              f"the source, no mask) by up to {gap:.3g}: look at how the weights are made and applied")
-        changed = source.clone()
-        changed[:, -1] += 1.0  # the last source token: every target position moves
-        moved = bool(((attempt(what, cross, x, changed)[0] - out).abs().amax(-1) > 1e-6).all())
-    return Passed(f"{name}: passed (equals F.scaled_dot_product_attention; weights {tuple(wei.shape)} = (B, T, S), rows "
-                  f"summing to 1; change the last source token and every target position moves: {moved})")
-
-# %%
-torch.manual_seed(1337)
-print(check_cross_attention(CrossAttention(32, 8), 32))  # n_embd 32, head_size 8
-
-# %% [markdown]
 # ## Summary
 #
-# - The complete GPT in the order of the lecture's `gpt.py`, configured by one `GPTConfig`: embeddings,
-#   `n_layer` pre-norm blocks of multi-head attention and feed-forward layers with residual connections,
-#   a final LayerNorm and `lm_head`; 10,788,929 parameters in the lecture's configuration.
+# - The complete GPT in `gpt.py`'s order, configured by one `GPTConfig`: embeddings, `n_layer` pre-norm blocks
+#   (multi-head attention, feed-forward, residual connections), `ln_f`, `lm_head`; 10,788,929 parameters.
 # - Weights start as normal(0, 0.02) with zero biases, so the loss starts near `ln(vocab_size)`, closer
-#   than with PyTorch's defaults (the video's).
-# - `generate` crops the context to `block_size`, samples in `eval()` mode without gradients, and
-#   divides the logits by a `temperature` and can keep only the `top_k` likeliest characters.
-# - Each piece checked again (a head against `F.scaled_dot_product_attention`, the block's residual
-#   paths), then the whole model against independent answers: causality, positions, the final LayerNorm,
-#   every parameter learning, the initial loss, the parameter count piece by piece, `generate` against
-#   known distributions.
-# - A decoder-only GPT uses masked self-attention throughout; an encoder–decoder adds unmasked
-#   cross-attention from the target to the source (the answer to notebook 02's exercise 2).
+#   than with PyTorch's defaults (the video's). `generate` crops to `block_size`, samples in `eval()` mode
+#   without gradients, with a `temperature` and `top_k`.
+# - Each piece checked again, then the whole model: causality, positions, the final LayerNorm, every
+#   parameter learning, the model as configured, the parameter count piece by piece, `generate`.
 # - Next: notebook 04 trains this model on tiny Shakespeare, samples from it and draws where it looks.
 #
 # ## Exercises
@@ -982,9 +982,8 @@ print(check_cross_attention(CrossAttention(32, 8), 32))  # n_embd 32, head_size 
 # 1. Count the parameters of another configuration, say `GPTConfig(n_layer=12, n_head=12, n_embd=768,
 #    block_size=1024)` (GPT-2 small's shape over 65 characters), first by hand from the shapes in
 #    `check_parameter_count`, then with the model. Which piece grows fastest with `n_embd`?
-# 2. Sample a stand-in at several temperatures: `StandIn(5, probs=torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05]),
-#    block_size=8)` (folded above) always predicts those probabilities. Draw 2000 characters with
-#    `generate(stand_in, idx, 2000, temperature)` at temperatures 0.5, 1 and 2 and compare their
-#    frequencies with `softmax(log(probs) / temperature)`. What does `top_k=2` do to them?
+# 2. `StandIn(5, probs=torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05]), block_size=8)` (folded above) always predicts
+#    those probabilities. Draw 2000 characters with `generate(stand_in, idx, 2000, temperature)` at temperatures
+#    0.5, 1 and 2 and compare their frequencies with `softmax(log(probs) / temperature)`. What does `top_k=2` do?
 # 3. Tie `lm_head.weight` to `token_embedding_table.weight` (GPT-2 does): how many parameters does the
 #    lecture's configuration lose, and do all the checks above still pass?

@@ -186,7 +186,7 @@ def check_split(text, encode, train_data, val_data, fraction=0.9):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
+#@title Plumbing: checks of the model's pieces (from 03c_the_complete_model: the parts this notebook uses)
 
 def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors in that piece", finite=False):
     """module(*inputs) in eval mode without gradients, its mode restored after; a crash becomes a sentence naming the
@@ -206,7 +206,9 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
                           f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
-                          'look at the shapes that piece makes and is given' if m else hint)) from None
+                          'look at the shapes that piece makes and is given' if m else "a layer is None, not a module (an "
+                          "argument not given, with no default such as nn.Identity())" if "'NoneType' object is not callable"
+                          in said else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
     check(out is not None, f"{what} returned None: does its forward end with return ...?")
@@ -285,7 +287,7 @@ def at_extremes(draw):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of sampling and training steps (from 03_building_gpt: the parts this notebook uses)
+#@title Plumbing: checks of sampling and training steps (from 01_bigram: the parts this notebook uses)
 
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
     """call(*args), and the (training, gradients on) of every forward pass of model during it."""
@@ -363,21 +365,29 @@ def check_train_step(train_step, model, batches, lr=0.1):
                     "0" if all(p.grad is None or not p.grad.any() for p in params) else "g"))
                 with torch.no_grad():
                     before = model(xb, yb)[1].item()
-                run, pre = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params]
+                run, pre, fed = lambda *a: returned.append(train_step(*a)), [p.detach().clone() for p in params], []
                 run.__name__ = "train_step"
-                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params]
+                landed = [p.register_post_accumulate_grad_hook(lambda p: order.append("b")) for p in params] + [
+                    model.register_forward_pre_hook(lambda m, a, kw: fed.append((*a, *kw.values())), with_kwargs=True)]
                 try:
                     seen = modes_seen(model.train(), run, model, optimizer, xb, yb,
                                       hint="one forward pass, then zero_grad, loss.backward() and optimizer.step(), once each")
                 finally:
                     _ = [h.remove() for h in landed]
+                same = lambda a, b: isinstance(a, torch.Tensor) and a.shape == b.shape and bool((a == b).all())
+                check(not (fed and len(fed[0]) > 1 and same(fed[0][0], yb) and same(fed[0][1], xb)), "train_step fed the "
+                      "model (yb, xb): it takes the inputs first and their targets second, else it learns the character before")
                 events = "".join(order)
                 stepped = events.count("0") + events.count("g")  # calls of optimizer.step()
                 check(stepped == 1 or not stepped and all(torch.equal(p, q) for p, q in zip(params, pre)), "train_step "
                       f"called step() of the optimizer it was given {stepped} times, not once: " + (
                           "use the optimizer passed in, not one of its own" if not stepped else "call optimizer.step() once per step"))
-                check(isinstance(returned[0], (float, torch.Tensor)) and abs(torch.as_tensor(returned[0]).detach().item() - before) < 1e-4,
-                      f"train_step returned {returned[0]!r:.40}, not the loss before its step ({before:.4f}): return "
+                got = returned[0]
+                one = isinstance(got, (float, torch.Tensor)) and torch.as_tensor(got).numel() == 1
+                said = (f"{torch.as_tensor(got).item():.4f}" if one else f"a tensor of shape {tuple(got.shape)}" if
+                        isinstance(got, torch.Tensor) else "None" if got is None else f"a {type(got).__name__}")
+                check(one and abs(torch.as_tensor(got).detach().item() - before) < 1e-4,
+                      f"train_step returned {said}, not the loss before its step ({before:.4f}): return "
                       "loss (a tensor or a float), which the training loop records")
                 check(model.training and all(t for t, _ in seen), "train_step ran or left the model in eval mode, so "
                       "dropout is off while training: leave model.eval() to the loss estimate")

@@ -184,7 +184,7 @@ def check_split(text, encode, train_data, val_data, fraction=0.9):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of sampling and training steps (from 03_building_gpt: the parts this notebook uses)
+#@title Plumbing: checks of sampling and training steps (from 01_bigram: the parts this notebook uses)
 
 def modes_seen(model, call, *args, hint="look at the shapes of the tensors in that piece"):
     """call(*args), and the (training, gradients on) of every forward pass of model during it."""

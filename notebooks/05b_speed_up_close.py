@@ -146,7 +146,7 @@ def load_text(path=None, flag="--data"):
         folder = next((f for f in beside if (f / "tinyshakespeare.txt").is_file()), folder)
     return read_text(fetch_shakespeare(folder), "the download")
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: checks of the model's pieces (from 03b_blocks_and_the_ladder: the parts this notebook uses)
+#@title Plumbing: checks of the model's pieces (from 03c_the_complete_model: the parts this notebook uses)
 def probe_sizes(T):
     """(B, T) sizes to try a piece on: the whole context, a part of it, one token."""
     return [(2, T), (3, T // 2 + 1), (1, 1)][:3 if T > 1 else 1]
@@ -169,7 +169,9 @@ def run_eval(module, *inputs, what=None, hint="look at the shapes of the tensors
         where = f" in {names[m]} ({type(m).__name__}, given input of shape {tuple(args[0].shape)})" if m and args else ""
         raise CheckFailed(f"{what} raised {type(e).__name__} ({said}){where}: " + (f"{names[empty[0]]} ("
                           f"{type(empty[0]).__name__}) returned None: does its forward end with return ...?" if empty else
-                          'look at the shapes that piece makes and is given' if m else hint)) from None
+                          'look at the shapes that piece makes and is given' if m else "a layer is None, not a module (an "
+                          "argument not given, with no default such as nn.Identity())" if "'NoneType' object is not callable"
+                          in said else hint)) from None
     finally:
         _ = [h.remove() for h in hooks], module.train(was)
     check(out is not None, f"{what} returned None: does its forward end with return ...?")
@@ -212,8 +214,11 @@ def sees_future(module, x, training=False, first=1):
     changed, name = x.clone(), type(module).__name__
     changed[:, first:] = torch.randn_like(x[:, first:]) if x.is_floating_point() else (x[:, first:] + 1) % (int(x.max()) + 1)
     seeded = lambda inp: (torch.manual_seed(0), attempt(f"{name} in training mode", module, inp))[1]
-    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed)]
-    return not torch.allclose(*[(out[0] if isinstance(out, tuple) else out)[:, :first] for out in outs], atol=1e-5)
+    outs = [dropped(module, lambda: seeded(inp)) if training else run_eval(module, inp) for inp in (x, changed, x)]
+    outs = [(out[0] if isinstance(out, tuple) else out) for out in outs]
+    check(torch.allclose(outs[0], outs[2], rtol=0, atol=0, equal_nan=True), f"{name} gives two outputs for one input{'' if training else ' in eval mode'}: a "
+          "dropout ignores the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
+    return not torch.allclose(outs[0][:, :first], outs[1][:, :first], atol=1e-5)
 
 def check_model(model, attends=True):
     """Probe a language model(idx, targets) -> (logits, loss): shapes and loss at several lengths, causal, aware
@@ -235,6 +240,8 @@ def check_model(model, attends=True):
               f"targets) gave logits of shape {tuple(logits.shape)} and loss {loss if loss is None else tuple(loss.shape)}: "
               f"expected (B, T, vocab_size) = {(B, t, V)} and one number")
         expected = F.cross_entropy(logits.reshape(-1, V), targets.flatten())
+        check(not ((logits >= 0).all() and torch.allclose(logits.sum(-1), torch.ones(()), atol=1e-4)), f"{name} returns "
+              "probabilities (each row of its logits sums to 1): return the raw scores; F.cross_entropy applies the softmax")
         check(torch.allclose(loss, expected, atol=1e-4), f"{name}'s loss {loss.item():.4f} is not the mean cross-entropy "
               f"of its logits and targets ({expected.item():.4f}): F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
         logits = run_eval(model, idx, what=f"{name}(idx of shape {(B, t)})", hint="it ran with targets, not without: "
@@ -242,7 +249,16 @@ def check_model(model, attends=True):
         check(logits.shape == (B, t, V), f"{name}(idx of shape {(B, t)}) gave logits of shape {tuple(logits.shape)}, "
               f"not (B, T, vocab_size) = {(B, t, V)}")
     logits_of = lambda idx: run_eval(model, idx)[0]  # (B, T, V)
-    idx = torch.randint(0, V, (2, T))
+    idx = torch.randint(0, V, (-(-V // T), T))  # (B, T) with every character among the targets below
+    every = (torch.arange(idx.numel()) % V).view_as(idx)
+    logits, loss = run_eval(model, idx, every)
+    check(abs(loss.item() - F.cross_entropy(logits.reshape(-1, V), every.flatten()).item()) < 1e-4, f"on targets holding "
+          f"each of the {V} characters the loss is not their mean cross-entropy: is some character (an ignore_index, a "
+          "mask) left out of the loss?")
+    twice = [dropped(model, lambda: model.eval()(idx)[0]) for _ in range(2)]  # eval mode, every nn.Dropout at 0.5
+    check(torch.equal(*twice), "in eval mode (dropout rates at 0.5) two passes give different logits: a dropout ignores "
+          "the mode (F.dropout(x, p) drops in eval mode too: pass training=self.training, or use nn.Dropout)")
+    idx = idx[:2]
     changed, earlier = idx.clone(), idx.clone()
     changed[:, T // 2:] = (changed[:, T // 2:] + 1) % V  # a different second half
     earlier[:, 0] = (earlier[:, 0] + 1) % V  # a different first character
@@ -259,6 +275,8 @@ def check_model(model, attends=True):
           "that holds them reach lm_head?)")
     check(not deaf, "changing the first character "
           "changed nothing after it: the positions do not communicate (is the attention applied?)")
+    check(torch.allclose(logits_of(idx[:, :T // 2]), logits_of(idx)[:, :T // 2], atol=1e-5), "the logits of a prefix "
+          "differ from the same positions of the whole input's: a prediction must not depend on how much comes after")
     if positions:  # with the position table zeroed, the tokens must still reach the logits: embeddings add
         saved = positions.weight.detach().clone()
         try:
@@ -273,7 +291,8 @@ def check_model(model, attends=True):
     slips = device_slips(model, idx)
     check(not slips, f"on a GPU {name} would mix the model's device with tensors made on the CPU (in {slips[:1]}): "
           "make new tensors on the input's device, torch.arange(T, device=idx.device), and keep masks as buffers")
-    zeros = dropped(model, lambda: (model(idx)[0] == 0).float().mean().item())  # share of logits exactly 0
+    zeros = dropped(model, lambda: ((z := model(idx)[0] == 0) & ~z.all(-1, keepdim=True)).float().mean().item())  # 0s
+    # in rows that are not all 0 (a whole row of 0 logits is a zero input vector, not a dropout on the logits)
     check(zeros < 0.05, f"in training mode {zeros:.0%} of the logits are exactly 0: a dropout is applied to "
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
@@ -911,7 +930,7 @@ for batch, label in ((32, "batches of 32 with .item()"), (256, "batches of 256, 
 # - `torch.compile` fuses chains of element-wise operations into one kernel; fused AdamW updates all
 #   tensors in one kernel.
 # - Going over the whole split gives the exact loss; whether large batches are also faster depends on
-#   the device: on this 2-core CPU they were slower (a median of 1.98 s against 1.49 s for the
+#   the device: on this 2-core CPU they were slower (a median of 1.96 s against 1.49 s for the
 #   lecture's batches of 32); measure it on yours.
 #
 # ## Exercises

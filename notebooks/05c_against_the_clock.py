@@ -820,7 +820,8 @@ check_whole_split_loss(split_loss)
 # `train_fast` trains a `FastGPT` with 05's batches on the device and 05's `scaled_step`, at the
 # schedule's rate for each step, under autocast when the device has mixed precision. With
 # `torch.compile`, one throwaway step compiles the model before the clock starts (the weights and
-# the random state left as they were), so that the compile time is reported apart.
+# the random state left as they were), so that the compile time is reported apart. `start_fast` builds
+# what the loop needs; `train_fast` is the loop.
 
 # %%
 def warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, block_size):
@@ -835,22 +836,31 @@ def warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_siz
 
 
 # %%
-def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=True, weight_decay=0.1, clip=1.0,
-               eval_every=None, target=None, amp_dtype=None, fused=False, compile=False):
-    """Train a FastGPT, stopping early once the whole-split val loss (checked every eval_every steps) reaches
-    target; returns it, a log of (step, seconds, loss), and the seconds spent compiling before the clock."""
+def start_fast(config, train_on_device, batch_size, seed, peak_lr, weight_decay, fused, amp_dtype, compile):
+    """A fresh FastGPT on the device (seeded), the module that steps (compiled and warmed up, if asked), its
+    optimizer, the gradient scaler (float16 only), the autocast context, and the seconds compiling took."""
     torch.manual_seed(seed)
     model = FastGPT(config).to(device)
     step_model = torch.compile(model) if compile else model
     optimizer = configure_optimizer(model, peak_lr, weight_decay, fused)
     scaler = torch.amp.GradScaler(device, enabled=amp_dtype == torch.float16)
-    train_on_device = train_data.to(device)
     autocast = lambda: torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
     t0 = time.perf_counter()
     if compile:
         warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, config.block_size)
     sync()
-    compile_seconds, log, t0 = time.perf_counter() - t0, [], time.perf_counter()
+    return model, step_model, optimizer, scaler, autocast, time.perf_counter() - t0
+
+
+# %%
+def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=True, weight_decay=0.1, clip=1.0,
+               eval_every=None, target=None, amp_dtype=None, fused=False, compile=False):
+    """Train a FastGPT, stopping early once the whole-split val loss (checked every eval_every steps) reaches
+    target; returns it, a log of (step, seconds, loss), and the seconds spent compiling before the clock."""
+    train_on_device = train_data.to(device)
+    model, step_model, optimizer, scaler, autocast, compile_seconds = start_fast(
+        config, train_on_device, batch_size, seed, peak_lr, weight_decay, fused, amp_dtype, compile)
+    log, t0 = [], time.perf_counter()
     for it in range(iters):
         x, y = get_batch_on_device(train_on_device, batch_size, config.block_size)  # (B, T) each
         with autocast():

@@ -447,22 +447,29 @@ def warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_siz
         torch.cuda.set_rng_state_all(state[1])
 
 
-def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=True, weight_decay=0.1, clip=1.0,
-               eval_every=None, target=None, amp_dtype=None, fused=False, compile=False):
-    """Train a FastGPT, stopping early once the whole-split val loss (checked every eval_every steps) reaches
-    target; returns it, a log of (step, seconds, loss), and the seconds spent compiling before the clock."""
+def start_fast(config, train_on_device, batch_size, seed, peak_lr, weight_decay, fused, amp_dtype, compile):
+    """A fresh FastGPT on the device (seeded), the module that steps (compiled and warmed up, if asked), its
+    optimizer, the gradient scaler (float16 only), the autocast context, and the seconds compiling took."""
     torch.manual_seed(seed)
     model = FastGPT(config).to(device)
     step_model = torch.compile(model) if compile else model
     optimizer = configure_optimizer(model, peak_lr, weight_decay, fused)
     scaler = torch.amp.GradScaler(device, enabled=amp_dtype == torch.float16)
-    train_on_device = train_data.to(device)
     autocast = lambda: torch.autocast(device, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None)
     t0 = time.perf_counter()
     if compile:
         warm_up_compiled(step_model, optimizer, autocast, train_on_device, batch_size, config.block_size)
     sync()
-    compile_seconds, log, t0 = time.perf_counter() - t0, [], time.perf_counter()
+    return model, step_model, optimizer, scaler, autocast, time.perf_counter() - t0
+
+def train_fast(config, batch_size, iters, peak_lr, warmup, seed=1337, cosine=True, weight_decay=0.1, clip=1.0,
+               eval_every=None, target=None, amp_dtype=None, fused=False, compile=False):
+    """Train a FastGPT, stopping early once the whole-split val loss (checked every eval_every steps) reaches
+    target; returns it, a log of (step, seconds, loss), and the seconds spent compiling before the clock."""
+    train_on_device = train_data.to(device)
+    model, step_model, optimizer, scaler, autocast, compile_seconds = start_fast(
+        config, train_on_device, batch_size, seed, peak_lr, weight_decay, fused, amp_dtype, compile)
+    log, t0 = [], time.perf_counter()
     for it in range(iters):
         x, y = get_batch_on_device(train_on_device, batch_size, config.block_size)  # (B, T) each
         with autocast():
@@ -906,7 +913,7 @@ show(fig, 'race')
 # 0.0040 worse (with fewer parameters), and RoPE 0.0424 better (with no position table at all).
 # Notebook 05c's three seeds of the unchanged race land within 1.68–1.70, a spread of about 0.01: from
 # one run each, GELU's loss and RoPE's gain are larger than that, tying's is not. GELU and tying cost
-# no time on a CPU (64.0 to 64.5 s against 64.0 s); RoPE took 71.6 s, about 12% more for its extra
+# no time on a CPU (66.4 to 68.7 s against 68.0 s); RoPE took 71.8 s, about 6% more for its extra
 # rotations, though one run each cannot tell a small cost from this machine's noise.
 #
 # Notebook 05 gives the band in which correct CPU races land across seeds. A difference smaller than

@@ -65,6 +65,6 @@ def test_the_script_checks_and_counts_without_data(tmp_path):
     # moved from test_04_gpt.py's script test: these lines were 04's before the model moved here
     result = run_script(NOTEBOOKS / "03c_the_complete_model.py", cwd=tmp_path, env=smoke_env(TMPDIR=str(tmp_path)))
     assert result.returncode == 0, result.stderr
-    for sign in ("10,788,929 parameters", "initial loss: normal(0, 0.02)"):
+    for sign in ("10,788,929 parameters", "over 5 seeds: normal(0, 0.02)"):
         assert sign in result.stdout, sign
     assert not [p for p in tmp_path.iterdir() if not p.name.startswith("torchinductor")]  # it writes nothing (torch's cache aside)

@@ -198,6 +198,17 @@ MISTAKES.update({  # the cold learner's hunt (cold13)
                                               "    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)\n    logits, loss = model(xb, yb)\n    optimizer.zero_grad")],
                                             train_step, "use the optimizer passed in"),
     "train_step returns nothing": ([(STEP, STEP.replace("    return loss", "    pass"))], train_step, "not the loss before its step"),
+    # moved from 03 (session 6): 03's train_step is 01's, folded there and checked here
+    "zero_grad between backward and step": ([(STEP, STEP.replace("    optimizer.zero_grad(set_to_none=True)\n    loss.backward()\n",
+                                                                 "    loss.backward()\n    optimizer.zero_grad(set_to_none=True)\n"))],
+                                            train_step, "found the gradients of loss.backward() already zeroed"),
+    "model.zero_grad to zeros between backward and step": ([(STEP, STEP.replace("    optimizer.zero_grad(set_to_none=True)\n    loss.backward()\n",
+                                                                                "    loss.backward()\n    model.zero_grad(set_to_none=False)\n"))],
+                                                           train_step, "not between loss.backward() and optimizer.step()"),
+    "TS-d inputs and targets swapped": ([("    logits, loss = model(xb, yb)\n    optimizer.zero_grad", "    logits, loss = model(yb, xb)\n    optimizer.zero_grad")],
+                                        train_step, "train_step fed the model (yb, xb)"),
+    "train_step returning the logits": ([(STEP, STEP.replace("    return loss", "    return logits"))], train_step,
+                                        "returned a tensor of shape (4, 8, 65)"),
     "estimate_loss measures 'train' twice": ([("X, Y = get_batch(split, batch_size, block_size)", "X, Y = get_batch('train', batch_size, block_size)")],
                                              estimate_cell, "never fed the model a batch of the validation split"),
     "estimate_loss sums the losses": ([(EVAL_END, EVAL_END.replace("losses.mean()", "losses.sum()"))], estimate_cell,
@@ -220,6 +231,10 @@ CORRECT.update({
     "softmax over all positions, then the last": ([("probs = F.softmax(logits[:, -1, :], dim=-1)", "probs = F.softmax(logits, dim=-1)[:, -1, :]")], generate),
     "train_step returning loss.item()": ([(STEP, STEP.replace("    return loss", "    return loss.item()"))], train_step),
     "model.zero_grad() in train_step": ([(STEP, STEP.replace("optimizer.zero_grad(set_to_none=True)", "model.zero_grad()"))], train_step),
+    "TS-f loss detached": ([(STEP, STEP.replace("    return loss", "    return loss.detach()"))], train_step),
+    "TS targets by keyword": ([("    logits, loss = model(xb, yb)\n    optimizer.zero_grad", "    logits, loss = model(xb, targets=yb)\n    optimizer.zero_grad")], train_step),
+    "zero_grad after the step": ([(STEP, STEP.replace("    optimizer.zero_grad(set_to_none=True)\n", "").replace(
+        "    optimizer.step()\n", "    optimizer.step()\n    optimizer.zero_grad()\n"))], train_step),
     "estimate_loss looping over the splits the other way": ([("for split in ['train', 'val']:", "for split in ('val', 'train'):")], estimate_cell),
     "the tokenizer as written": ([], tokenizer_cell, DATA_CHAIN),
 })

@@ -3,7 +3,7 @@ the 03b rows; fixes in cold_03b_s5_fixes_C.md): each mistake is one edit of note
 and the check the notebook runs after that cell stops with CheckFailed and one sentence naming the property and
 the likely cause; the correct variants (post-norm, parallel blocks, GELU, fused heads, proj without bias, eps
 added to the standard deviation, cross-attention through SDPA) pass the same checks. The cross-attention
-head moved to 03c (the end of the lecture's model), so its cases edit that notebook."""
+head moved to 03c in session 5 and to the end of 02 in session 6, so its cases edit that notebook."""
 import pytest
 import torch
 import torch.nn as nn
@@ -15,7 +15,7 @@ HYPER = ("n_embd", "block_size", "n_head", "n_layer", "dropout")
 
 
 def ns(replace=(), notebook=NB):
-    if notebook != NB:  # the cross-attention head lives in 03c, which needs no data
+    if notebook != NB:  # the cross-attention head lives in 02, which needs no data
         return load(notebook, replace=replace)
     return load(NB, keep=HYPER, replace=replace, vocab_size=65, device="cpu", batch_size=4, learning_rate=1e-3)
 
@@ -65,12 +65,12 @@ def layernorm(nb):
     return nb["check_layernorm"](nb["LayerNorm1d"](100))
 
 
-def cross(nb):  # 03c's cell: print(check_cross_attention(CrossAttention(32, 8), 32))
+def cross(nb):  # 02's cell: print(check_cross_attention(CrossAttention(32, 8), 32))
     torch.manual_seed(1337)
     return nb["check_cross_attention"](nb["CrossAttention"](32, 8), 32)
 
 
-cross.notebook = "03c_the_complete_model"
+cross.notebook = "02_self_attention"
 
 
 FFN_IN, FFN_OUT = "nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4C)", "nn.Linear(4 * n_embd, n_embd),  # (B, T, C) the projection back"
@@ -133,6 +133,13 @@ MISTAKES = {  # id: (edits, the check the notebook runs there, words its sentenc
     "C43 the source itself for the values": ([("return wei @ v, wei", "return wei @ source, wei")], cross, "multiply the source itself"),
     "C44 weights and output swapped": ([("return wei @ v, wei", "return wei, wei @ v")], cross, "returns the weights first"),
     "C7 scaled by n_embd": ([(WEI, WEI.replace("q.shape[-1]**-0.5", "x.shape[-1]**-0.5"))], cross, "scaled by n_embd**-0.5"),
+    # session 6's second cold reader (cold_s6_03c.md, the cross-attention rows)
+    "X-e the value layer is the key layer": ([("        self.value = nn.Linear(n_embd, head_size, bias=False)\n\n    def forward(self, x, source):",
+                                               "        self.value = self.key\n\n    def forward(self, x, source):")], cross, "not three layers of their own"),
+    "X-h the weights returned transposed": ([("return wei @ v, wei  # (B, T, hs), (B, T, S)", "return wei @ v, wei.transpose(1, 2)  # (B, T, hs), (B, T, S)")],
+                                            cross, "the weights come back transposed, (B, S, T)"),
+    "X-g the scale after the softmax": ([(WEI, "wei = F.softmax(q @ k.transpose(1, 2), dim=-1) * q.shape[-1]**-0.5")], cross,
+                                        "or something after it changes the weights"),
 }
 
 FUSED = '''class MultiHeadAttention(nn.Module):
@@ -250,3 +257,83 @@ def test_correct_feed_forwards_and_head_orders_pass_the_pieces_and_step_5(varian
     for run in (built("MultiHeadAttention", "n_head", 8), built("FeedForward", "n_embd"), built("Block", "n_embd", "n_head"),
                 built("PreNormBlock", "n_embd", "n_head"), rung("5 blocks + residual")):
         assert "passed" in run(found)
+
+
+# session 6's cold reader (/tmp/brief/cold_s6_03_03b.md; the fixes in dev/results/mistake_hunt/cold_s6_fixes.md)
+MHA_INIT = ("        self.heads = nn.ModuleList([Head(head_size) for _ in range(num_heads)])\n"
+            "        self.proj = nn.Linear(head_size * num_heads, n_embd)\n        self.dropout = nn.Dropout(dropout)")
+MHA_FWD = ("        out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)\n"
+           "        return self.dropout(self.proj(out))  # (B, T, C)")
+FUSED_INIT = ("        self.n_head, self.hs = num_heads, head_size\n"
+              "        self.c_attn = nn.Linear(n_embd, 3 * num_heads * head_size, bias=False)\n"
+              "        self.proj = nn.Linear(num_heads * head_size, n_embd)\n        self.attn_dropout = nn.Dropout(dropout)\n"
+              "        self.dropout = nn.Dropout(dropout)\n"
+              "        self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))")
+FUSED_FWD = ("        B, T, C = x.shape\n        q, k, v = self.c_attn(x).split(self.n_head * self.hs, dim=-1)\n"
+             "        q, k, v = (t.view(B, T, self.n_head, self.hs) for t in (q, k, v))  # (B, T, nh, hs)\n"
+             "        wei = torch.einsum('bthd,bshd->bhts', q, k) * self.hs**-0.5  # (B, nh, T, T)\n"
+             "        wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))\n"
+             "        wei = self.attn_dropout(wei.softmax(-1))\n"
+             "        out = torch.einsum('bhts,bshd->bthd', wei, v).reshape(B, T, C)\n        return self.dropout(self.proj(out))")
+LN_FWD = ("        xvar = x.var(-1, keepdim=True, unbiased=False)  # (B, T, 1) biased, like nn.LayerNorm\n"
+          "        xhat = (x - xmean) / torch.sqrt(xvar + self.eps)  # (B, T, C)")
+
+
+def fused(new_fwd=FUSED_FWD):
+    return [(MHA_INIT, FUSED_INIT), (MHA_FWD, new_fwd)]
+
+
+def step7(rate):  # step 7's cell: dropout set, then the model built through build()
+    def run(nb):
+        nb["dropout"] = rate
+        return nb["check_rung"](nb["build"](nb["transformer"]), "7 + dropout 0.2")
+    return run
+
+
+mha_cell = built("MultiHeadAttention", "n_head", 8)
+S6 = {
+    "a-h fused, scaled by T**-0.5": (fused(FUSED_FWD.replace("* self.hs**-0.5", "* T**-0.5")), mha_cell, "scaled by T**-0.5, the input's length (T = 5 here)"),
+    "a-j fused, joined as (B, nh, T, hs)": (fused(FUSED_FWD.replace("'bhts,bshd->bthd', wei, v)", "'bhts,bshd->bhtd', wei, v)")), mha_cell,
+                                            "transposed to (B, T, n_head, hs) before it is viewed"),
+    "k-h a feed-forward of head_size": ([("        self.ffwd = FeedForward(n_embd)\n\n    def forward", "        self.ffwd = FeedForward(head_size)\n\n    def forward")],
+                                        block_built, "in ffwd.net.0 (Linear"),
+    "f-g a ReLU before the first Linear": ([("            nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4C)",
+                                             "            nn.ReLU(),\n            nn.Linear(n_embd, 4 * n_embd),  # (B, T, 4C)")],
+                                           built("FeedForward", "n_embd"), "a ReLU before its first Linear"),
+    "l-c LayerNorm1d x -= xmean": ([(LN_FWD, "        x -= xmean\n        xvar = (x ** 2).mean(-1, keepdim=True)\n        xhat = x / torch.sqrt(xvar + self.eps)")],
+                                   layernorm, "changed its input in place"),
+    "l-j gain and bias detached": ([("return self.gamma * xhat + self.beta  # (B, T, C)", "return self.gamma.detach() * xhat + self.beta.detach()  # (B, T, C)")],
+                                   layernorm, "gets no gradient, so it never learns"),
+    "t-a transformer() returns nothing": ([("    return BigramLanguageModel(body=blocks, ln_f=nn.LayerNorm(n_embd))", "    BigramLanguageModel(body=blocks, ln_f=nn.LayerNorm(n_embd))")],
+                                          rung("6 + LayerNorm"), "does the function that builds it return it?"),
+    "t-c the blocks in a plain list": ([(BLOCKS, "    blocks = [PreNormBlock(n_embd, n_head) for _ in range(n_layer)]")], rung("6 + LayerNorm"),
+                                       "body is a plain list, not a module"),
+    "d-a dropout = 20": ([], step7(20), "dropout is a probability"),
+    "d-b dropout = '0.2'": ([], step7("0.2"), "dropout is a probability"),
+}
+
+
+@pytest.mark.parametrize("case", list(S6))
+def test_session_6s_cases_meet_the_real_cause(case):
+    edits, run, words = S6[case]
+    with pytest.raises(AssertionError) as caught:
+        run(ns(edits))
+    assert type(caught.value).__name__ == "CheckFailed" and words in str(caught.value), str(caught.value)
+
+
+def test_the_fused_heads_pass_at_both_lengths_and_step_7_as_written():
+    assert "passed" in mha_cell(ns(fused()))
+    assert "passed" in step7(0.2)(ns())
+
+
+def test_the_plain_block_demo_says_when_it_is_not_caught(capsys):
+    """pb-a: a PlainBlock that keeps its residuals (forward deleted) passes check_block; the demo cell says so."""
+    nb = ns([("    def forward(self, x):\n        x = self.sa(x)  # (B, T, C)\n        x = self.ffwd(x)  # (B, T, C)\n        return x", "    pass")])
+    cell = next(c for c in (NOTEBOOK_SOURCE()).split("\n# %%") if "check_block(PlainBlock(n_embd, n_head))" in c)
+    exec("try:" + cell.split("\ntry:", 1)[1].split("torch.manual_seed(1337)")[0], nb)  # the try/except of the cell
+    assert "not caught: this PlainBlock keeps a residual connection" in capsys.readouterr().out
+
+
+def NOTEBOOK_SOURCE():
+    from notebook_code import NOTEBOOKS
+    return (NOTEBOOKS / f"{NB}.py").read_text(encoding="utf-8")

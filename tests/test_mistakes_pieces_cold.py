@@ -28,6 +28,17 @@ def config(ns, **kw):
     return ns["GPTConfig"](**{**dict(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0), **kw})
 
 
+def cell_03c(marker, ns):
+    """Run the statements (not the definitions) of 03c's visible cell holding marker in ns; "passed" if no check stops."""
+    import ast
+    from notebook_code import NOTEBOOKS
+    found = [c.split("\n", 1)[1] for c in (NOTEBOOKS / f"{NB3C}.py").read_text(encoding="utf-8").split("\n# %%") if marker in c]
+    tree = ast.parse(found[0])
+    tree.body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    exec(compile(tree, NB3C, "exec"), ns)
+    return "passed"
+
+
 def gpt(ns, **kw):
     torch.manual_seed(1337)
     return ns["GPTLanguageModel"](config(ns, **kw))
@@ -35,6 +46,7 @@ def gpt(ns, **kw):
 
 CHECKS_03C = {  # 03c's checks in the order its cells call them (the pieces' checks also with dropout 0.2 built in:
     # 04 trains at 0.2, and a check at dropout 0 cannot see where a dropout sits)
+    "config": lambda ns: cell_03c("gpt_py = dict(", ns),  # 03c's own cells, replayed as written
     "head": lambda ns: ns["check_head"](ns["Head"](config(ns, block_size=16), head_size=8), head_size=8),
     "multihead": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](config(ns)), n_embd=32, n_head=4),
     "multihead, dropout 0.2": lambda ns: ns["check_multihead"](ns["MultiHeadAttention"](config(ns, dropout=0.2)), 32, 4),
@@ -43,6 +55,9 @@ CHECKS_03C = {  # 03c's checks in the order its cells call them (the pieces' che
     "block": lambda ns: ns["check_block"](ns["Block"](config(ns)), n_head=4),
     "model": lambda ns: ns["check_model"](gpt(ns)),
     "model, dropout 0.2": lambda ns: ns["check_model"](gpt(ns, dropout=0.2)),
+    "initial": lambda ns: ns["check_initial_loss"](gpt(ns)),  # the model as configured (session 6)
+    "attention weights": lambda ns: cell_03c(").attention(torch.randn(2, 5, 32))", ns),
+    "generate": lambda ns: ns["check_generate"](ns["generate"], block_size=8, sampling=True),
 }
 
 S = "wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5"
@@ -97,6 +112,36 @@ MISTAKES_03C = {  # id: ([(old, new)] in 03c, the first check of 03c's order tha
                                               "called with targets=None, forward must not compute the loss"),
     "C11 heads of n_head channels": ([("head_size = config.n_embd // config.n_head", "head_size = config.n_head")], "multihead",
                                      "heads narrower than n_embd // n_head"),
+    # session 6: the open cases of cold_03c_05c_s5.md and cold_03_03b_s5.md
+    "FF-b softmax as the activation": ([(RELU, "            nn.Softmax(dim=-1),\n")], "feedforward", "mixes the hidden channels"),
+    "C26 biases not zeroed": ([("        if isinstance(module, nn.Linear) and module.bias is not None:\n            torch.nn.init.zeros_(module.bias)\n", "")],
+                              "initial", "biases do not start at zero"),
+    "C85 dropout hard-coded": ([(DROP, "            nn.Dropout(0.2),\n")], "initial", "0.2], though config.dropout = 0.0"),
+    "C36 top_k past the vocabulary": ([("torch.topk(logits, min(top_k, logits.shape[-1]))", "torch.topk(logits, top_k)")], "generate",
+                                      "top_k = 5 is more than the 3 characters here"),
+    "C35 the k-th largest as (B,)": ([(".values[:, [-1]]", ".values[:, -1]")], "generate", "kept (B, 1) to compare with each row"),
+    # session 6's second cold reader (dev/results/mistake_hunt/cold_s6_03c.md)
+    "D-d F.dropout on the weights, in eval mode too": ([("wei = self.dropout(self.attention(x))", "wei = F.dropout(self.attention(x), self.dropout.p)")],
+                                                       "multihead, dropout 0.2", "a dropout ignores the mode"),
+    "D-a F.dropout after proj, in eval mode too": ([("return self.dropout(self.proj(out))  # (B, T, C)", "return F.dropout(self.proj(out), self.dropout.p)  # (B, T, C)")],
+                                                   "multihead, dropout 0.2", "a dropout ignores the mode"),
+    "D-c F.dropout at a float rate": ([("            nn.Dropout(config.dropout),\n        )\n\n    def forward(self, x):\n        return self.net(x)  # (B, T, C)",
+                                       "        )\n        self.p = config.dropout\n\n    def forward(self, x):\n        return F.dropout(self.net(x), self.p)  # (B, T, C)")],
+                                      "feedforward, dropout 0.2", "a dropout ignores the mode"),
+    "F-f tanh after the last Linear": ([("nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)", "nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)\n            nn.Tanh(),")],
+                                       "feedforward", "nothing but dropout comes after the projection back"),
+    "G-a positions counted backwards": ([("pos = torch.arange(idx.shape[1], device=idx.device)  # (T,)", "pos = torch.arange(idx.shape[1] - 1, -1, -1, device=idx.device)  # (T,)")],
+                                        "model", "the logits of a prefix differ"),
+    "G-p the loss ignores character 0": ([("F.cross_entropy(logits.flatten(0, 1), targets.flatten())", "F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=0)")],
+                                         "model", "left out of the loss"),
+    "G-n embeddings drawn with std 1": ([("torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)", "torch.nn.init.normal_(module.weight, mean=0.0, std=0.02 if isinstance(module, nn.Linear) else 1.0)")],
+                                        "initial", "not 0.02"),
+    "G-g _init_weights called on the model only": ([("self.apply(self._init_weights)", "self._init_weights(self)")], "initial", "must reach every module"),
+    "H-a Head.attention returns the scores": ([("return F.softmax(wei, dim=-1)  # (B, T, T)", "return wei  # (B, T, T)"),
+                                               ("wei = self.dropout(self.attention(x))", "wei = self.dropout(F.softmax(self.attention(x), dim=-1))")],
+                                              "attention weights", "Head.attention must return the weights after the mask and the softmax"),
+    "CF1 n_head 8 by default": ([("n_head: int = 6 ", "n_head: int = 8 ")], "config", "not gpt.py's"),
+    "CF4 n_embd without its type": ([("n_embd: int = 384      # channels", "n_embd = 384      # channels")], "config", "each field needs a type"),
 }
 
 FUSED = '''class MultiHeadAttention(nn.Module):
@@ -145,9 +190,9 @@ def prenorm_03b(found):
     return found["check_block"](found["PreNormBlock"](32, 4), n_head=4)
 
 
-def model_03b(found):
+def model_03b(found):  # step 6's model under the rung's check, as 03b's cell runs it
     torch.manual_seed(1337)
-    return found["check_model"](found["transformer"]())
+    return found["check_rung"](found["transformer"](), "6 + LayerNorm")
 
 
 BLOCK = "        x = x + self.sa(x)  # (B, T, C)\n        x = x + self.ffwd(x)  # (B, T, C)"
@@ -174,6 +219,7 @@ MISTAKES_03B = {  # id: (edits of 03b, the check of 03b's cells, words of its se
     "X4": ([("ln_f=nn.LayerNorm(n_embd))", "ln_f=nn.LayerNorm(vocab_size))")], model_03b, "in ln_f (LayerNorm, given input of shape (2, 8, 32))"),
     "X6": ([(X2, "    blocks = nn.ModuleList([PreNormBlock(n_embd, n_head) for _ in range(n_layer)])")], model_03b,
            "in body (ModuleList, given input of shape (2, 8, 32))"),
+    "FF-b softmax as the activation": ([("            nn.ReLU(),\n", "            nn.Softmax(dim=-1),\n")], block_03b, "mixes the hidden channels"),
 }
 
 FF_IN, FF_OUT = "nn.Linear(config.n_embd, 4 * config.n_embd),  # (B, T, 4C)", "nn.Linear(4 * config.n_embd, config.n_embd),  # (B, T, C)"
@@ -194,11 +240,14 @@ VARIANTS_03C = {  # correct code of the 04 table: every check of 03c passes
     "B9 the norm on the branch's output": [(SA, "x = x + self.ln1(self.sa(x))"), (FF, "x = x + self.ln2(self.ffwd(x))")],
     "B13 norms swapped": [(SA, "x = x + self.sa(self.ln2(x))"), (FF, "x = x + self.ffwd(self.ln1(x))")],
     "F2 GELU": [(RELU, "            nn.GELU(),\n")],
+    "H-g biases on key, query and value (GPT-2)": [(KQV, KQV.replace(", bias=False", ""))],
     "C16 a bias-free feed-forward": [(FF_IN, FF_IN.replace("4 * config.n_embd)", "4 * config.n_embd, bias=False)")),
                                      (FF_OUT, FF_OUT.replace("config.n_embd)", "config.n_embd, bias=False)"))],
     "C16b only the first Linear bias-free": [(FF_IN, FF_IN.replace("4 * config.n_embd)", "4 * config.n_embd, bias=False)"))],
     "C15 a bias-free proj": [(PROJ, PROJ.replace("config.n_embd)", "config.n_embd, bias=False)"))],
     "C18 ReLU in place": [(RELU, "            nn.ReLU(inplace=True),\n")],
+    "tanh": [(RELU, "            nn.Tanh(),\n")],
+    "SiLU": [(RELU, "            nn.SiLU(),\n")],
 }
 
 VARIANTS_03B = {  # correct code of the 03 table, in 03b: the check of the piece passes
@@ -286,3 +335,21 @@ def test_a_final_layernorm_after_lm_head_is_named():  # C28: scale-free logits, 
     assert "passed" in ns["check_model"](gpt(ns))
     with pytest.raises(AssertionError, match="belongs between the blocks and lm_head, not after lm_head"):
         ns["check_final_norm"](gpt(ns))
+
+
+def test_an_element_wise_gated_feed_forward_passes_and_a_channel_mixing_one_does_not():
+    """FF-b's probe (session 6): a gated feed-forward (SwiGLU-like, two Linears in, one out) acts on each hidden
+    number alone and passes; the same with a softmax over the hidden channels is named."""
+    ns = ns_03c()
+
+    class Gated(torch.nn.Module):
+        def __init__(self, mix=False):
+            super().__init__()
+            self.up, self.gate, self.down, self.mix = torch.nn.Linear(32, 64), torch.nn.Linear(32, 64), torch.nn.Linear(64, 32), mix
+        def forward(self, x):
+            a = torch.nn.functional.silu(self.up(x))
+            return self.down((a.softmax(-1) if self.mix else a) * self.gate(x))
+
+    assert "passed" in ns["check_feedforward"](Gated(), n_embd=32)
+    with pytest.raises(AssertionError, match="mixes the hidden channels"):
+        ns["check_feedforward"](Gated(mix=True), n_embd=32)
