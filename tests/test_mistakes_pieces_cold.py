@@ -1,4 +1,4 @@
-"""The checks of the model's pieces (home: notebook 03b's folded cell "Plumbing: checks of the model's pieces") meet
+"""The checks of the model's pieces (home: 03c's folded cell "Plumbing: checks of the model's pieces") meet
 the mistakes two cold readers made in session 4 (dev/results/mistake_hunt/cold_04_05c_s4.md, the 04_gpt table, now
 03c's model; cold_03_s4.md, the 03b table) that ran silently, crashed or met a sentence naming the wrong cause. Each
 mistake is one learner's edit of the notebook that holds the piece; the check that follows the piece there must stop
