@@ -24,6 +24,7 @@ HOMES = {  # the start of the cell's title -> the notebook that owns it
     "Plumbing: the device": "01_bigram",
     "Plumbing: the data": "01_bigram",
     "Plumbing: the attention oracle": "02_self_attention",
+    "Plumbing: the check of one attention head": "03_building_gpt",
     "Plumbing: checks of the model's pieces": "03c_the_complete_model",
     "Plumbing: the batch check": "03_building_gpt",
     "Plumbing: checks of sampling and training steps": "01_bigram",

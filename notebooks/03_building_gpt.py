@@ -423,7 +423,7 @@ def device_slips(model, idx):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title The checks of this notebook's own pieces (folded: open it to see how they work)
+#@title The check of the whole-split loss (folded: open it to see how it works)
 def check_whole_split(split_loss, model, data, block_size, batch):
     """split_loss(model, data) on 2.5 batches of `batch` chunks must feed the model every block_size chunk of data
     and return the mean cross-entropy over all of them."""
@@ -445,7 +445,7 @@ def check_whole_split(split_loss, model, data, block_size, batch):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title The check of one attention head (folded: open it to see how it works)
+#@title Plumbing: the check of one attention head (the same in every notebook that carries it)
 def check_head(head, head_size=None, block_size=None):
     """Check one attention head (key, query, value, or one Linear making all three; with head_size, its output width;
     with block_size, inputs up to that length and its mask's size) against PyTorch's attention."""
@@ -911,10 +911,9 @@ results['1 embeddings + positions'] = train(model, '1 embeddings + positions')
 # trained. Scores are scaled by `head_size**-0.5`, not by the channel count `C` as in the lecture's code (the
 # video's own corrections, [▶ 1:20:05](https://www.youtube.com/watch?v=kCc8FmEb1nY&t=4805s)); `dropout` is 0.0 until 03b.
 #
-# **Check.** A head of size 4 (neither `C` nor `block_size`, so a scale or mask sized by either shows) must
-# give 4 channels from projections of its own (or one fused `Linear`), a `block_size` mask, and equal
-# `F.scaled_dot_product_attention(q, k, v, is_causal=True)` on its own q, k, v for 1, 5 and 8 tokens;
-# if not, the check names the likely mistake (no mask, a shifted mask, the wrong scale or axis).
+# **Check.** A head of size 4 (neither `C` nor `block_size`, so a scale or mask sized by either shows) must give
+# 4 channels from its own projections (or one fused `Linear`), a `block_size` mask, and equal PyTorch's causal
+# attention of its q, k, v for 1, 5 and 8 tokens; if not, it names the likely mistake (mask, scale or axis).
 
 # %%
 class Head(nn.Module):
@@ -953,8 +952,7 @@ results['2 one head'] = train(model, '2 one head')
 # %% [markdown]
 # ## The first rungs of the ladder
 #
-# Whole-split losses of rungs 0–2 and the lecture's claims, with margins measured over three seeds (asserted on
-# tiny Shakespeare; else only printed), then the curves.
+# Whole-split losses of rungs 0–2 and the lecture's claims (margins from three seeds; asserted on Shakespeare).
 
 # %% tags=["nbval-ignore-output"]
 def first_rungs_claims(val):
@@ -984,18 +982,17 @@ show(fig, 'first_rungs')
 # %% [markdown]
 # ## Summary
 #
-# - Every rung trains the same way (one model size, seed 1337, the same batches, 4,000 AdamW steps) and
-#   is scored on the **whole** of each split beside the range correct runs landed in over three seeds.
-# - Against the bigram trained to the end (val 2.4850), step 1's embeddings, positions and `lm_head`
-#   do not help yet (2.5006), as the lecture says: they make room. One head of causal self-attention
-#   (mask as a buffer, scaled by `head_size**-0.5`) does (2.4171): each character sees up to
-#   `block_size` back. Notebook 03b climbs on from there, with this one head retrained as its first rung.
+# - Every rung trains the same way (one model size, seed 1337, the same batches, 4,000 AdamW steps) and is
+#   scored on the **whole** of each split beside the range correct runs landed in over three seeds.
+# - Against the bigram trained to the end (val 2.4850), step 1's embeddings, positions and `lm_head` do not
+#   help yet (2.5006), as the lecture says: they make room. One head of causal self-attention (mask as a
+#   buffer, scaled by `head_size**-0.5`) does (2.4171): each character sees up to `block_size` back.
+#   Notebook 03b climbs on from there, with this one head retrained as its first rung.
 # - Each piece has a check of properties any correct version has: the split, batches, the whole-split loss,
 #   `generate` past `block_size`, the head against PyTorch's attention, causality, positions, every character.
 #
 # ## Exercises
 #
 # 1. Double `block_size` to 16 for step 2. What does the longer context buy one head, at what cost?
-# 2. Give step 2 a head of 16 channels (and `lm_head = nn.Linear(16, vocab_size)`, or the shapes will
-#    not line up). How much of one head's gain is left?
+# 2. Give step 2 a head of 16 channels (and `lm_head = nn.Linear(16, vocab_size)` to match): how much gain is left?
 # 3. Train step 0's bigram at 1e-3, as the other rungs: is step 1 then better, or the bigram unfinished?

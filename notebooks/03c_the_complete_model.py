@@ -496,7 +496,7 @@ def device_slips(model, idx):
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title The check of one attention head (folded: open it to see how it works)
+#@title Plumbing: the check of one attention head (the same in every notebook that carries it)
 def check_head(head, head_size=None, block_size=None):
     """Check one attention head (key, query, value, or one Linear making all three; with head_size, its output width;
     with block_size, inputs up to that length and its mask's size) against PyTorch's attention."""

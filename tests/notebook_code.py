@@ -66,3 +66,14 @@ def source_of(notebook, name):
                 [getattr(node, "name", None)] + [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]):
             return ast.get_source_segment(src, node)
     raise LookupError(f"{name} is not defined at the top level of {path.name}")
+
+
+def cell_statements(notebook, marker):
+    """The statements (not the defs and classes) of the one code cell of notebooks/<notebook>.py holding marker,
+    compiled: exec it in a namespace from load() to replay that cell as the notebook runs it."""
+    cells = (NOTEBOOKS / f"{notebook}.py").read_text(encoding="utf-8").split("\n# %%")
+    found = [c.split("\n", 1)[1] for c in cells if marker in c]
+    assert len(found) == 1, f"{marker!r} is in {len(found)} cells of {notebook}, not one"
+    tree = ast.parse(found[0])
+    tree.body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    return compile(tree, notebook, "exec")

@@ -6,12 +6,11 @@ Each case is one edit of notebooks/03_building_gpt.py (through notebook_code.loa
 follows the piece is replayed as written (its classes and functions come from the edited source). Session 5's
 cases (cold_03_03b_s5.md, cold_03c_05c_s5.md: aliased projections, masks not sized by block_size, the whole-split
 loss, sampling, the model's inputs) follow, with the correct variants of those tables."""
-import ast
 
 import pytest
 import torch
 
-from notebook_code import NOTEBOOKS, load
+from notebook_code import NOTEBOOKS, cell_statements, load
 
 NB = "03_building_gpt"
 TRAIN = torch.arange(400) % 61
@@ -27,12 +26,7 @@ def ns(replace=(), device="cpu"):
 
 def cell(marker):
     """The statements (not the definitions) of the notebook's visible cell holding marker, as a runner."""
-    cells = (NOTEBOOKS / f"{NB}.py").read_text(encoding="utf-8").split("\n# %%")
-    found = [c.split("\n", 1)[1] for c in cells if marker in c]
-    assert len(found) == 1, marker
-    tree = ast.parse(found[0])
-    tree.body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    code = compile(tree, NB, "exec")
+    code = cell_statements(NB, marker)
 
     def run(found):
         exec(code, found)

@@ -8,7 +8,7 @@ feed-forward first) pass every check. The before -> after table: dev/results/mis
 import pytest
 import torch
 
-from notebook_code import load
+from notebook_code import cell_statements, load
 
 NB3B, NB3C = "03b_blocks_and_the_ladder", "03c_the_complete_model"
 
@@ -30,12 +30,7 @@ def config(ns, **kw):
 
 def cell_03c(marker, ns):
     """Run the statements (not the definitions) of 03c's visible cell holding marker in ns; "passed" if no check stops."""
-    import ast
-    from notebook_code import NOTEBOOKS
-    found = [c.split("\n", 1)[1] for c in (NOTEBOOKS / f"{NB3C}.py").read_text(encoding="utf-8").split("\n# %%") if marker in c]
-    tree = ast.parse(found[0])
-    tree.body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-    exec(compile(tree, NB3C, "exec"), ns)
+    exec(cell_statements(NB3C, marker), ns)
     return "passed"
 
 
