@@ -473,12 +473,6 @@ for t in range(block_size):
 # the right character probability 1/65 scores ln 65. `F.cross_entropy` wants the classes in the
 # second dimension, so we flatten the batch and time dimensions: logits `(B*T, C)` against targets
 # `(B*T)`. (Unlike the lecture, `forward` always returns the logits as `(B, T, C)`.)
-#
-# `generate` extends a sequence one character at a time: the logits of the last position become
-# probabilities (softmax), and `torch.multinomial` draws the next character from them, so likely
-# characters come often and unlikely ones sometimes. It runs in `eval()` mode under
-# `torch.no_grad()`; the lecture's version did neither, which is harmless for this model but matters
-# for the later ones (layers that behave differently in training, and gradients that waste memory).
 
 # %%
 class BigramLanguageModel(nn.Module):
@@ -496,18 +490,33 @@ class BigramLanguageModel(nn.Module):
         loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
         return logits, loss
 
-    @torch.no_grad()
-    def generate(self, idx, max_new_tokens):
-        """Append max_new_tokens sampled tokens to idx (B, T), in eval mode."""
-        was_training = self.training
-        self.eval()
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx)                                # (B, T, C)
-            probs = F.softmax(logits[:, -1, :], dim=-1)          # (B, C) last time step only
-            idx_next = torch.multinomial(probs, num_samples=1)   # (B, 1)
-            idx = torch.cat((idx, idx_next), dim=1)              # (B, T+1)
-        self.train(was_training)
-        return idx
+
+# %% [markdown]
+# `generate` extends a sequence one character at a time: the logits of the last position become
+# probabilities (softmax), and `torch.multinomial` draws the next character from them, so likely
+# characters come often and unlikely ones sometimes. It runs in `eval()` mode under
+# `torch.no_grad()`; the lecture's version did neither, which is harmless for this model but matters
+# for the later ones (layers that behave differently in training, and gradients that waste memory).
+# The lecture writes it inside the class; here it has a cell of its own and is attached to the class
+# after, so `m.generate(idx, max_new_tokens)` works as in the video (run this cell again whenever you
+# run the class's cell again: a new class has no `generate` yet).
+
+# %%
+@torch.no_grad()
+def generate(self, idx, max_new_tokens):
+    """Append max_new_tokens sampled tokens to idx (B, T), in eval mode."""
+    was_training = self.training
+    self.eval()
+    for _ in range(max_new_tokens):
+        logits, _ = self(idx)                                # (B, T, C)
+        probs = F.softmax(logits[:, -1, :], dim=-1)          # (B, C) last time step only
+        idx_next = torch.multinomial(probs, num_samples=1)   # (B, 1)
+        idx = torch.cat((idx, idx_next), dim=1)              # (B, T+1)
+    self.train(was_training)
+    return idx
+
+
+BigramLanguageModel.generate = generate  # a method of the class, as if written inside it
 
 
 # %% [markdown]
@@ -727,7 +736,11 @@ def check_train_step(train_step, model, batches, lr=0.1):
 
 
 # %%
-check_generate(BigramLanguageModel.generate)
+probe = BigramLanguageModel(vocab_size)
+method = getattr(probe, "generate", None)  # what m.generate is for a model m: a function, with m as its self
+check(getattr(method, "__self__", None) is probe, "m.generate is not a method of the model: run generate's cell after "
+      "the class's cell; its last line attaches the function to the class")
+check_generate(method.__func__)
 
 # %% [markdown]
 # ## The loss before training

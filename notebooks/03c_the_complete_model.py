@@ -1,12 +1,11 @@
 # %% [markdown]
 # # 03c · The complete model, as gpt.py writes it
 #
-# The finished model as the lecture's `gpt.py` writes it (**1:37:49 to 1:42:39 of the video**): one
-# `GPTConfig` of the lecture's size (10,788,929 parameters), its initialisation, `generate` with temperature
-# and top-k, made correct (attention scaled by `head_size**-0.5`, sampling in `eval()` mode without
-# gradients). Each piece is followed by a check, then the whole model (what an encoder adds, cross-attention, is
-# at the end of notebook 02). After 03b, before 04 (which trains it and carries the same code, folded).
-# No data, no training: it runs in seconds, also as `python notebooks/03c_the_complete_model.py`.
+# The finished model as the lecture's `gpt.py` writes it (**1:37:49 to 1:42:39 of the video**): one `GPTConfig`
+# of the lecture's size (10,788,929 parameters), its initialisation, `generate` with temperature and top-k, made
+# correct (attention scaled by `head_size**-0.5`, sampling in `eval()` mode without gradients). After 03b, before 04,
+# which trains it (cross-attention is at the end of 02). No data, no training: it runs in seconds, also as a script.
+# The plumbing it carries to stand alone (the checks of its pieces and of 03's) is folded below the imports.
 
 # %%
 import math, os, sys
@@ -20,9 +19,6 @@ IN_NOTEBOOK = "ipykernel" in sys.modules        # False when run as a script
 
 # %% tags=["nbval-ignore-output"]
 print(f"device: cpu (every model here is small, and nothing trains), torch {torch.__version__}, smoke mode: {SMOKE}")
-
-# %% [markdown]
-# Folded below: the plumbing this notebook carries to stand alone (the checks of its pieces and of 03's).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
@@ -465,6 +461,23 @@ def check_model(model, attends=True):
           "the logits; dropout belongs inside the blocks, never after lm_head")
     return Passed(f"{name}: passed (causal{', aware of positions' if positions else ''}{', communicating' if attends else ''})")
 
+def check_init(init):
+    """init(module) through nn.Module.apply on fresh layers (PyTorch's own start): Linear, Embedding, LayerNorm."""
+    torch.manual_seed(0)
+    lin, free, emb, norm = layers = nn.Sequential(nn.Linear(256, 256), nn.Linear(256, 256, bias=False), nn.Embedding(256, 256), nn.LayerNorm(256))
+    attempt("nn.Sequential(Linear, Linear without bias, Embedding, LayerNorm).apply(_init_weights)", layers.apply, init, hint="apply "
+            "calls it on every module (the Sequential too) with the module alone: ask what it is first; change weights with nn.init")
+    for name, w in (("Linear", lin.weight), ("Embedding", emb.weight)):
+        check(abs(w.mean()) < 0.002 and abs(w.std() - 0.02) < 0.002, f"after _init_weights the {name}'s weights have "
+              f"mean {w.mean():.3f} and std {w.std():.3f}, not 0 and 0.02: draw them from a normal(0, 0.02)")
+    check(not torch.equal(lin.weight, free.weight), "two Linear layers of one shape start with the same weights: each "
+          "layer needs numbers of its own from the random generator (reseeding it inside _init_weights repeats them)")
+    zero = isinstance(lin.bias, torch.Tensor) and not lin.bias.any()  # still a bias, and zero
+    check(zero and (norm.weight == 1).all() and not norm.bias.any(), "after _init_weights " + (
+        "the Linear's bias is not zero: every bias starts at zero, kept as it is" if not zero else "a LayerNorm has changed: only "
+        "Linear and Embedding weights are drawn, a LayerNorm keeps PyTorch's start (weight 1, bias 0)"))
+    return Passed("_init_weights: passed (Linear and Embedding weights normal(0, 0.02), biases zero, LayerNorm as it was)")
+
 class MixedDevices(torch.overrides.TorchFunctionMode):
     """Records every torch function called with tensors (not scalars) on two devices."""
 
@@ -616,9 +629,8 @@ def check_generate(generate, block_size=None, sampling=False):
 # %% [markdown]
 # ## The model
 #
-# Notebook 03b's modules, configured by one `GPTConfig` instead of global variables (so that a checkpoint can
-# carry it). `Head.attention` returns the weights on their own, for 04's maps. Each piece is checked again as
-# it is written here (04 carries them folded, unchecked), then the whole model.
+# Notebook 03b's modules, configured by one `GPTConfig` instead of globals (a checkpoint can carry it).
+# `Head.attention` returns the weights alone, for 04's maps. Each piece is checked as it is written.
 
 # %%
 @dataclass
@@ -750,8 +762,20 @@ check_block(Block(GPTConfig(n_embd=32, n_head=4, block_size=8, dropout=0.0)), n_
 
 # %% [markdown]
 # The language model around the blocks. Weights start as normal(0, 0.02) with zero biases, the initialisation the
-# lecture's repository added after the video. `generate` (below) crops the context to `block_size`, divides the
-# logits by a `temperature`, and can keep only the `top_k` likeliest characters.
+# lecture's repository added after the video; gpt.py's method `self._init_weights` is a function here, with a cell
+# and a check of its own, and `self.apply(_init_weights)` calls it on every module. `generate` (below) crops the
+# context to `block_size`, divides the logits by a `temperature`, and can keep only the `top_k` likeliest characters.
+
+# %%
+def _init_weights(module):
+    """normal(0, 0.02) weights for every Linear and Embedding, zero biases: gpt.py's initialisation."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        torch.nn.init.zeros_(module.bias)
+
+
+check_init(_init_weights)
 
 # %%
 class GPTLanguageModel(nn.Module):
@@ -765,13 +789,7 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
+        self.apply(_init_weights)
 
     def embed(self, idx):
         """Token plus position embeddings (B, T, C) of idx (B, T)."""
@@ -793,13 +811,13 @@ class GPTLanguageModel(nn.Module):
 # %%
 toy = GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
 torch.manual_seed(1337)
-check_model(GPTLanguageModel(toy))
+check_model(attempt("GPTLanguageModel(toy)", GPTLanguageModel, toy, hint="build every layer from config in __init__, "
+                    "then self.apply(_init_weights): a function of this notebook, not a method as in gpt.py"))
 check_model(GPTLanguageModel(replace(toy, dropout=0.2)))  # with dropout on: each one follows the model's mode
 
 
 # %% [markdown]
-# **Check.** `lm_head` reads the residual stream through the final LayerNorm, so scaling what the
-# blocks return must leave the logits as they were.
+# **Check.** `lm_head` reads the stream through `ln_f`, so scaling what the blocks return leaves the logits as they were.
 
 # %%
 def check_final_norm(model):
@@ -824,8 +842,7 @@ check_final_norm(GPTLanguageModel(toy))
 
 
 # %% [markdown]
-# **Check.** Every parameter must get a gradient from the loss: a layer built in `__init__` but never
-# used in `forward` (a `proj` not applied, a block skipped) gets none, and would never learn.
+# **Check.** Every parameter gets a gradient: a layer built in `__init__` but not used in `forward` gets none, never learning.
 
 # %%
 def check_every_parameter_learns(model):
@@ -845,8 +862,8 @@ check_every_parameter_learns(GPTLanguageModel(toy))
 
 
 # %% [markdown]
-# **Check.** The model as built: zero biases, every dropout at `config.dropout`, and a loss within 0.1 of
-# `ln(vocab_size)` (a uniform guess). The video used PyTorch's own initialisation; the same toy model with its
+# **Check.** The model as built: `_init_weights` on every module, every dropout at `config.dropout`, and a loss
+# within 0.1 of `ln(vocab_size)` (a uniform guess). The video used PyTorch's own initialisation; the same toy model with its
 # weights re-drawn by PyTorch's defaults (`reset_parameters`) starts further from it:
 
 # %%
@@ -859,15 +876,11 @@ def initial_loss(model):
 
 # %%
 def check_initial_loss(model):
-    """An untrained model as configured: weights normal(0, 0.02), biases zero, dropout at config.dropout, the loss
-    within 0.1 of ln(vocab_size)."""
+    """An untrained model as configured: weights normal(0, 0.02), dropout at config.dropout, loss near ln(vocab_size)."""
     loss, V, c = initial_loss(model), model.config.vocab_size, model.config
-    stds = {round(m.weight.std().item(), 3) for m in model.modules() if isinstance(m, (nn.Linear, nn.Embedding))}
-    check(all(abs(s - 0.02) < 0.004 for s in stds), f"the weights of the Linear and Embedding layers have standard "
-          f"deviations {sorted(stds)}, not 0.02: _init_weights must reach every module (self.apply calls it on each one) and "
-          "draw each weight from normal(0, 0.02)")
-    check(all(not m.bias.any() for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None),
-          "some Linear biases do not start at zero: _init_weights must zero every bias it finds")
+    off = [f"{n} ({m.weight.std():.3f})" for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Embedding)) and abs(m.weight.std() - 0.02) > 0.004]
+    check(not off, f"the weights of {', '.join(off[:3])}{' …' * (len(off) > 3)} do not have std 0.02, gpt.py's for every weight: "
+          "self.apply(_init_weights) must reach every module, so it comes after every layer is built")
     rates = sorted({m.p for m in model.modules() if isinstance(m, nn.Dropout)})
     check(set(rates) <= {c.dropout}, f"the Dropout layers have rates {rates}, though config.dropout = {c.dropout}: "
           "every nn.Dropout takes its rate from the configuration")
@@ -885,9 +898,8 @@ for seed in range(5):
     for name, distances in distance.items():
         torch.manual_seed(seed)
         model = GPTLanguageModel(toy)
-        for m in model.modules() if name == "PyTorch's defaults" else []:
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                m.reset_parameters()  # PyTorch's defaults, as in the video
+        _ = [m.reset_parameters() for m in model.modules()  # PyTorch's defaults, as in the video
+             if name == "PyTorch's defaults" and isinstance(m, (nn.Linear, nn.Embedding))]
         distances.append(abs(initial_loss(model) - math.log(65)))
 ours, theirs = (sum(d) / len(d) for d in distance.values())
 print(f"initial loss, mean distance from ln 65 = {math.log(65):.4f} over 5 seeds: normal(0, 0.02) {ours:.4f}, "
@@ -970,11 +982,10 @@ check_generate(generate, block_size=8, sampling=True)
 #
 # - The complete GPT in `gpt.py`'s order, configured by one `GPTConfig`: embeddings, `n_layer` pre-norm blocks
 #   (multi-head attention, feed-forward, residual connections), `ln_f`, `lm_head`; 10,788,929 parameters.
-# - Weights start as normal(0, 0.02) with zero biases, so the loss starts near `ln(vocab_size)`, closer
-#   than with PyTorch's defaults (the video's). `generate` crops to `block_size`, samples in `eval()` mode
-#   without gradients, with a `temperature` and `top_k`.
-# - Each piece checked again, then the whole model: causality, positions, the final LayerNorm, every
-#   parameter learning, the model as configured, the parameter count piece by piece, `generate`.
+# - Weights start as normal(0, 0.02) with zero biases, so the loss starts near `ln(vocab_size)`, closer than with
+#   PyTorch's defaults (the video's). `generate` crops to `block_size`, samples in `eval()` mode without gradients.
+# - Each piece checked as it is written, then the whole model: causality, positions, the final LayerNorm, every
+#   parameter learning, the initialisation, the parameter count piece by piece, `generate` with `temperature`, `top_k`.
 # - Next: notebook 04 trains this model on tiny Shakespeare, samples from it and draws where it looks.
 #
 # ## Exercises

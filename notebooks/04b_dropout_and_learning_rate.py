@@ -331,6 +331,14 @@ class Block(nn.Module):
         return x
 
 
+def _init_weights(module):
+    """normal(0, 0.02) weights for every Linear and Embedding, zero biases: gpt.py's initialisation."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        torch.nn.init.zeros_(module.bias)
+
+
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
 
@@ -342,13 +350,7 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
+        self.apply(_init_weights)
 
     def embed(self, idx):
         """Token plus position embeddings (B, T, C) of idx (B, T)."""

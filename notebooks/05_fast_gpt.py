@@ -33,7 +33,7 @@ RUN_NAME = "05_fast_gpt"                        # as a script, figures go to run
 # the device, the data, the checks, the command line); they are folded in Jupyter and Colab.
 
 # %% jupyter={"source_hidden": true} cellView="form"
-#@title Plumbing: folders, figures and checks (from 01_bigram: the parts this notebook uses)
+#@title Plumbing: folders, figures and checks (the same in every notebook)
 def course_root():
     """The course checkout (holding notebooks/ and datasets/), else the working folder (a notebook on its own)."""
     here = pathlib.Path.cwd()
@@ -71,6 +71,16 @@ def check(ok, message):
     """Stop with message (one sentence: what is wrong, and the likely cause) unless ok."""
     if not ok:
         raise CheckFailed(message)
+
+def attempt(what, fn, *args, hint="look at the shapes of the tensors in that piece", **kwargs):
+    """fn(*args, **kwargs); if it raises, stop with one sentence naming what ran and PyTorch's complaint."""
+    try:
+        return fn(*args, **kwargs)
+    except CheckFailed:
+        raise
+    except Exception as e:  # the learner's code crashed inside a check: say where, not a raw traceback
+        said = (str(e).strip().splitlines() or [""])[0][:200]
+        raise CheckFailed(f"{what} raised {type(e).__name__} ({said}): {hint}") from None
 
 class Passed(str):
     """What a check returns when it passes: a notebook shows it as plain text; a script prints nothing."""
@@ -407,6 +417,14 @@ class Block(nn.Module):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 04's model: the GPT (folded)
+def _init_weights(module):
+    """normal(0, 0.02) weights for every Linear and Embedding, zero biases: gpt.py's initialisation."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        torch.nn.init.zeros_(module.bias)
+
+
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
 
@@ -418,13 +436,7 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
+        self.apply(_init_weights)
 
     def embed(self, idx):
         """Token plus position embeddings (B, T, C) of idx (B, T)."""
@@ -445,8 +457,18 @@ class GPTLanguageModel(nn.Module):
 # modules one after another, each with its own key, query and value matrices. Stack those matrices
 # into one `qkv` linear layer of width `3 * n_embd`, treat the heads as one more batch dimension,
 # `(B, n_head, T, head_size)`, and the layer becomes three large matrix multiplications instead of
-# `3 * n_head` small ones. With `flash=True`, PyTorch's fused `F.scaled_dot_product_attention` does
-# the scores, mask, softmax and weighted sum (section 2).
+# `3 * n_head` small ones. With `flash=False` the lecture's attention runs by hand on all heads at once
+# (`attention_by_hand`, in a cell of its own); with `flash=True`, PyTorch's fused
+# `F.scaled_dot_product_attention` does the scores, mask, softmax and weighted sum in one call (section 2).
+
+# %%
+def attention_by_hand(q, k, v, tril, dropout):
+    """The lecture's Head for all heads at once: q, k, v (B, nh, T, hs) -> (B, nh, T, hs), dropout on the weights."""
+    T = q.shape[-2]
+    wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
+    wei = wei.masked_fill(tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
+    return dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+
 
 # %%
 class CausalSelfAttention(nn.Module):
@@ -457,21 +479,18 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
         self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = nn.Dropout(config.dropout)  # on the attention weights
+        self.dropout = nn.Dropout(config.dropout)  # on the output
         self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
+        if self.flash:  # scores, mask, softmax, dropout and the weighted sum in one fused call
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0)
         else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+            y = attention_by_hand(q, k, v, self.tril, self.attn_dropout)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
         return self.dropout(self.proj(y))  # (B, T, C)
 
@@ -484,32 +503,43 @@ class CausalSelfAttention(nn.Module):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of CausalSelfAttention (folded: open it to see how it works)
-def check_causal_self_attention(attn):
-    """Check a batched-heads attention module (qkv, proj, n_head, tril) against PyTorch's attention, at two lengths."""
+def check_causal_self_attention(attn, config=None):
+    """Check a batched-heads attention module (qkv, proj, n_head) against PyTorch's attention, at two lengths; with
+    config, also its dropout rates and the size of its mask against config.dropout and config.block_size."""
     torch.manual_seed(0)
-    name = type(attn).__name__
+    name, real = type(attn).__name__, copy.deepcopy(attn).eval()
     try:
-        attn, C, nh, block = copy.deepcopy(attn).eval(), attn.proj.in_features, attn.n_head, attn.tril.shape[0]
+        attn, C, nh = copy.deepcopy(attn).eval(), attn.proj.in_features, attn.n_head
     except AttributeError as e:
-        raise CheckFailed(f"{name} lacks a part this check reads ({e}): keep qkv, proj, n_head and tril") from None
-    with torch.no_grad():
-        attn.proj.weight.copy_(torch.eye(C))
-        if attn.proj.bias is not None:
-            attn.proj.bias.zero_()
+        raise CheckFailed(f"{name} lacks a part this check reads ({e}): keep qkv, proj and n_head") from None
+    width = tril.shape[-1] if isinstance(tril := getattr(attn, "tril", None), torch.Tensor) else None  # None: no mask buffer
+    block = config.block_size if config else width or 8
+    check(width is None or width >= block, f"{name}.tril is {width} wide, less than block_size = {block}: the mask "
+          "needs a row and a column for every position of the context")
+    rates = sorted({m.p for m in attn.modules() if isinstance(m, nn.Dropout)} | ({attn.dropout_p} if hasattr(attn, "dropout_p") else set()))
+    check(not config or rates == [config.dropout], f"{name}'s dropout rates are {rates}, though config.dropout = "
+          f"{config and config.dropout}: every rate comes from the configuration")
+    with torch.no_grad():  # proj the identity: the output is the heads side by side
+        _ = attn.proj.weight.copy_(torch.eye(C)), attn.proj.bias is None or attn.proj.bias.zero_()
     for B, T in ((2, block), (3, max(1, block // 2 - 1))):
         heads = lambda t: t.view(B, T, nh, C // nh).transpose(1, 2)  # (B, T, C) -> (B, nh, T, hs)
         x = torch.randn(B, T, C)
         try:
             with torch.no_grad():
                 q, k, v = (heads(t) for t in attn.qkv(x).split(C, dim=2))
-                y, again = attn(x), attn(x)
+                y, again, out = attn(x), attn(x), real(x)
         except Exception as e:
             raise CheckFailed(f"{name} fails on x of shape (B, T, C) = {(B, T, C)} with {type(e).__name__}: "
-                              f"{str(e).splitlines()[0]} (check split, view, transpose and the join)") from None
+                              f"{str(e).splitlines()[0]} (" + ("is something sized by block_size where T belongs, "
+                              "tril[:T, :T]?)" if T < block else "check split, view, transpose and the join)")) from None
         check(y.shape == x.shape, f"{name} turns x of shape {tuple(x.shape)} into {tuple(y.shape)}, not (B, T, C): "
               "the heads must be joined back side by side")
+        check(bool(torch.isfinite(y).all()), f"{name} gives nan or inf at T = {T}: a row of the mask leaves nothing to "
+              "attend to (every position must see itself and the past)")
         check(torch.equal(y, again), f"{name} gives a different output each call in eval() mode: dropout is "
               "applied outside training (pass dropout_p only while self.training)")
+        check(torch.allclose(out, real.proj(y), atol=1e-5), f"{name}'s output is not its proj applied to the heads "
+              "side by side: the output projection comes last, before the output dropout")
         ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
         check(nh == 1 or T == 1 or torch.allclose(heads(y), ref, atol=1e-5)
               or not torch.allclose(y.reshape(B, nh, T, C // nh), ref, atol=1e-5),
@@ -518,24 +548,26 @@ def check_causal_self_attention(attn):
         mistake = attention_diagnosis(heads(y), q, k, v, C)
         check(mistake is None, f"{name} is not causal self-attention at T = {T}: {mistake} "
               "(if that does not fit, check the view and transpose that split and join the heads)")
-    check_dropout_in_training(attn.train(), name, block, C)
+    check_dropout_in_training(attn.train(), name, block, C, real.train())
     return Passed(f"{name}: passed (every head equals F.scaled_dot_product_attention)")
 
 
-def check_dropout_in_training(attn, name, T, C):
-    """In training mode with dropout > 0: fresh draws each call, the output dropout zeroes entries, and the
-    attention dropout makes the kept entries more than the eval() output rescaled (proj is the identity)."""
+def check_dropout_in_training(attn, name, T, C, real):
+    """In training mode with dropout > 0: fresh draws each call, the output dropout zeroes entries after the real proj,
+    and the attention dropout makes the kept entries more than the eval() output rescaled (attn's proj is the identity)."""
     p = max([getattr(attn, "dropout_p", 0.0) or 0.0] + [m.p for m in attn.modules() if isinstance(m, nn.Dropout)])
-    if p == 0:
-        return
+    if p == 0: return
     x = torch.randn(4, T, C)
     with torch.no_grad():
-        y, again = attn(x), attn(x)
+        y, again, z = attempt(f"{name} in training mode", lambda: (attn(x), attn(x), real(x)), hint="PyTorch's words "
+                              "name the argument (the fused call's dropout_p is a float; is_causal=True is the mask)")
         attn.eval()
         ref = attn(x)
+    check(bool(torch.isfinite(y).all()), f"{name} gives nan or inf in training mode: a dropout before the softmax "
+          "turns masked scores (-inf) into nan; it belongs on the weights, after the softmax")
     check(not torch.equal(y, again), f"{name} gives the same output twice in training mode with dropout = {p}: "
           "no dropout is applied (on the attention weights and on the output, while self.training)")
-    late = y[:, 4:]  # (4, T - 4, C) positions that see five keys or more, so the attention dropout rarely empties a row
+    late = z[:, 4:]  # (4, T - 4, C) with the real proj: positions that see five keys or more
     check((late == 0).float().mean() > p / 4, f"{name}'s output has (almost) no zeros in training mode with dropout = "
           f"{p}: the dropout on the output, after proj, is missing")
     keep = (y != 0) & (ref.abs() > 1e-3)
@@ -547,7 +579,7 @@ def check_dropout_in_training(attn, name, T, C):
 
 # %%
 toy = GPTConfig(vocab_size=65, block_size=16, n_embd=64, n_head=4, n_layer=2, dropout=0.2)
-check_causal_self_attention(CausalSelfAttention(toy, flash=False))
+check_causal_self_attention(CausalSelfAttention(toy, flash=False), toy)
 
 
 # %% [markdown]
@@ -559,7 +591,7 @@ check_causal_self_attention(CausalSelfAttention(toy, flash=False))
 # `(T, T)` weights to memory. The same check as above, with `flash=True`:
 
 # %%
-check_causal_self_attention(CausalSelfAttention(toy, flash=True))
+check_causal_self_attention(CausalSelfAttention(toy, flash=True), toy)
 
 # %% [markdown]
 # The fast model is the lecture's with this attention in every block: the same parameters, so the
@@ -580,14 +612,15 @@ class FastGPT(GPTLanguageModel):
     def __init__(self, config, flash=True):
         super().__init__(config)
         self.blocks = nn.Sequential(*[FastBlock(config, flash) for _ in range(config.n_layer)])
-        self.blocks.apply(self._init_weights)
+        self.blocks.apply(_init_weights)
 
 
 # %%
 torch.manual_seed(1337)
 count = lambda m: sum(p.numel() for p in m.parameters())
 print(f"lecture {count(GPTLanguageModel(toy)):,} parameters, fast {count(FastGPT(toy)):,}")
-assert count(GPTLanguageModel(toy)) == count(FastGPT(toy))
+check(count(GPTLanguageModel(toy)) == count(FastGPT(toy)), "FastGPT does not hold the lecture's number of parameters: "
+      "CausalSelfAttention holds what the heads and proj it replaces hold (qkv without a bias, proj with one)")
 
 # %% [markdown]
 # ## The device and the sizes
@@ -942,9 +975,9 @@ show(fig, 'speed')
 # A row counts as faster than the one above only when its median lies outside the spread of the
 # rounds (on a busy 2-core CPU the rounds of one variant can differ by several milliseconds). In the
 # stored run (a 2-core CPU, float32 throughout) no single change was clearly faster than the row
-# before, but all the eager ones together were: 1.20x the lecture's tokens per second, beyond the
-# lecture's spread (81.7 to 88.6 ms). The compiled step was slower than the eager one before it (95.7
-# against 72.2 ms), though not beyond that row's spread, which one slow round (87.0 ms) widened.
+# before, but all the eager ones together were: the fastest (fused AdamW) gave 1.22x the lecture's tokens
+# per second, beyond the lecture's spread (108.7 to 119.2 ms). The compiled step was clearly slower than
+# the eager one before it (124.7 against 95.6 ms, beyond that row's spread of 89.4 to 102.2 ms).
 
 # %% [markdown]
 # ## Summary

@@ -371,6 +371,14 @@ class Block(nn.Module):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 04's model: the GPT and its generate (folded)
+def _init_weights(module):
+    """normal(0, 0.02) weights for every Linear and Embedding, zero biases: gpt.py's initialisation."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        torch.nn.init.zeros_(module.bias)
+
+
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
 
@@ -382,13 +390,7 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
+        self.apply(_init_weights)
 
     def embed(self, idx):
         """Token plus position embeddings (B, T, C) of idx (B, T)."""
@@ -425,6 +427,14 @@ GPTLanguageModel.generate = generate
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 05's fast model: batched heads and scaled_dot_product_attention (folded)
+def attention_by_hand(q, k, v, tril, dropout):
+    """The lecture's Head for all heads at once: q, k, v (B, nh, T, hs) -> (B, nh, T, hs), dropout on the weights."""
+    T = q.shape[-2]
+    wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
+    wei = wei.masked_fill(tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
+    return dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
 
@@ -433,21 +443,18 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
         self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = nn.Dropout(config.dropout)  # on the attention weights
+        self.dropout = nn.Dropout(config.dropout)  # on the output
         self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
+        if self.flash:  # scores, mask, softmax, dropout and the weighted sum in one fused call
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0)
         else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+            y = attention_by_hand(q, k, v, self.tril, self.attn_dropout)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
         return self.dropout(self.proj(y))
 
@@ -466,7 +473,7 @@ class FastGPT(GPTLanguageModel):
     def __init__(self, config, flash=True):
         super().__init__(config)
         self.blocks = nn.Sequential(*[FastBlock(config, flash) for _ in range(config.n_layer)])
-        self.blocks.apply(self._init_weights)
+        self.blocks.apply(_init_weights)
 
 
 # %% jupyter={"source_hidden": true} cellView="form"

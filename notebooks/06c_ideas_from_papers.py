@@ -289,6 +289,14 @@ class Block(nn.Module):
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 04's model: the GPT and its generate (folded)
+def _init_weights(module):
+    """normal(0, 0.02) weights for every Linear and Embedding, zero biases: gpt.py's initialisation."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        torch.nn.init.zeros_(module.bias)
+
+
 class GPTLanguageModel(nn.Module):
     """A decoder-only Transformer over characters."""
 
@@ -300,13 +308,7 @@ class GPTLanguageModel(nn.Module):
         self.blocks = nn.Sequential(*[Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)  # final layer norm
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
+        self.apply(_init_weights)
 
     def embed(self, idx):
         """Token plus position embeddings (B, T, C) of idx (B, T)."""
@@ -343,6 +345,14 @@ GPTLanguageModel.generate = generate
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title Notebook 05's fast model: batched heads and scaled_dot_product_attention (folded)
+def attention_by_hand(q, k, v, tril, dropout):
+    """The lecture's Head for all heads at once: q, k, v (B, nh, T, hs) -> (B, nh, T, hs), dropout on the weights."""
+    T = q.shape[-2]
+    wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
+    wei = wei.masked_fill(tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
+    return dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
 
@@ -351,21 +361,18 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
         self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = nn.Dropout(config.dropout)  # on the attention weights
+        self.dropout = nn.Dropout(config.dropout)  # on the output
         self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
+        if self.flash:  # scores, mask, softmax, dropout and the weighted sum in one fused call
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0)
         else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+            y = attention_by_hand(q, k, v, self.tril, self.attn_dropout)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
         return self.dropout(self.proj(y))
 
@@ -384,7 +391,7 @@ class FastGPT(GPTLanguageModel):
     def __init__(self, config, flash=True):
         super().__init__(config)
         self.blocks = nn.Sequential(*[FastBlock(config, flash) for _ in range(config.n_layer)])
-        self.blocks.apply(self._init_weights)
+        self.blocks.apply(_init_weights)
 
 
 # %% jupyter={"source_hidden": true} cellView="form"
@@ -817,7 +824,7 @@ class RoPEGPT(FastGPT):
         del self.position_embedding_table
         for block in self.blocks:
             block.sa = RotaryAttention(config, flash)
-        self.blocks.apply(self._init_weights)
+        self.blocks.apply(_init_weights)
 
     def embed(self, idx):
         return self.token_embedding_table(idx)  # (B, T, C): the positions enter in the attention instead
@@ -912,9 +919,10 @@ show(fig, 'race')
 # reaches too (the same code, settings and seed). Against it GELU ended 0.0523 worse, weight tying
 # 0.0040 worse (with fewer parameters), and RoPE 0.0424 better (with no position table at all).
 # Notebook 05c's three seeds of the unchanged race land within 1.68–1.70, a spread of about 0.01: from
-# one run each, GELU's loss and RoPE's gain are larger than that, tying's is not. GELU and tying cost
-# no time on a CPU (66.4 to 68.7 s against 68.0 s); RoPE took 71.8 s, about 6% more for its extra
-# rotations, though one run each cannot tell a small cost from this machine's noise.
+# one run each, GELU's loss and RoPE's gain are larger than that, tying's is not. The four took 79.4 s
+# (unchanged), 80.3 s (GELU), 86.7 s (tying) and 90.9 s (RoPE): RoPE's extra rotations may cost a little,
+# but weight tying, which adds no work, took 9% longer too, so one run each on this machine cannot tell
+# such differences from its noise.
 #
 # Notebook 05 gives the band in which correct CPU races land across seeds. A difference smaller than
 # that band is wide, from one run of each model, is not evidence either way: run each variant with a

@@ -452,6 +452,14 @@ class FeedForward(nn.Module):
         return self.net(x)  # (B, T, C)
 
 
+def attention_by_hand(q, k, v, tril, dropout):
+    """The lecture's Head for all heads at once: q, k, v (B, nh, T, hs) -> (B, nh, T, hs), dropout on the weights."""
+    T = q.shape[-2]
+    wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
+    wei = wei.masked_fill(tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
+    return dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with one fused qkv linear and the heads as a batch dimension."""
 
@@ -460,21 +468,18 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.dropout_p, self.flash = config.n_head, config.dropout, flash
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)  # query, key, value of all heads
         self.proj = nn.Linear(config.n_embd, config.n_embd)
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = nn.Dropout(config.dropout)  # on the attention weights
+        self.dropout = nn.Dropout(config.dropout)  # on the output
         self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)
 
     def forward(self, x):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.flash:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               dropout_p=self.dropout_p if self.training else 0.0)  # (B, nh, T, hs)
+        if self.flash:  # scores, mask, softmax, dropout and the weighted sum in one fused call
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0)
         else:
-            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)
-            y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v  # (B, nh, T, hs)
+            y = attention_by_hand(q, k, v, self.tril, self.attn_dropout)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C) the heads side by side again
         return self.dropout(self.proj(y))  # (B, T, C)
 
@@ -785,15 +790,15 @@ show(fig, "bits_per_character")
 
 # %% [markdown]
 # **What it shows.** In the stored run (a 2-core CPU, 30 s of training each, three seeds) BPE with
-# 512 tokens ended at 2.442–2.485 bits per character (mean 2.465), BPE with 2,048 at 2.562–2.636
-# (2.598), characters at 2.710–2.761 (2.737). The three bands lie apart, so all three verdicts hold
-# beyond the seeds: BPE 512 is 0.272 bits per character (9.9%) below characters and 0.133 (5.1%)
-# below BPE 2,048, and BPE 2,048 is 0.139 (5.1%) below characters. In the plot the means keep
-# their order at every evaluation. Per *token* the order is the other way round: a character costs
-# 2.737 bits, a BPE 512 token 4.913, a BPE 2,048 token 7.300, since a token is more text. But a
-# BPE 2,048 token costs 2.7 times a character's bits and carries 2.81 characters, so divided by
-# them it comes to 2.598 bits per character; a BPE 512 token costs 1.8 times and carries 1.99
-# characters: 2.465, the lowest. Why the division comes out
+# 512 tokens ended at 2.519–2.662 bits per character (mean 2.568), BPE with 2,048 at 2.639–2.727
+# (2.684), characters at 2.831–2.847 (2.841). Both BPE bands lie apart from the characters' band, so
+# those verdicts hold beyond the seeds: BPE 512 is 0.273 bits per character (9.6%) below characters,
+# BPE 2,048 0.157 (5.5%). BPE 512's lead over BPE 2,048, 0.116 (4.3%), is no verdict: their bands
+# overlap. In the plot the means keep their order at every evaluation. Per *token* the order is the
+# other way round: a character costs 2.841 bits, a BPE 512 token 5.118, a BPE 2,048 token 7.542, since
+# a token is more text. But a BPE 2,048 token costs 2.7 times a character's bits and carries 2.81
+# characters, so divided by them it comes to 2.684 bits per character; a BPE 512 token costs 1.8
+# times and carries 1.99 characters: 2.568, the lowest mean. Why the division comes out
 # as it does:
 #
 # - **A token sees more text.** Every model has a context of 64 tokens: 64 characters for the
@@ -801,15 +806,15 @@ show(fig, "bits_per_character")
 #   (2.81). Each step's batch of 32 × 64 tokens is that much more text too.
 # - **The embedding table grows.** At 2,048 tokens the token embedding and `lm_head` hold 526,336
 #   parameters, nearly as many as the three blocks' 593,664 (at 512: 131,584), and every step costs
-#   more: 411 steps in the 30 s, against 511 at 512 tokens and 551 on characters.
+#   more: 331 steps in the 30 s, against 451 at 512 tokens and 473 on characters.
 # - **Rare tokens get few updates.** Of the 2,048 tokens, 296 never occur in the training ids (the
 #   191 bytes Shakespeare never uses, and tokens that later merges swallowed whole) and 82 occur
 #   fewer than 10 times, so their rows barely learn; at 512 only the 191 unused bytes never occur,
 #   and 2 tokens occur fewer than 10 times.
 #
-# So on this budget the middle vocabulary wins: characters give too little text per step and per
-# context; 2,048 tokens give more, but too few steps and too many rare rows cost them half of that
-# lead. With longer training the larger vocabulary's wider view may pay for its slower steps
+# So on this budget both vocabularies of tokens beat characters, which give too little text per step
+# and per context; 2,048 tokens give more text still, but too few steps and too many rare rows cost
+# them part of that lead: their mean ends above 512's, though within its band. With longer training the larger vocabulary's wider view may pay for its slower steps
 # (exercise 1). The comparison is fair to all three: bits per character on the same 111,540
 # validation characters, whatever the tokens (the last partial chunk of each split, under 64
 # tokens, is left out of the mean loss).
@@ -819,12 +824,12 @@ show(fig, "bits_per_character")
 # - Losses per token do not compare across vocabularies; bits per character do: the loss in bits
 #   per token divided by the characters per token, on the same validation text.
 # - Notebook 05's race model, trained for 30 s on a CPU on each, reached the fewest bits per
-#   character on 512 BPE tokens: 9.9% below characters and 5.1% below 2,048 tokens, its band of
-#   three seeds apart from both. BPE 2,048 ended 5.1% below characters, its band apart from theirs
-#   too.
+#   character (mean of three seeds) on 512 BPE tokens: 9.6% below characters, its band apart from
+#   theirs. BPE 2,048 ended 5.5% below characters, apart too; BPE 512's mean is 4.3% below BPE
+#   2,048's, but their bands overlap: no verdict between the two vocabularies.
 # - A token carries more text per position and per step; a larger vocabulary costs steps (its
-#   embedding and head) and leaves rare tokens undertrained; on this budget those costs take half
-#   of the 2,048-token vocabulary's lead.
+#   embedding and head) and leaves rare tokens undertrained; on this budget those costs keep the
+#   2,048-token vocabulary's mean above 512's.
 #
 # ## Exercises
 #

@@ -9,7 +9,7 @@ import pathlib
 import pytest
 import torch
 
-from notebook_code import NOTEBOOKS, load
+from notebook_code import source_of, NOTEBOOKS, load
 
 TRAIN = torch.arange(400) % 61          # a stand-in training split: consecutive ids
 VAL = (torch.arange(200) * 7) % 61      # a validation split whose chunks are not chunks of TRAIN
@@ -76,7 +76,7 @@ def loss_cell(found):
 
 GET_BATCH_Y = "y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])     # (B, T)"
 GET_BATCH_X = "x = torch.stack([data[i:i + block_size] for i in ix])             # (B, T)"
-RESTORE = "        self.train(was_training)\n        return idx"
+RESTORE = "    self.train(was_training)\n    return idx"
 LOSS = "loss = F.cross_entropy(logits.view(B * T, C), targets.view(B * T))"
 STEP = "    optimizer.zero_grad(set_to_none=True)\n    loss.backward()\n    optimizer.step()\n    return loss"
 EVAL_END = "        out[split] = losses.mean().item()\n    model.train()\n    return out"
@@ -96,16 +96,16 @@ MISTAKES = {  # name: (the learner's edits, the check that follows, what its sen
     "training batches from the validation split": ([("data = train_data if split == 'train' else val_data",
                                                      "data = val_data if split == 'train' else train_data")],
                                                    batch, "not a chunk of the training split"),
-    "generate always ends in training mode": ([(RESTORE, "        self.train()\n        return idx")], generate,
+    "generate always ends in training mode": ([(RESTORE, "    self.train()\n    return idx")], generate,
                                               "left a model in eval mode in training mode"),
-    "generate never restores the mode": ([(RESTORE, "        return idx")], generate, "left a model in training mode in eval mode"),
+    "generate never restores the mode": ([(RESTORE, "    return idx")], generate, "left a model in training mode in eval mode"),
     "softmax over the batch in generate": ([("probs = F.softmax(logits[:, -1, :], dim=-1)", "probs = F.softmax(logits[:, -1, :], dim=0)")],
                                            generate, "the softmax over the last dimension"),
     "multinomial on raw logits": ([("idx_next = torch.multinomial(probs, num_samples=1)", "idx_next = torch.multinomial(logits[:, -1, :], num_samples=1)")],
                                   generate, "torch.multinomial needs probabilities"),
     "new token appended to the batch axis": ([("idx = torch.cat((idx, idx_next), dim=1)", "idx = torch.cat((idx, idx_next), dim=0)")],
                                              generate, "append one token per step"),
-    "generate returns the new tokens only": ([(RESTORE, "        self.train(was_training)\n        return idx[:, 1:]")],
+    "generate returns the new tokens only": ([(RESTORE, "    self.train(was_training)\n    return idx[:, 1:]")],
                                              generate, "append one token per step"),
     "cross-entropy on unflattened logits": ([(LOSS, "loss = F.cross_entropy(logits, targets)")], loss_cell, "m(xb, yb) raised"),
     "targets flattened in another order": ([(LOSS, "loss = F.cross_entropy(logits.view(B * T, C), targets.T.reshape(B * T))")],
@@ -171,7 +171,7 @@ tokenizer_cell = run_cell('print(encode("hii there"))', drop=("stoi", "itos", "e
 batch_cell = run_cell("check_batch(*attempt(")
 estimate_cell = run_cell("check_evaluation(estimate_loss")
 IX = "ix = torch.randint(len(data) - block_size, (batch_size,))         # (B,)"
-GEN_END = "            idx = torch.cat((idx, idx_next), dim=1)              # (B, T+1)\n        self.train(was_training)"
+GEN_END = "        idx = torch.cat((idx, idx_next), dim=1)              # (B, T+1)\n    self.train(was_training)"
 
 MISTAKES.update({  # the cold learner's hunt (cold13)
     "stoi numbered from 1": ([("stoi = {ch: i for i, ch in enumerate(chars)}", "stoi = {ch: i + 1 for i, ch in enumerate(chars)}")],
@@ -216,10 +216,26 @@ MISTAKES.update({  # the cold learner's hunt (cold13)
     "split_loss with inputs and targets swapped": ([("model(data[None, :-1].to(device), data[None, 1:].to(device))",
                                                      "model(data[None, 1:].to(device), data[None, :-1].to(device))")],
                                                    evaluation("split_loss"), "targets that are not its inputs one step on"),
-    "generate restores the mode inside the loop": ([(GEN_END, GEN_END.replace("\n        self.train", "\n            self.train"))],
+    "generate restores the mode inside the loop": ([(GEN_END, GEN_END.replace("\n    self.train", "\n        self.train"))],
                                                    generate, "restore the mode after the loop, not inside it"),
-    "generate without @torch.no_grad()": ([("    @torch.no_grad()\n    def generate", "    def generate")], generate,
+    "generate without @torch.no_grad()": ([("@torch.no_grad()\ndef generate", "def generate")], generate,
                                           "decorate it with @torch.no_grad()"),
+})
+
+ATT = "BigramLanguageModel.generate = generate  # a method of the class, as if written inside it"
+attach_cell = run_cell("method = getattr(probe, \"generate\", None)")
+
+
+GENERATE = source_of("01_bigram", "generate")  # the function with its decorator, as its own cell holds it
+LECTURE_WAY = [("@torch.no_grad()\n" + GENERATE + "\n\n\n" + ATT + "\n", ""),  # 01-g: written inside the class instead
+               ("        return logits, loss\n", "        return logits, loss\n\n    @torch.no_grad()\n" + "".join(
+                   "    " + line if line.strip() else line for line in GENERATE.splitlines(keepends=True)) + "\n")]
+CORRECT["01-g generate inside the class, as the lecture writes it"] = (LECTURE_WAY, attach_cell)
+
+MISTAKES.update({  # session 7: generate has a cell of its own and is attached to the class (cold_s7.md)
+    "01-1 the attach line left out": ([(ATT, "")], attach_cell, "m.generate is not a method of the model"),
+    "01-29 attached under another name": ([(ATT, "BigramLanguageModel.sample = generate")], attach_cell,
+                                          "m.generate is not a method of the model"),
 })
 
 CORRECT.update({
@@ -258,3 +274,12 @@ def test_a_correct_variant_passes(variant, small_text):
 
 def test_the_hunt_has_fifteen_mistakes_at_least():
     assert len(MISTAKES) >= 15
+
+
+@pytest.mark.parametrize("wrap", [staticmethod, classmethod])  # 01-14 (cold_s7.md): m.generate would not be generate
+def test_generate_attached_as_another_kind_of_method_is_named(wrap, small_text):
+    found = ns()
+    found["BigramLanguageModel"].generate = wrap(found["generate"])
+    with pytest.raises(AssertionError) as caught:
+        attach_cell(found)
+    assert type(caught.value).__name__ == "CheckFailed" and "m.generate is not a method of the model" in str(caught.value)

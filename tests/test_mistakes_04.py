@@ -161,7 +161,7 @@ CORRECT_VARIANTS = {  # a learner's correct code: every check after it must stil
                             "        x = self.ln1(x + self.sa(x))  # (B, T, C)\n        x = self.ln2(x + self.ffwd(x))  # (B, T, C)")], "block"),
     "the lecture's view-based loss": ([("F.cross_entropy(logits.flatten(0, 1), targets.flatten())", "F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))")], "model"),
     "a bias-free lm_head": ([("self.lm_head = nn.Linear(config.n_embd, config.vocab_size)", "self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)")], "parameters"),
-    "a tied lm_head": ([("        self.apply(self._init_weights)\n\n    def _init_weights", "        self.apply(self._init_weights)\n        self.lm_head.weight = self.token_embedding_table.weight\n\n    def _init_weights")], "parameters"),
+    "a tied lm_head": ([("        self.apply(_init_weights)\n", "        self.apply(_init_weights)\n        self.lm_head.weight = self.token_embedding_table.weight\n")], "parameters"),
     "split_loss with reshape": ([("x, y = data[:n].view(-1, block_size), data[1:n + 1].view(-1, block_size)", "x, y = data[:n].reshape(-1, block_size), data[1:n + 1].reshape(-1, block_size)")], "losses"),
     "estimate_loss restoring the mode it found": ([("    out = {}\n    model.eval()", "    out, was = {}, model.training\n    model.eval()"),
                                                     ("        out[split] = losses.mean().item()\n    model.train()\n", "        out[split] = losses.mean().item()\n    model.train(was)\n")], "losses"),

@@ -6,7 +6,7 @@ The mistakes in the race's pieces (the schedule, the optimizer) moved with the r
 import pytest
 import torch
 
-from notebook_code import load
+from notebook_code import cell_statements, load
 
 NOTEBOOK = "05_fast_gpt"
 
@@ -38,7 +38,7 @@ def copied_model(ns):
 def attention(flash):
     def run(ns):
         toy = ns["GPTConfig"](vocab_size=65, block_size=16, n_embd=64, n_head=4, n_layer=2, dropout=0.2)
-        return ns["check_causal_self_attention"](ns["CausalSelfAttention"](toy, flash=flash))
+        return ns["check_causal_self_attention"](ns["CausalSelfAttention"](toy, flash=flash), toy)
     return run
 
 
@@ -55,7 +55,7 @@ SPLIT = "q, k, v = self.qkv(x).split(C, dim=2)  # (B, T, C) each"
 HEADS = "q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))"
 JOIN = "y = y.transpose(1, 2).contiguous().view(B, T, C)"
 SCORES = "wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5  # (B, nh, T, T)"
-MASK = "            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)\n"
+MASK = "    wei = wei.masked_fill(tril[:T, :T] == 0, float('-inf'))  # (B, nh, T, T)\n"
 LR = "    for group in optimizer.param_groups:\n        group['lr'] = lr\n"
 ZERO = "    optimizer.zero_grad(set_to_none=True)\n    scaler.scale(loss).backward()\n"
 UNSCALE = "        scaler.unscale_(optimizer)  # the true gradients, so that the clip sees their real norm\n"
@@ -64,7 +64,7 @@ UPDATE = "    scaler.update()  # halve the scale after an overflow, double it af
 
 MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what its sentence says)
     # the eval() calls agree without dropout, so only a training-mode probe with dropout > 0 sees it gone
-    "by hand: attention dropout removed": ([("y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v", "y = F.softmax(wei, dim=-1) @ v")],
+    "by hand: attention dropout removed": ([("return dropout(F.softmax(wei, dim=-1)) @ v", "return F.softmax(wei, dim=-1) @ v")],
                                            attention(False), "drops no attention weights in training mode"),
     "fused: dropout_p never passed": ([("dropout_p=self.dropout_p if self.training else 0.0)", "dropout_p=0.0)")],
                                       attention(True), "drops no attention weights in training mode"),
@@ -85,9 +85,9 @@ MISTAKES = {  # name: (the learner's edit as (old, new) pairs, the check, what i
                                               attention(True), "check split, view, transpose and the join"),
     "attention dropout also in eval mode": ([("dropout_p=self.dropout_p if self.training else 0.0)", "dropout_p=self.dropout_p)")],
                                             attention(True), "dropout is applied outside training"),
-    "by hand: scores scaled by C": ([(SCORES, SCORES.replace("k.shape[-1]**-0.5", "C**-0.5"))], attention(False),
+    "by hand: scores scaled by C": ([(SCORES, SCORES.replace("k.shape[-1]**-0.5", "(k.shape[1] * k.shape[-1])**-0.5"))], attention(False),
                                     "scaled by C**-0.5"),
-    "by hand: softmax over dim=-2": ([("y = self.attn_dropout(F.softmax(wei, dim=-1)) @ v", "y = self.attn_dropout(F.softmax(wei, dim=-2)) @ v")],
+    "by hand: softmax over dim=-2": ([("return dropout(F.softmax(wei, dim=-1)) @ v", "return dropout(F.softmax(wei, dim=-2)) @ v")],
                                      attention(False), "the softmax runs over the wrong dimension"),
     "by hand: no mask": ([(MASK, "")], attention(False), "there is no causal mask"),
     "batch positions without the + 1": ([("pos = ix + torch.arange(block_size + 1, device=data.device)",
@@ -145,6 +145,52 @@ CORRECT = {  # name: (a variant a learner may write, the check)
                                       "chunk = torch.stack([data[i:i + block_size + 1] for i in ix.flatten().tolist()])  # (B, T+1)")],
                                     batches),
 }
+
+SDPA = "y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout_p if self.training else 0.0)"
+TRIL = "self.register_buffer('tril', torch.tril(torch.ones(config.block_size, config.block_size)), persistent=False)"
+
+
+def parameters(ns):  # the cell after FastGPT, replayed as written
+    ns["toy"] = ns["GPTConfig"](vocab_size=65, block_size=16, n_embd=64, n_head=4, n_layer=2, dropout=0.2)
+    exec(cell_statements(NOTEBOOK, "check(count(GPTLanguageModel(toy)) == count(FastGPT(toy))"), ns)
+    return "passed"
+
+
+MISTAKES.update({  # session 7's cold reader (dev/results/mistake_hunt/cold_s7.md)
+    "05-57 nanoGPT's dropout_p=self.dropout, here the module": ([(SDPA, SDPA.replace("dropout_p=self.dropout_p", "dropout_p=self.dropout"))],
+                                                                attention(True), "in training mode raised TypeError"),
+    "05-28 a mask given with is_causal": ([(SDPA, SDPA.replace("is_causal=True", "attn_mask=self.tril[:T, :T] == 1, is_causal=True"))],
+                                          attention(True), "in training mode raised"),
+    "05-51 the mask keeps the future instead": ([(MASK, MASK.replace("== 0", "== 1"))], attention(False), "gives nan or inf"),
+    "05-34 tril sized by n_head": ([(TRIL, TRIL.replace("torch.ones(config.block_size, config.block_size)", "torch.ones(config.n_head, config.n_head)"))],
+                                   attention(False), "tril is 4 wide, less than block_size = 16"),
+    "05-48 proj skipped": ([("return self.dropout(self.proj(y))", "return self.dropout(y)")], attention(True),
+                           "is not its proj applied to the heads"),
+    "05-42 a hard-coded attention dropout": ([("self.attn_dropout = nn.Dropout(config.dropout)", "self.attn_dropout = nn.Dropout(0.1)")],
+                                             attention(False), "dropout rates are [0.1, 0.2], though config.dropout = 0.2"),
+    "05-49 qkv with a bias": ([("self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)", "self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)")],
+                              parameters, "does not hold the lecture's number of parameters"),
+})
+MISTAKES.update({  # session 7's second cold reader (cold_s7b.md)
+    "05-l the output dropout before proj": ([("return self.dropout(self.proj(y))", "return self.proj(self.dropout(y))")], attention(True),
+                                            "the dropout on the output, after proj, is missing"),
+    "05-m dropout on the scores, before the softmax": ([("return dropout(F.softmax(wei, dim=-1)) @ v", "return F.softmax(dropout(wei), dim=-1) @ v")],
+                                                      attention(False), "a dropout before the softmax"),
+    "05-n the whole mask, not tril[:T, :T]": ([("masked_fill(tril[:T, :T] == 0", "masked_fill(tril == 0")], attention(False),
+                                              "is something sized by block_size where T belongs"),
+})
+CORRECT.update({
+    "05-ae the mask made in forward, no buffer": ([(TRIL, ""), ("attention_by_hand(q, k, v, self.tril, self.attn_dropout)",
+                                                              "attention_by_hand(q, k, v, torch.tril(torch.ones(T, T, device=x.device)), self.attn_dropout)")],
+                                                  attention(False)),
+    "05-ag nanoGPT's buffer name, bias": ([(TRIL, TRIL.replace("'tril'", "'bias'")), ("attention_by_hand(q, k, v, self.tril, self.attn_dropout)",
+                                                                                    "attention_by_hand(q, k, v, self.bias, self.attn_dropout)")], attention(False)),
+    "05-36 nanoGPT's 4-D mask": ([(TRIL, TRIL.replace("config.block_size)), persistent=False)",
+                                                  "config.block_size)).view(1, 1, config.block_size, config.block_size), persistent=False)")),
+                                  ("masked_fill(tril[:T, :T] == 0", "masked_fill(tril[:, :, :T, :T] == 0")], attention(False)),
+    "q, k, v by chunk": ([(SPLIT, "q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, T, C) each")], attention(True)),
+    "the parameter count as written": ([], parameters),
+})
 
 
 @pytest.mark.parametrize("mistake", list(MISTAKES))
