@@ -525,6 +525,7 @@ BigramLanguageModel.generate = generate  # a method of the class, as if written 
 # position), and one with probabilities 0.5 / 0.3 / 0.2 (so the frequencies must match them, which
 # an `argmax` would not). It also checks the shape, that the model runs in eval mode without
 # gradients, and that `generate` hands the model back in the mode it found it (training or eval).
+# First the cell checks that `m.generate` is a method of the model, then runs `check_generate` on it.
 # The folded cell also holds the checks of the training step and of the loss estimate used below.
 
 # %% jupyter={"source_hidden": true} cellView="form"

@@ -498,8 +498,8 @@ class CausalSelfAttention(nn.Module):
 # %% [markdown]
 # **Check.** With the output projection set to the identity, the output is the heads side by side;
 # each must equal PyTorch's own `F.scaled_dot_product_attention` on its queries, keys and values, at
-# the full context and a shorter one, and two calls in `eval()` mode must agree. If not, the check
-# names the likely mistake (mask, scale, softmax axis, values, or the `view`s that split and join).
+# the full context and a shorter one; `proj` comes last, the dropout rates are `config.dropout`, and
+# the likely mistake is named (mask, scale, softmax axis, values, the `view`s that split and join).
 
 # %% jupyter={"source_hidden": true} cellView="form"
 #@title The check of CausalSelfAttention (folded: open it to see how it works)
