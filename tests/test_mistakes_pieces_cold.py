@@ -149,6 +149,10 @@ MISTAKES_03C = {  # id: ([(old, new)] in 03c, the first check of 03c's order tha
                                              "two Linear layers of one shape start with the same weights"),
     "03c-25 normal_ on a weight autograd tracks": ([("torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)", "module.weight.normal_(0.0, 0.02)")],
                                                    "init", "change weights with nn.init"),
+    "03c-1 apply before the blocks are built": ([("        self.apply(_init_weights)\n", ""),
+                                                 ("        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)\n",
+                                                  "        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)\n"
+                                                  "        self.apply(_init_weights)\n")], "initial", "comes after every layer is built"),
     "03c-m the bias removed": ([("        torch.nn.init.zeros_(module.bias)", "        module.bias = None")], "init",
                                "every bias starts at zero, kept as it is"),
     "03c-d nanoGPT's scaled init of the projections": ([("        self.apply(_init_weights)\n", "        self.apply(_init_weights)\n"
